@@ -1,0 +1,337 @@
+//! The change feed: one change per write, in commit order, resumable.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use datastore_core::{
+    Batch, Change, ChangeOp, Datastore, Error, FeedCursor, FeedEvent, Kind, LogId, Precondition,
+    Profile, Retention,
+};
+use futures::StreamExt;
+
+use crate::support::*;
+
+async fn all_since(ds: &Arc<dyn Datastore>, from: FeedCursor) -> Vec<Change> {
+    let mut out = Vec::new();
+    let mut cursor = from;
+    loop {
+        let page = ds.changes().since(cursor, 7).await.unwrap();
+        match page.last() {
+            Some(last) => cursor = last.cursor(),
+            None => return out,
+        }
+        out.extend(page);
+    }
+}
+
+#[track_caller]
+fn assert_strictly_increasing(changes: &[Change]) {
+    for w in changes.windows(2) {
+        assert!(
+            w[0].seq < w[1].seq,
+            "changes out of order: {} then {}",
+            w[0].seq,
+            w[1].seq
+        );
+    }
+}
+
+/// Every committed write yields exactly one change with its revision.
+pub async fn one_change_per_write(ds: Arc<dyn Datastore>) {
+    let v1 = profile(&ds, "alice").await;
+    let v2 = ds
+        .profiles()
+        .put(v1.value.clone(), v1.expect())
+        .await
+        .unwrap();
+    let deleted = ds
+        .profiles()
+        .delete(&v1.value.id, v2.expect())
+        .await
+        .unwrap();
+    let changes = ds.changes().since(FeedCursor::START, 100).await.unwrap();
+    assert_eq!(changes.len(), 3);
+    let id = v1.value.id.as_str();
+    assert!(
+        changes
+            .iter()
+            .all(|c| c.store == Kind::Profile && c.id == id)
+    );
+    assert_eq!(
+        changes
+            .iter()
+            .map(|c| (c.op, c.revision))
+            .collect::<Vec<_>>(),
+        [
+            (ChangeOp::Put, v1.revision),
+            (ChangeOp::Put, v2.revision),
+            (ChangeOp::Delete, deleted)
+        ]
+    );
+    assert_strictly_increasing(&changes);
+}
+
+/// Head is the cursor of the newest change.
+pub async fn head_tracks_latest(ds: Arc<dyn Datastore>) {
+    assert_eq!(ds.changes().head().await.unwrap(), FeedCursor::START);
+    profile(&ds, "a").await;
+    profile(&ds, "b").await;
+    let changes = ds.changes().since(FeedCursor::START, 100).await.unwrap();
+    assert_eq!(
+        ds.changes().head().await.unwrap(),
+        changes.last().unwrap().cursor()
+    );
+    assert!(
+        ds.changes()
+            .since(ds.changes().head().await.unwrap(), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// A rejected write adds no change.
+pub async fn failed_write_adds_no_change(ds: Arc<dyn Datastore>) {
+    let v = profile(&ds, "alice").await;
+    let head = ds.changes().head().await.unwrap();
+    let _ = ds
+        .profiles()
+        .put(v.value.clone(), Precondition::MustNotExist)
+        .await
+        .unwrap_err();
+    let _ = ds
+        .profiles()
+        .put(Profile::new("alice"), Precondition::Any)
+        .await
+        .unwrap_err();
+    let _ = ds
+        .profiles()
+        .delete(&"missing".into(), Precondition::Any)
+        .await
+        .unwrap_err();
+    assert_eq!(ds.changes().head().await.unwrap(), head);
+    assert!(ds.changes().since(head, 10).await.unwrap().is_empty());
+}
+
+/// Paging through `since` returns every change once, in order.
+pub async fn since_pages_in_order(ds: Arc<dyn Datastore>) {
+    for i in 0..30 {
+        profile(&ds, &format!("u{i}")).await;
+    }
+    let changes = all_since(&ds, FeedCursor::START).await;
+    assert_eq!(changes.len(), 30);
+    assert_strictly_increasing(&changes);
+    let names: HashSet<_> = changes.iter().map(|c| c.id.clone()).collect();
+    assert_eq!(names.len(), 30);
+}
+
+/// A subscription replays what was committed, then follows live writes.
+pub async fn subscribe_replays_then_follows(ds: Arc<dyn Datastore>) {
+    for i in 0..5 {
+        profile(&ds, &format!("before{i}")).await;
+    }
+    let mut stream = ds.changes().subscribe(FeedCursor::START);
+    let replayed = next_changes(&mut stream, 5).await;
+    for i in 0..3 {
+        profile(&ds, &format!("after{i}")).await;
+    }
+    let live = next_changes(&mut stream, 3).await;
+    let all: Vec<_> = replayed.into_iter().chain(live).collect();
+    assert_eq!(all, all_since(&ds, FeedCursor::START).await);
+}
+
+/// A subscription from a cursor starts right after it.
+pub async fn subscribe_from_cursor(ds: Arc<dyn Datastore>) {
+    for i in 0..5 {
+        profile(&ds, &format!("u{i}")).await;
+    }
+    let changes = ds.changes().since(FeedCursor::START, 100).await.unwrap();
+    let mut stream = ds.changes().subscribe(changes[2].cursor());
+    assert_eq!(next_changes(&mut stream, 2).await, changes[3..].to_vec());
+}
+
+/// With 8 concurrent writers, `since` and `subscribe` both see every change
+/// exactly once, in commit order.
+pub async fn concurrent_writers_no_gap_or_duplicate(ds: Arc<dyn Datastore>) {
+    const WRITERS: usize = 8;
+    const EACH: usize = 25;
+    let start = ds.changes().head().await.unwrap();
+    let mut stream = ds.changes().subscribe(start);
+    let subscriber = tokio::spawn(async move { next_changes(&mut stream, WRITERS * EACH).await });
+    let poller = {
+        let ds = ds.clone();
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let mut cursor = start;
+            let deadline = tokio::time::Instant::now() + LIVE_TIMEOUT;
+            while seen.len() < WRITERS * EACH {
+                assert!(tokio::time::Instant::now() < deadline, "poller timed out");
+                let page = ds.changes().since(cursor, 7).await.unwrap();
+                if let Some(last) = page.last() {
+                    cursor = last.cursor();
+                } else {
+                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                }
+                seen.extend(page);
+            }
+            seen
+        })
+    };
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let ds = ds.clone();
+        writers.push(tokio::spawn(async move {
+            for i in 0..EACH {
+                profile(&ds, &format!("w{w}-{i}")).await;
+            }
+        }));
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    let subscribed = subscriber.await.unwrap();
+    let polled = poller.await.unwrap();
+    let committed = all_since(&ds, start).await;
+    assert_eq!(committed.len(), WRITERS * EACH);
+    assert_strictly_increasing(&committed);
+    assert_eq!(
+        subscribed, committed,
+        "the subscription saw every change once, in order"
+    );
+    assert_eq!(polled, committed, "since saw every change once, in order");
+}
+
+/// A subscriber that stops reading gets Lagged, then resumes from its cursor
+/// without a gap or a duplicate.
+pub async fn lagged_then_resume(ds: Arc<dyn Datastore>) {
+    let buffer = ds.capabilities().subscriber_buffer;
+    let start = ds.changes().head().await.unwrap();
+    let mut stream = ds.changes().subscribe(start);
+    profile(&ds, "first").await;
+    let mut received = next_changes(&mut stream, 1).await;
+    // Stop reading while more changes commit than the buffer holds.
+    let total = buffer + 50;
+    let mut written = 0;
+    while written < total {
+        let mut batch = Batch::new();
+        for _ in 0..100.min(total - written) {
+            batch = batch.put(Profile::new(format!("p{written}")), Precondition::Any);
+            written += 1;
+        }
+        ds.apply(batch).await.unwrap();
+    }
+    let mut resume_from = None;
+    while resume_from.is_none() {
+        let item = tokio::time::timeout(LIVE_TIMEOUT, stream.next())
+            .await
+            .expect("the lagging subscriber hears of it");
+        match item {
+            Some(Ok(FeedEvent::Change(c))) => received.push(c),
+            Some(Ok(FeedEvent::Lagged { resume_from: r })) => resume_from = Some(r),
+            other => panic!("expected changes then Lagged, got {other:?}"),
+        }
+    }
+    let resume_from = resume_from.unwrap();
+    assert_eq!(
+        resume_from,
+        received.last().unwrap().cursor(),
+        "Lagged names the last change delivered"
+    );
+    assert!(
+        stream.next().await.is_none(),
+        "the stream ends after Lagged"
+    );
+    let mut resumed = ds.changes().subscribe(resume_from);
+    let remaining = total + 1 - received.len();
+    received.extend(next_changes(&mut resumed, remaining).await);
+    assert_eq!(received, all_since(&ds, start).await);
+}
+
+/// A cursor older than the retained window gets CursorExpired; newer ones work.
+pub async fn cursor_expired_after_compaction(ds: Arc<dyn Datastore>) {
+    for i in 0..10 {
+        profile(&ds, &format!("u{i}")).await;
+    }
+    let changes = ds.changes().since(FeedCursor::START, 100).await.unwrap();
+    let compaction = ds.changes().compact(Retention::keep_last(3)).await.unwrap();
+    assert_eq!(compaction.removed, 7);
+    assert_eq!(compaction.compacted_through, changes[6].seq);
+    match ds.changes().since(FeedCursor::START, 10).await {
+        Err(Error::CursorExpired { .. }) => {}
+        other => panic!("expected CursorExpired, got {other:?}"),
+    }
+    match ds.changes().since(changes[5].cursor(), 10).await {
+        Err(Error::CursorExpired { .. }) => {}
+        other => panic!("expected CursorExpired, got {other:?}"),
+    }
+    assert_eq!(
+        ds.changes().since(changes[6].cursor(), 10).await.unwrap(),
+        changes[7..].to_vec()
+    );
+    let mut stream = ds.changes().subscribe(FeedCursor::START);
+    match tokio::time::timeout(LIVE_TIMEOUT, stream.next())
+        .await
+        .unwrap()
+    {
+        Some(Err(Error::CursorExpired { .. })) => {}
+        other => panic!("expected CursorExpired from subscribe, got {other:?}"),
+    }
+    let again = ds.changes().compact(Retention::keep_last(3)).await.unwrap();
+    assert_eq!(again.removed, 0);
+}
+
+/// A batch's changes are consecutive and in op order.
+pub async fn batch_changes_are_consecutive(ds: Arc<dyn Datastore>) {
+    profile(&ds, "before").await;
+    let head = ds.changes().head().await.unwrap();
+    let names = ["b1", "b2", "b3"];
+    let mut batch = Batch::new();
+    for n in names {
+        let mut p = Profile::new(n);
+        p.id = n.into();
+        batch = batch.put(p, Precondition::Any);
+    }
+    let revisions = ds.apply(batch).await.unwrap();
+    let changes = ds.changes().since(head, 100).await.unwrap();
+    assert_eq!(
+        changes.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        names
+    );
+    assert_eq!(
+        changes.iter().map(|c| c.revision).collect::<Vec<_>>(),
+        revisions
+    );
+}
+
+/// A log append is a change per entry, in the log substore.
+pub async fn log_append_is_a_change(ds: Arc<dyn Datastore>) {
+    let log = LogId::new("log-1");
+    let entries = ds
+        .logs()
+        .append(&log, 0, vec![op("a"), op("b")])
+        .await
+        .unwrap();
+    let changes = ds.changes().since(FeedCursor::START, 100).await.unwrap();
+    assert_eq!(changes.len(), 2);
+    assert!(
+        changes
+            .iter()
+            .all(|c| c.store == Kind::Log && c.op == ChangeOp::Put)
+    );
+    assert_eq!(changes[1].revision, entries[1].revision);
+}
+
+/// Closing the store ends its subscriptions.
+pub async fn close_ends_subscriptions(ds: Arc<dyn Datastore>) {
+    let mut stream = ds.changes().subscribe(FeedCursor::START);
+    profile(&ds, "alice").await;
+    next_changes(&mut stream, 1).await;
+    ds.close().await.unwrap();
+    let end = tokio::time::timeout(LIVE_TIMEOUT, stream.next())
+        .await
+        .expect("a closed store ends its subscriptions");
+    assert!(
+        !matches!(end, Some(Ok(FeedEvent::Change(_)))),
+        "no change after close: {end:?}"
+    );
+}

@@ -1,0 +1,220 @@
+//! The contract a backend implements: keyed records with index entries,
+//! counters and the feed, committed atomically. [`crate::EngineStore`]
+//! builds every typed substore, batches and subscriptions on top of it, so a
+//! backend writes storage once for all six kinds.
+//!
+//! # Commit semantics
+//!
+//! [`Engine::commit`] applies its mutations in order, each seeing the ones
+//! before it, and either all of them or none (feed included). For each:
+//!
+//! - `Put` / `Delete` check the precondition against the current record:
+//!   `MustNotExist` on an existing key gives `AlreadyExists`, `MustExist` on a
+//!   missing one `NotFound`, `MustBeAt(r)` on another revision (or a missing
+//!   key) `Conflict` with the revision found; a `Delete` of a missing key is
+//!   `NotFound`. A put then replaces the record and its index entries; a
+//!   unique index entry held by another key gives `AlreadyExists` with the key
+//!   `index=value,...`.
+//! - `Require` checks a precondition and writes nothing.
+//! - `RaiseCounter` sets a counter to `max(current, to)`.
+//!
+//! Every put and delete appends one [`Change`] with the next sequence number;
+//! the revision of the written key must be greater than every earlier
+//! revision of that key (using the change's sequence number does that).
+//! Changes are published to [`Engine::live`] receivers in sequence order,
+//! after the commit is durable.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio::sync::broadcast;
+
+use crate::capabilities::Capabilities;
+use crate::error::{Error, Result};
+use crate::feed::{Change, ChangeOp, Compaction, Retention};
+use crate::query::{Direction, Position};
+use crate::record::{IndexValue, Kind};
+use crate::revision::{Precondition, Revision};
+
+/// A record as a backend stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRecord {
+    /// Its key.
+    pub key: String,
+    /// The record, JSON-encoded.
+    pub body: Vec<u8>,
+    /// Its revision.
+    pub revision: Revision,
+    /// When the key was first written.
+    pub created: DateTime<Utc>,
+    /// When it was last written.
+    pub updated: DateTime<Utc>,
+}
+
+/// One index entry a record declares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexEntry {
+    /// The index name (see `Kind::indexes`).
+    pub index: &'static str,
+    /// The values of its fields.
+    pub values: Vec<IndexValue>,
+    /// True for a unique index.
+    pub unique: bool,
+}
+
+/// One step of an atomic commit.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mutation {
+    /// Create or replace a record with these index entries.
+    Put {
+        /// The kind.
+        kind: Kind,
+        /// The key.
+        key: String,
+        /// The JSON-encoded record.
+        body: Vec<u8>,
+        /// Its index entries (replacing the old record's).
+        index: Vec<IndexEntry>,
+        /// What the put requires.
+        precondition: Precondition,
+    },
+    /// Delete a record and its index entries.
+    Delete {
+        /// The kind.
+        kind: Kind,
+        /// The key.
+        key: String,
+        /// What the delete requires.
+        precondition: Precondition,
+    },
+    /// Fail the commit unless the precondition holds; writes nothing.
+    Require {
+        /// The kind.
+        kind: Kind,
+        /// The key.
+        key: String,
+        /// What must hold.
+        precondition: Precondition,
+    },
+    /// Raise a named counter to at least `to`.
+    RaiseCounter {
+        /// The counter.
+        name: String,
+        /// Its new minimum.
+        to: u64,
+    },
+}
+
+/// The outcome of one put or delete of a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// The kind.
+    pub kind: Kind,
+    /// The key.
+    pub key: String,
+    /// Put or delete.
+    pub op: ChangeOp,
+    /// The new revision.
+    pub revision: Revision,
+    /// When the key was first written.
+    pub created: DateTime<Utc>,
+    /// This write's time.
+    pub updated: DateTime<Utc>,
+}
+
+/// A range read of one kind, in index order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scan {
+    /// The index, or `None` for key order.
+    pub index: Option<&'static str>,
+    /// Values the leading index fields must equal.
+    pub prefix: Vec<IndexValue>,
+    /// Start strictly after this entry (in `direction`).
+    pub after: Option<Position>,
+    /// Ascending or descending over (index values, key).
+    pub direction: Direction,
+    /// At most this many records.
+    pub limit: usize,
+}
+
+/// Storage for records, index entries, counters and the feed.
+#[async_trait]
+pub trait Engine: Send + Sync + 'static {
+    /// The records at these keys, in the same order; `None` for a missing key.
+    async fn get(&self, kind: Kind, keys: &[String]) -> Result<Vec<Option<StoredRecord>>>;
+
+    /// The records of a range of an index (or the key order).
+    async fn scan(&self, kind: Kind, scan: &Scan) -> Result<Vec<StoredRecord>>;
+
+    /// How many entries of an index start with `prefix`.
+    async fn count(&self, kind: Kind, index: &'static str, prefix: &[IndexValue]) -> Result<u64>;
+
+    /// A counter's value (0 when never raised).
+    async fn counter(&self, name: &str) -> Result<u64>;
+
+    /// Applies mutations atomically (see the module docs); one [`Committed`]
+    /// per put and delete, in order.
+    async fn commit(&self, mutations: Vec<Mutation>) -> Result<Vec<Committed>>;
+
+    /// Up to `limit` changes with a sequence number above `after`, in order;
+    /// `CursorExpired` when changes after `after` were compacted away.
+    async fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<Change>>;
+
+    /// The newest sequence number (0 when there is none).
+    async fn head(&self) -> Result<u64>;
+
+    /// Removes changes outside the retention window.
+    async fn compact(&self, retention: &Retention) -> Result<Compaction>;
+
+    /// A receiver of changes committed from now on, in sequence order.
+    fn live(&self) -> broadcast::Receiver<Change>;
+
+    /// The configured feed retention.
+    fn retention(&self) -> Retention;
+
+    /// What this backend supports.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Flushes and releases resources; live receivers end.
+    async fn close(&self) -> Result<()>;
+}
+
+/// Checks a precondition against the revision found at a key (`None` when
+/// missing), giving the errors the commit contract names. `deleting` makes a
+/// missing key an error under `Any` too.
+pub fn check_precondition(
+    kind: Kind,
+    key: &str,
+    precondition: Precondition,
+    found: Option<Revision>,
+    deleting: bool,
+) -> Result<()> {
+    let store = kind.store();
+    match (precondition, found) {
+        (Precondition::Any, None) if deleting => Err(Error::not_found(store, key)),
+        (Precondition::Any, _) => Ok(()),
+        (Precondition::MustNotExist, Some(_)) => Err(Error::AlreadyExists {
+            store,
+            key: key.to_string(),
+        }),
+        (Precondition::MustNotExist, None) => Ok(()),
+        (Precondition::MustExist, None) => Err(Error::not_found(store, key)),
+        (Precondition::MustExist, Some(_)) => Ok(()),
+        (Precondition::MustBeAt(want), found) if found == Some(want) => Ok(()),
+        (Precondition::MustBeAt(_), found) => Err(Error::Conflict {
+            store,
+            key: key.to_string(),
+            expected: precondition,
+            found,
+        }),
+    }
+}
+
+/// The error for a unique index entry already held by another key:
+/// `AlreadyExists` with the key `index=value,...`.
+pub fn unique_violation(kind: Kind, entry: &IndexEntry) -> Error {
+    let values: Vec<String> = entry.values.iter().map(|v| v.to_string()).collect();
+    Error::AlreadyExists {
+        store: kind.store(),
+        key: format!("{}={}", entry.index, values.join(",")),
+    }
+}

@@ -1,0 +1,251 @@
+//! Newtype ids and the rules every id follows.
+
+use std::fmt;
+use std::hash::Hash;
+
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::error::FieldError;
+
+/// The longest id accepted, in bytes.
+pub const MAX_ID_LEN: usize = 128;
+
+/// An id type: turns into the string key stores index by.
+pub trait RecordId:
+    Clone + fmt::Debug + PartialEq + Eq + Hash + Serialize + DeserializeOwned + Send + Sync + 'static
+{
+    /// The string key this id is stored under.
+    fn key(&self) -> String;
+
+    /// Checks the id against the id rules; `field` names it in the error.
+    fn check(&self, field: &str) -> Result<(), FieldError>;
+}
+
+/// Checks one id string: not empty, at most [`MAX_ID_LEN`] bytes, and only
+/// ASCII letters, digits and `- _ . : @ +` (so never a space or a `/`).
+pub fn check_id(field: &str, id: &str) -> Result<(), FieldError> {
+    if id.is_empty() {
+        return Err(FieldError::new(field, "must not be empty"));
+    }
+    if id.len() > MAX_ID_LEN {
+        return Err(FieldError::new(
+            field,
+            format!("is {} bytes, over the {MAX_ID_LEN}-byte limit", id.len()),
+        ));
+    }
+    if let Some(c) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "-_.:@+".contains(*c)))
+    {
+        return Err(FieldError::new(
+            field,
+            format!("contains {c:?}; ids take ASCII letters, digits and - _ . : @ +"),
+        ));
+    }
+    Ok(())
+}
+
+/// A new time-sortable id (UUIDv7, lower-case hex with dashes).
+pub fn generate_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub String);
+
+        impl $name {
+            /// An id from a string (checked when the record is written).
+            pub fn new(id: impl Into<String>) -> Self {
+                $name(id.into())
+            }
+
+            /// A new time-sortable id.
+            pub fn generate() -> Self {
+                $name(generate_id())
+            }
+
+            /// The id as a string.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            /// True for the empty id (a record put with one gets a generated id).
+            pub fn is_empty(&self) -> bool {
+                self.0.is_empty()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                $name(s.to_string())
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                $name(s)
+            }
+        }
+
+        impl RecordId for $name {
+            fn key(&self) -> String {
+                self.0.clone()
+            }
+
+            fn check(&self, field: &str) -> Result<(), FieldError> {
+                check_id(field, &self.0)
+            }
+        }
+    };
+}
+
+string_id!(
+    /// Identifies a profile (a user or an organization).
+    ProfileId
+);
+string_id!(
+    /// Identifies a workflow.
+    WorkflowId
+);
+string_id!(
+    /// Identifies a run of a workflow.
+    RunId
+);
+string_id!(
+    /// Identifies a key pair.
+    KeyId
+);
+string_id!(
+    /// Identifies a dataset by its initialization (stable across versions).
+    InitId
+);
+string_id!(
+    /// Identifies an operation log (one per dataset).
+    LogId
+);
+
+/// The key of a collection entry: one profile's entry for one dataset.
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+pub struct CollectionKey {
+    /// The profile whose collection holds the entry.
+    pub profile_id: ProfileId,
+    /// The dataset.
+    pub init_id: InitId,
+}
+
+impl CollectionKey {
+    /// The key for a profile and dataset.
+    pub fn new(profile_id: impl Into<ProfileId>, init_id: impl Into<InitId>) -> Self {
+        CollectionKey {
+            profile_id: profile_id.into(),
+            init_id: init_id.into(),
+        }
+    }
+
+    /// Parses the `profile/init` form.
+    pub fn parse(key: &str) -> Option<Self> {
+        let (p, i) = key.split_once('/')?;
+        Some(CollectionKey::new(p, i))
+    }
+}
+
+impl fmt::Display for CollectionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.profile_id, self.init_id)
+    }
+}
+
+impl RecordId for CollectionKey {
+    fn key(&self) -> String {
+        self.to_string()
+    }
+
+    fn check(&self, _field: &str) -> Result<(), FieldError> {
+        check_id("profile_id", self.profile_id.as_str())?;
+        check_id("init_id", self.init_id.as_str())
+    }
+}
+
+/// The key of one log entry: the log and the entry's sequence number.
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+pub struct LogEntryKey {
+    /// The log.
+    pub log_id: LogId,
+    /// The entry's position, from 0.
+    pub seq: u64,
+}
+
+impl fmt::Display for LogEntryKey {
+    /// `log/00000000000000000007`: zero-padded so keys sort by sequence.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{:020}", self.log_id, self.seq)
+    }
+}
+
+impl RecordId for LogEntryKey {
+    fn key(&self) -> String {
+        self.to_string()
+    }
+
+    fn check(&self, _field: &str) -> Result<(), FieldError> {
+        check_id("log_id", self.log_id.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_rules() {
+        assert!(check_id("id", "abc-DEF_1.2:3@4+5").is_ok());
+        assert_eq!(check_id("id", "").unwrap_err().field, "id");
+        assert!(check_id("id", "a b").unwrap_err().reason.contains("' '"));
+        assert!(check_id("id", "a/b").is_err());
+        assert!(check_id("id", &"x".repeat(MAX_ID_LEN + 1)).is_err());
+        assert!(check_id("id", &generate_id()).is_ok());
+    }
+
+    #[test]
+    fn composite_keys_round_trip() {
+        let k = CollectionKey::new("p1", "i1");
+        assert_eq!(CollectionKey::parse(&k.key()), Some(k));
+        let l = LogEntryKey {
+            log_id: LogId::new("l"),
+            seq: 7,
+        };
+        assert_eq!(l.key(), "l/00000000000000000007");
+    }
+}

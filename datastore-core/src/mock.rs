@@ -1,0 +1,120 @@
+//! mockall mocks of the typed substores (feature `mock`). They are written
+//! with `mock!` because each typed trait extends [`RecordStore`], which
+//! `automock` can't follow; each mock spells out both traits.
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::ids::{CollectionKey, InitId, KeyId, ProfileId, RunId, WorkflowId};
+use crate::query::{Page, PageRequest, Query};
+use crate::records::{
+    CollectionEntry, CollectionOrder, CollectionPatch, Key, Profile, Run, RunEvent, RunStatus,
+    Workflow,
+};
+use crate::revision::{Precondition, Revision, Versioned};
+use crate::stores::{
+    CollectionStore, KeyStore, ProfileStore, RecordStore, RunStore, WorkflowStore,
+};
+
+mockall::mock! {
+    /// A mock [`ProfileStore`].
+    pub ProfileStore {}
+
+    #[async_trait]
+    impl RecordStore<Profile> for ProfileStore {
+        async fn get(&self, id: &ProfileId) -> Result<Versioned<Profile>>;
+        async fn get_many(&self, ids: &[ProfileId]) -> Result<Vec<Option<Versioned<Profile>>>>;
+        async fn put(&self, record: Profile, precondition: Precondition) -> Result<Versioned<Profile>>;
+        async fn delete(&self, id: &ProfileId, precondition: Precondition) -> Result<Revision>;
+        async fn list(&self, query: Query<Profile>) -> Result<Page<Versioned<Profile>>>;
+    }
+
+    #[async_trait]
+    impl ProfileStore for ProfileStore {
+        async fn get_by_username(&self, username: &str) -> Result<Versioned<Profile>>;
+    }
+}
+
+mockall::mock! {
+    /// A mock [`WorkflowStore`].
+    pub WorkflowStore {}
+
+    #[async_trait]
+    impl RecordStore<Workflow> for WorkflowStore {
+        async fn get(&self, id: &WorkflowId) -> Result<Versioned<Workflow>>;
+        async fn get_many(&self, ids: &[WorkflowId]) -> Result<Vec<Option<Versioned<Workflow>>>>;
+        async fn put(&self, record: Workflow, precondition: Precondition) -> Result<Versioned<Workflow>>;
+        async fn delete(&self, id: &WorkflowId, precondition: Precondition) -> Result<Revision>;
+        async fn list(&self, query: Query<Workflow>) -> Result<Page<Versioned<Workflow>>>;
+    }
+
+    #[async_trait]
+    impl WorkflowStore for WorkflowStore {
+        async fn get_by_init_id(&self, init_id: &InitId) -> Result<Versioned<Workflow>>;
+        async fn list_by_owner(&self, owner: &ProfileId, page: PageRequest) -> Result<Page<Versioned<Workflow>>>;
+        async fn list_active(&self, page: PageRequest) -> Result<Page<Versioned<Workflow>>>;
+    }
+}
+
+mockall::mock! {
+    /// A mock [`RunStore`].
+    pub RunStore {}
+
+    #[async_trait]
+    impl RecordStore<Run> for RunStore {
+        async fn get(&self, id: &RunId) -> Result<Versioned<Run>>;
+        async fn get_many(&self, ids: &[RunId]) -> Result<Vec<Option<Versioned<Run>>>>;
+        async fn put(&self, record: Run, precondition: Precondition) -> Result<Versioned<Run>>;
+        async fn delete(&self, id: &RunId, precondition: Precondition) -> Result<Revision>;
+        async fn list(&self, query: Query<Run>) -> Result<Page<Versioned<Run>>>;
+    }
+
+    #[async_trait]
+    impl RunStore for RunStore {
+        async fn create(&self, run: Run) -> Result<Versioned<Run>>;
+        async fn list_by_workflow(&self, workflow: &WorkflowId, page: PageRequest) -> Result<Page<Versioned<Run>>>;
+        async fn latest(&self, workflow: &WorkflowId) -> Result<Versioned<Run>>;
+        async fn count(&self, workflow: &WorkflowId) -> Result<u64>;
+        async fn list_by_owner_and_status(&self, owner: &ProfileId, status: RunStatus, page: PageRequest) -> Result<Page<Versioned<Run>>>;
+        async fn append_event(&self, run: &RunId, step: usize, event: RunEvent) -> Result<Versioned<Run>>;
+    }
+}
+
+mockall::mock! {
+    /// A mock [`KeyStore`].
+    pub KeyStore {}
+
+    #[async_trait]
+    impl RecordStore<Key> for KeyStore {
+        async fn get(&self, id: &KeyId) -> Result<Versioned<Key>>;
+        async fn get_many(&self, ids: &[KeyId]) -> Result<Vec<Option<Versioned<Key>>>>;
+        async fn put(&self, record: Key, precondition: Precondition) -> Result<Versioned<Key>>;
+        async fn delete(&self, id: &KeyId, precondition: Precondition) -> Result<Revision>;
+        async fn list(&self, query: Query<Key>) -> Result<Page<Versioned<Key>>>;
+    }
+
+    #[async_trait]
+    impl KeyStore for KeyStore {
+        async fn list_by_profile(&self, profile: &ProfileId, page: PageRequest) -> Result<Page<Versioned<Key>>>;
+    }
+}
+
+mockall::mock! {
+    /// A mock [`CollectionStore`].
+    pub CollectionStore {}
+
+    #[async_trait]
+    impl RecordStore<CollectionEntry> for CollectionStore {
+        async fn get(&self, id: &CollectionKey) -> Result<Versioned<CollectionEntry>>;
+        async fn get_many(&self, ids: &[CollectionKey]) -> Result<Vec<Option<Versioned<CollectionEntry>>>>;
+        async fn put(&self, record: CollectionEntry, precondition: Precondition) -> Result<Versioned<CollectionEntry>>;
+        async fn delete(&self, id: &CollectionKey, precondition: Precondition) -> Result<Revision>;
+        async fn list(&self, query: Query<CollectionEntry>) -> Result<Page<Versioned<CollectionEntry>>>;
+    }
+
+    #[async_trait]
+    impl CollectionStore for CollectionStore {
+        async fn list_by_profile(&self, profile: &ProfileId, order: CollectionOrder, page: PageRequest) -> Result<Page<Versioned<CollectionEntry>>>;
+        async fn update_by_init_id(&self, init_id: &InitId, patch: CollectionPatch) -> Result<Vec<Versioned<CollectionEntry>>>;
+    }
+}

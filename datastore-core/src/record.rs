@@ -1,0 +1,261 @@
+//! The one generic record path: what every stored kind declares about itself.
+//!
+//! A backend stores records by [`Kind`] and string key, keeps the index
+//! entries each record declares, and enforces the unique ones. The six typed
+//! substores are thin layers over this path (see [`crate::Store`]).
+
+use std::fmt::Debug;
+
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::error::{FieldError, StoreName};
+use crate::ids::RecordId;
+
+/// The kinds of record a datastore holds.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// [`crate::Profile`]
+    Profile,
+    /// [`crate::Workflow`]
+    Workflow,
+    /// [`crate::Run`]
+    Run,
+    /// [`crate::Key`]
+    Key,
+    /// [`crate::CollectionEntry`]
+    Collection,
+    /// [`crate::LogEntry`]
+    Log,
+}
+
+impl Kind {
+    /// Every kind, in a fixed order.
+    pub const ALL: [Kind; 6] = [
+        Kind::Profile,
+        Kind::Workflow,
+        Kind::Run,
+        Kind::Key,
+        Kind::Collection,
+        Kind::Log,
+    ];
+
+    /// The substore holding this kind.
+    pub fn store(self) -> StoreName {
+        match self {
+            Kind::Profile => StoreName::Profiles,
+            Kind::Workflow => StoreName::Workflows,
+            Kind::Run => StoreName::Runs,
+            Kind::Key => StoreName::Keys,
+            Kind::Collection => StoreName::Collections,
+            Kind::Log => StoreName::Logs,
+        }
+    }
+
+    /// The substore's name (`profiles`, `runs`, ...): table and prefix names use it.
+    pub fn as_str(self) -> &'static str {
+        self.store().as_str()
+    }
+
+    /// The indexes this kind declares.
+    pub fn indexes(self) -> &'static [IndexDef] {
+        match self {
+            Kind::Profile => crate::Profile::INDEXES,
+            Kind::Workflow => crate::Workflow::INDEXES,
+            Kind::Run => crate::Run::INDEXES,
+            Kind::Key => crate::Key::INDEXES,
+            Kind::Collection => crate::CollectionEntry::INDEXES,
+            Kind::Log => crate::LogEntry::INDEXES,
+        }
+    }
+
+    /// The index of this kind with that name.
+    pub fn index(self, name: &str) -> Option<&'static IndexDef> {
+        self.indexes().iter().find(|d| d.name == name)
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The type of an indexed field (SQL backends give it a column of that type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldType {
+    /// Text.
+    Str,
+    /// A signed 64-bit integer.
+    Int,
+    /// A boolean.
+    Bool,
+    /// A UTC timestamp, as microseconds since the Unix epoch.
+    Time,
+}
+
+/// One field of an index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexField {
+    /// The field's name (and column name).
+    pub name: &'static str,
+    /// Its type.
+    pub ty: FieldType,
+}
+
+/// A secondary index: entries ordered by the field values, then by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexDef {
+    /// The index name, unique within its kind.
+    pub name: &'static str,
+    /// The fields, most significant first.
+    pub fields: &'static [IndexField],
+    /// True when no two records may share the field values.
+    pub unique: bool,
+}
+
+/// One value of an indexed field. Values of one field compare in the order
+/// the variants are listed, then by content.
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(untagged)]
+pub enum IndexValue {
+    /// A missing optional value; sorts first.
+    Null,
+    /// A boolean.
+    Bool(bool),
+    /// An integer (timestamps as microseconds since the epoch).
+    Int(i64),
+    /// Text.
+    Str(String),
+}
+
+impl IndexValue {
+    /// A timestamp as an index value.
+    pub fn time(t: chrono::DateTime<chrono::Utc>) -> Self {
+        IndexValue::Int(t.timestamp_micros())
+    }
+
+    /// An optional timestamp as an index value.
+    pub fn opt_time(t: Option<chrono::DateTime<chrono::Utc>>) -> Self {
+        t.map_or(IndexValue::Null, IndexValue::time)
+    }
+
+    /// A string-like value.
+    pub fn str(s: impl Into<String>) -> Self {
+        IndexValue::Str(s.into())
+    }
+}
+
+impl std::fmt::Display for IndexValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IndexValue::Null => f.write_str("null"),
+            IndexValue::Bool(b) => write!(f, "{b}"),
+            IndexValue::Int(i) => write!(f, "{i}"),
+            IndexValue::Str(s) => f.write_str(s),
+        }
+    }
+}
+
+/// Which index a list reads and the equality prefix it is filtered to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The index, or `None` for the primary order (by id).
+    pub index: Option<&'static str>,
+    /// Values the leading fields must equal.
+    pub prefix: Vec<IndexValue>,
+}
+
+impl Plan {
+    /// A scan of a whole kind in id order.
+    pub fn primary() -> Self {
+        Plan {
+            index: None,
+            prefix: Vec::new(),
+        }
+    }
+
+    /// A scan of an index, filtered to a prefix.
+    pub fn index(name: &'static str, prefix: Vec<IndexValue>) -> Self {
+        Plan {
+            index: Some(name),
+            prefix,
+        }
+    }
+}
+
+/// A reference a record makes to another, checked atomically at write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    /// The field holding the reference.
+    pub field: &'static str,
+    /// The kind referred to.
+    pub kind: Kind,
+    /// Its key.
+    pub key: String,
+}
+
+/// What every stored kind declares: its kind, id, indexes, validation and
+/// how its list queries map onto indexes.
+pub trait Record:
+    Serialize + DeserializeOwned + Clone + Debug + PartialEq + Send + Sync + 'static
+{
+    /// The id type.
+    type Id: RecordId;
+    /// What a list can be filtered by.
+    type Filter: Clone + Debug + PartialEq + Send + Sync + 'static;
+    /// What a list can be ordered by.
+    type Order: Clone + Copy + Debug + Default + PartialEq + Send + Sync + 'static;
+
+    /// The kind.
+    const KIND: Kind;
+    /// The secondary indexes.
+    const INDEXES: &'static [IndexDef];
+
+    /// The record's id.
+    fn id(&self) -> Self::Id;
+
+    /// Gives a record with an empty id a fresh one; returns false for kinds
+    /// whose ids can't be generated.
+    fn generate_id(&mut self) -> bool {
+        false
+    }
+
+    /// True when the id is empty (so the store should generate one).
+    fn id_is_empty(&self) -> bool;
+
+    /// Checks the record's shape: ids, names, sizes. Runs before any write.
+    fn validate(&self) -> Result<(), FieldError>;
+
+    /// The record's values for one of its indexes, or `None` when the record
+    /// is not in that index (a sparse index).
+    fn index_values(&self, index: &str) -> Option<Vec<IndexValue>>;
+
+    /// The index and prefix that serve a filter and order, or an error naming
+    /// the combination that no index serves.
+    fn plan(filter: &Self::Filter, order: Self::Order) -> Result<Plan, FieldError>;
+
+    /// Records that must exist when this one is written.
+    fn references(&self) -> Vec<Reference> {
+        Vec::new()
+    }
+
+    /// Counters that must be raised to at least these values when this record
+    /// is written (so numbers handed out are never handed out again).
+    fn counters(&self) -> Vec<(String, u64)> {
+        Vec::new()
+    }
+}
+
+/// The kinds written through the generic get/put/delete/list path
+/// (every kind but log entries, which are append-only).
+pub trait Editable: Record {}
+
+/// Builds an [`IndexField`].
+pub const fn field(name: &'static str, ty: FieldType) -> IndexField {
+    IndexField { name, ty }
+}

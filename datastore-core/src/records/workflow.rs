@@ -1,0 +1,195 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{MAX_TEXT_LEN, check_len, unsupported_order};
+use crate::error::FieldError;
+use crate::ids::{InitId, ProfileId, RecordId, WorkflowId};
+use crate::record::{FieldType, IndexDef, IndexValue, Kind, Plan, Record, field};
+
+/// What starts a workflow (a schedule, a dataset change).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Trigger {
+    /// The trigger type (`cron`, `dataset`, ...).
+    pub kind: String,
+    /// Whether it fires.
+    pub active: bool,
+    /// Type-specific settings.
+    pub config: serde_json::Value,
+}
+
+/// One step of a workflow's script.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Step {
+    /// The step name, unique within the workflow.
+    pub name: String,
+    /// Its category (`download`, `transform`, `save`, ...).
+    pub category: String,
+    /// The script's language.
+    pub syntax: String,
+    /// The script.
+    pub script: String,
+}
+
+/// What runs after a workflow (a notification, a publish).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Hook {
+    /// The hook type.
+    pub kind: String,
+    /// Type-specific settings.
+    pub config: serde_json::Value,
+}
+
+/// The automation of one dataset: at most one workflow per init id.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Workflow {
+    /// The id; empty on put to have one generated.
+    pub id: WorkflowId,
+    /// The dataset this workflow automates (unique across workflows).
+    pub init_id: InitId,
+    /// The owning profile.
+    pub owner_id: ProfileId,
+    /// Whether triggers fire.
+    pub active: bool,
+    /// What starts it.
+    pub triggers: Vec<Trigger>,
+    /// What it runs.
+    pub steps: Vec<Step>,
+    /// What runs after it.
+    pub hooks: Vec<Hook>,
+    /// When it was created (UTC).
+    pub created: DateTime<Utc>,
+}
+
+impl Workflow {
+    /// A new inactive workflow for a dataset, created now.
+    pub fn new(init_id: impl Into<InitId>, owner_id: impl Into<ProfileId>) -> Self {
+        Workflow {
+            init_id: init_id.into(),
+            owner_id: owner_id.into(),
+            created: Utc::now(),
+            ..Workflow::default()
+        }
+    }
+}
+
+/// What a workflow list is filtered by.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum WorkflowFilter {
+    /// Every workflow.
+    #[default]
+    All,
+    /// The workflows of one owner.
+    Owner(ProfileId),
+    /// The active workflows.
+    Active,
+}
+
+/// How a workflow list is ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WorkflowOrder {
+    /// By id (only for [`WorkflowFilter::All`]).
+    Id,
+    /// By creation time.
+    #[default]
+    Created,
+}
+
+impl Record for Workflow {
+    type Id = WorkflowId;
+    type Filter = WorkflowFilter;
+    type Order = WorkflowOrder;
+    const KIND: Kind = Kind::Workflow;
+    const INDEXES: &'static [IndexDef] = &[
+        IndexDef {
+            name: "init_id",
+            fields: &[field("init_id", FieldType::Str)],
+            unique: true,
+        },
+        IndexDef {
+            name: "owner",
+            fields: &[
+                field("owner_id", FieldType::Str),
+                field("created", FieldType::Time),
+            ],
+            unique: false,
+        },
+        IndexDef {
+            name: "active",
+            fields: &[field("active_created", FieldType::Time)],
+            unique: false,
+        },
+        IndexDef {
+            name: "created",
+            fields: &[field("created", FieldType::Time)],
+            unique: false,
+        },
+    ];
+
+    fn id(&self) -> WorkflowId {
+        self.id.clone()
+    }
+
+    fn generate_id(&mut self) -> bool {
+        self.id = WorkflowId::generate();
+        true
+    }
+
+    fn id_is_empty(&self) -> bool {
+        self.id.is_empty()
+    }
+
+    fn validate(&self) -> Result<(), FieldError> {
+        self.id.check("id")?;
+        self.init_id.check("init_id")?;
+        self.owner_id.check("owner_id")?;
+        for (i, step) in self.steps.iter().enumerate() {
+            if step.name.is_empty() {
+                return Err(FieldError::new(
+                    format!("steps[{i}].name"),
+                    "must not be empty",
+                ));
+            }
+            check_len(&format!("steps[{i}].script"), &step.script, MAX_TEXT_LEN)?;
+        }
+        for (i, t) in self.triggers.iter().enumerate() {
+            if t.kind.is_empty() {
+                return Err(FieldError::new(
+                    format!("triggers[{i}].kind"),
+                    "must not be empty",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn index_values(&self, index: &str) -> Option<Vec<IndexValue>> {
+        match index {
+            "init_id" => Some(vec![IndexValue::str(self.init_id.as_str())]),
+            "owner" => Some(vec![
+                IndexValue::str(self.owner_id.as_str()),
+                IndexValue::time(self.created),
+            ]),
+            "active" => self.active.then(|| vec![IndexValue::time(self.created)]),
+            "created" => Some(vec![IndexValue::time(self.created)]),
+            _ => None,
+        }
+    }
+
+    fn plan(filter: &WorkflowFilter, order: WorkflowOrder) -> Result<Plan, FieldError> {
+        match (filter, order) {
+            (WorkflowFilter::All, WorkflowOrder::Id) => Ok(Plan::primary()),
+            (WorkflowFilter::All, WorkflowOrder::Created) => Ok(Plan::index("created", vec![])),
+            (WorkflowFilter::Owner(o), WorkflowOrder::Created) => {
+                Ok(Plan::index("owner", vec![IndexValue::str(o.as_str())]))
+            }
+            (WorkflowFilter::Active, WorkflowOrder::Created) => Ok(Plan::index("active", vec![])),
+            (f, o) => Err(unsupported_order(f, &o)),
+        }
+    }
+}
+
+impl crate::record::Editable for Workflow {}

@@ -1,0 +1,187 @@
+//! The substore traits and the `Datastore` facade.
+//!
+//! Every trait is dyn-compatible (`Arc<dyn Datastore>`), `Send + Sync`, and
+//! mocked with mockall behind the `mock` feature.
+
+use async_trait::async_trait;
+
+use crate::batch::Batch;
+use crate::capabilities::Capabilities;
+use crate::error::Result;
+use crate::feed::ChangeFeed;
+use crate::ids::{InitId, LogId, ProfileId, RunId, WorkflowId};
+use crate::query::{Page, PageRequest, Query};
+use crate::record::Editable;
+use crate::records::{
+    CollectionEntry, CollectionOrder, CollectionPatch, Key, LogEntry, LogOp, Profile, Run,
+    RunEvent, RunStatus, Workflow,
+};
+use crate::revision::{Precondition, Revision, Versioned};
+
+/// The operations every editable kind shares.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait RecordStore<R: Editable>: Send + Sync {
+    /// The record with that id, or `NotFound`.
+    async fn get(&self, id: &R::Id) -> Result<Versioned<R>>;
+
+    /// The records with these ids, in the same order; `None` where missing.
+    async fn get_many(&self, ids: &[R::Id]) -> Result<Vec<Option<Versioned<R>>>>;
+
+    /// Creates or replaces a record if the precondition holds. A record with
+    /// an empty id gets a generated one (with `Any` or `MustNotExist`).
+    async fn put(&self, record: R, precondition: Precondition) -> Result<Versioned<R>>;
+
+    /// Deletes a record if the precondition holds; returns the delete's revision.
+    async fn delete(&self, id: &R::Id, precondition: Precondition) -> Result<Revision>;
+
+    /// One page of a list query.
+    async fn list(&self, query: Query<R>) -> Result<Page<Versioned<R>>>;
+}
+
+/// Profiles: users and organizations, unique by username.
+#[async_trait]
+pub trait ProfileStore: RecordStore<Profile> {
+    /// The profile with that username, or `NotFound`.
+    async fn get_by_username(&self, username: &str) -> Result<Versioned<Profile>>;
+}
+
+/// Workflows: at most one per dataset (init id).
+#[async_trait]
+pub trait WorkflowStore: RecordStore<Workflow> {
+    /// The workflow of a dataset, or `NotFound`.
+    async fn get_by_init_id(&self, init_id: &InitId) -> Result<Versioned<Workflow>>;
+
+    /// One owner's workflows, oldest first.
+    async fn list_by_owner(
+        &self,
+        owner: &ProfileId,
+        page: PageRequest,
+    ) -> Result<Page<Versioned<Workflow>>>;
+
+    /// The active workflows, oldest first.
+    async fn list_active(&self, page: PageRequest) -> Result<Page<Versioned<Workflow>>>;
+}
+
+/// Runs of workflows, numbered per workflow by the store.
+#[async_trait]
+pub trait RunStore: RecordStore<Run> {
+    /// Creates a run: assigns an id if empty, the next number of its workflow
+    /// (atomically, never reused) and the workflow's owner. The workflow must
+    /// exist.
+    async fn create(&self, run: Run) -> Result<Versioned<Run>>;
+
+    /// A workflow's runs, newest (highest number) first.
+    async fn list_by_workflow(
+        &self,
+        workflow: &WorkflowId,
+        page: PageRequest,
+    ) -> Result<Page<Versioned<Run>>>;
+
+    /// A workflow's newest run, or `NotFound`.
+    async fn latest(&self, workflow: &WorkflowId) -> Result<Versioned<Run>>;
+
+    /// How many runs a workflow has.
+    async fn count(&self, workflow: &WorkflowId) -> Result<u64>;
+
+    /// One owner's runs in one status, newest first.
+    async fn list_by_owner_and_status(
+        &self,
+        owner: &ProfileId,
+        status: RunStatus,
+        page: PageRequest,
+    ) -> Result<Page<Versioned<Run>>>;
+
+    /// Appends one event to the output of step `step` of a waiting or running
+    /// run, as its own write; returns the updated run.
+    async fn append_event(
+        &self,
+        run: &RunId,
+        step: usize,
+        event: RunEvent,
+    ) -> Result<Versioned<Run>>;
+}
+
+/// Key pairs of profiles.
+#[async_trait]
+pub trait KeyStore: RecordStore<Key> {
+    /// One profile's keys, by id.
+    async fn list_by_profile(
+        &self,
+        profile: &ProfileId,
+        page: PageRequest,
+    ) -> Result<Page<Versioned<Key>>>;
+}
+
+/// Collection entries: datasets as they appear in each profile's collection.
+#[async_trait]
+pub trait CollectionStore: RecordStore<CollectionEntry> {
+    /// One profile's entries by name or by commit time.
+    async fn list_by_profile(
+        &self,
+        profile: &ProfileId,
+        order: CollectionOrder,
+        page: PageRequest,
+    ) -> Result<Page<Versioned<CollectionEntry>>>;
+
+    /// Applies a patch to every entry of one dataset, across profiles, in
+    /// one atomic write; returns the entries it changed.
+    async fn update_by_init_id(
+        &self,
+        init_id: &InitId,
+        patch: CollectionPatch,
+    ) -> Result<Vec<Versioned<CollectionEntry>>>;
+}
+
+/// Append-only operation logs, one per dataset.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait LogStore: Send + Sync {
+    /// Appends ops to a log that has exactly `expected_len` entries, so two
+    /// writers can't fork it: otherwise `Conflict` with the length found (as
+    /// its revision). Returns the new entries.
+    async fn append(
+        &self,
+        log: &LogId,
+        expected_len: u64,
+        ops: Vec<LogOp>,
+    ) -> Result<Vec<Versioned<LogEntry>>>;
+
+    /// Up to `limit` entries from sequence number `start` on.
+    async fn range(&self, log: &LogId, start: u64, limit: u32) -> Result<Vec<Versioned<LogEntry>>>;
+
+    /// The last entry, or `NotFound` for an empty log.
+    async fn head(&self, log: &LogId) -> Result<Versioned<LogEntry>>;
+
+    /// The number of entries (0 for a log never written).
+    async fn length(&self, log: &LogId) -> Result<u64>;
+
+    /// Removes a whole log; returns how many entries it had (`NotFound` if none).
+    async fn remove(&self, log: &LogId) -> Result<u64>;
+}
+
+/// The root: hands out the typed substores, the feed and atomic batches.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait Datastore: Send + Sync {
+    /// Profiles.
+    fn profiles(&self) -> &dyn ProfileStore;
+    /// Workflows.
+    fn workflows(&self) -> &dyn WorkflowStore;
+    /// Runs.
+    fn runs(&self) -> &dyn RunStore;
+    /// Keys.
+    fn keys(&self) -> &dyn KeyStore;
+    /// Collection entries.
+    fn collections(&self) -> &dyn CollectionStore;
+    /// Operation logs.
+    fn logs(&self) -> &dyn LogStore;
+    /// The change feed.
+    fn changes(&self) -> &dyn ChangeFeed;
+    /// Applies a batch across substores, all or nothing; one revision per op.
+    async fn apply(&self, batch: Batch) -> Result<Vec<Revision>>;
+    /// What this backend supports.
+    fn capabilities(&self) -> Capabilities;
+    /// Flushes and releases resources; subscriptions end.
+    async fn close(&self) -> Result<()>;
+}

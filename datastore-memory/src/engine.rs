@@ -1,0 +1,483 @@
+//! The in-memory [`Engine`]: ordered maps behind one lock.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::ops::Bound;
+use std::sync::RwLock;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use datastore_core::keycodec::{encode_values, entry_key, prefix_end};
+use datastore_core::{
+    Capabilities, Change, ChangeOp, Committed, Compaction, DEFAULT_MAX_RECORD_BYTES,
+    DEFAULT_SUBSCRIBER_BUFFER, Direction, Engine, Error, IndexEntry, IndexValue, Kind, Mutation,
+    Result, Retention, Revision, Scan, StoreName, StoredRecord, check_precondition,
+    unique_violation,
+};
+use tokio::sync::broadcast;
+
+/// Settings of an in-memory store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryConfig {
+    /// How much of the change feed is kept (applied at every commit).
+    pub retention: Retention,
+    /// Live changes buffered per subscriber before it gets `Lagged`.
+    pub subscriber_buffer: usize,
+    /// The largest JSON-encoded record accepted, in bytes.
+    pub max_record_bytes: usize,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        MemoryConfig {
+            retention: Retention::FOREVER,
+            subscriber_buffer: DEFAULT_SUBSCRIBER_BUFFER,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Slot {
+    body: Vec<u8>,
+    revision: Revision,
+    created: DateTime<Utc>,
+    updated: DateTime<Utc>,
+    index: Vec<IndexEntry>,
+}
+
+/// One kind's records and index maps.
+#[derive(Debug, Default)]
+struct Table {
+    records: BTreeMap<String, Slot>,
+    /// index name -> encoded (values, key) -> key
+    indexes: HashMap<&'static str, BTreeMap<Vec<u8>, String>>,
+    /// unique index name -> encoded values -> key holding them
+    unique: HashMap<&'static str, HashMap<Vec<u8>, String>>,
+}
+
+impl Table {
+    /// Replaces (or removes) the record at `key`, keeping indexes in step;
+    /// returns what was there.
+    fn swap(&mut self, key: &str, new: Option<Slot>) -> Option<Slot> {
+        let prev = match new {
+            Some(slot) => self.records.insert(key.to_string(), slot),
+            None => self.records.remove(key),
+        };
+        if let Some(p) = &prev {
+            for e in &p.index {
+                if let Some(map) = self.indexes.get_mut(e.index) {
+                    map.remove(&entry_key(&e.values, key));
+                }
+                if e.unique {
+                    if let Some(map) = self.unique.get_mut(e.index) {
+                        map.remove(&encode_values(&e.values));
+                    }
+                }
+            }
+        }
+        if let Some(n) = self.records.get(key) {
+            for e in &n.index {
+                self.indexes
+                    .entry(e.index)
+                    .or_default()
+                    .insert(entry_key(&e.values, key), key.to_string());
+                if e.unique {
+                    self.unique
+                        .entry(e.index)
+                        .or_default()
+                        .insert(encode_values(&e.values), key.to_string());
+                }
+            }
+        }
+        prev
+    }
+
+    fn stored(&self, key: &str) -> Option<StoredRecord> {
+        self.records.get(key).map(|s| StoredRecord {
+            key: key.to_string(),
+            body: s.body.clone(),
+            revision: s.revision,
+            created: s.created,
+            updated: s.updated,
+        })
+    }
+}
+
+enum Undo {
+    Record {
+        kind: Kind,
+        key: String,
+        prev: Option<Slot>,
+    },
+    Counter {
+        name: String,
+        prev: Option<u64>,
+    },
+}
+
+#[derive(Debug)]
+struct Inner {
+    tables: HashMap<Kind, Table>,
+    counters: HashMap<String, u64>,
+    feed: VecDeque<Change>,
+    seq: u64,
+    compacted_through: u64,
+    closed: bool,
+    /// Sends committed changes to subscribers; dropped at close so they end.
+    live: Option<broadcast::Sender<Change>>,
+}
+
+impl Inner {
+    fn table(&mut self, kind: Kind) -> &mut Table {
+        self.tables.entry(kind).or_default()
+    }
+
+    fn apply(
+        &mut self,
+        mutation: Mutation,
+        now: DateTime<Utc>,
+        undo: &mut Vec<Undo>,
+        committed: &mut Vec<Committed>,
+    ) -> Result<()> {
+        match mutation {
+            Mutation::Put {
+                kind,
+                key,
+                body,
+                index,
+                precondition,
+            } => {
+                let table = self.table(kind);
+                let current = table.records.get(&key);
+                check_precondition(kind, &key, precondition, current.map(|s| s.revision), false)?;
+                let created = current.map_or(now, |s| s.created);
+                for e in index.iter().filter(|e| e.unique) {
+                    let holder = table
+                        .unique
+                        .get(e.index)
+                        .and_then(|m| m.get(&encode_values(&e.values)));
+                    if holder.is_some_and(|h| *h != key) {
+                        return Err(unique_violation(kind, e));
+                    }
+                }
+                self.seq += 1;
+                let revision = Revision::new(self.seq);
+                let slot = Slot {
+                    body,
+                    revision,
+                    created,
+                    updated: now,
+                    index,
+                };
+                let prev = self.table(kind).swap(&key, Some(slot));
+                committed.push(Committed {
+                    kind,
+                    key: key.clone(),
+                    op: ChangeOp::Put,
+                    revision,
+                    created,
+                    updated: now,
+                });
+                undo.push(Undo::Record { kind, key, prev });
+            }
+            Mutation::Delete {
+                kind,
+                key,
+                precondition,
+            } => {
+                let table = self.table(kind);
+                let current = table.records.get(&key);
+                check_precondition(kind, &key, precondition, current.map(|s| s.revision), true)?;
+                let created = current.map_or(now, |s| s.created);
+                self.seq += 1;
+                let revision = Revision::new(self.seq);
+                let prev = self.table(kind).swap(&key, None);
+                committed.push(Committed {
+                    kind,
+                    key: key.clone(),
+                    op: ChangeOp::Delete,
+                    revision,
+                    created,
+                    updated: now,
+                });
+                undo.push(Undo::Record { kind, key, prev });
+            }
+            Mutation::Require {
+                kind,
+                key,
+                precondition,
+            } => {
+                let found = self.table(kind).records.get(&key).map(|s| s.revision);
+                check_precondition(kind, &key, precondition, found, false)?;
+            }
+            Mutation::RaiseCounter { name, to } => {
+                let prev = self.counters.get(&name).copied();
+                if prev.unwrap_or(0) < to {
+                    self.counters.insert(name.clone(), to);
+                }
+                undo.push(Undo::Counter { name, prev });
+            }
+        }
+        Ok(())
+    }
+
+    fn rollback(&mut self, undo: Vec<Undo>) {
+        for u in undo.into_iter().rev() {
+            match u {
+                Undo::Record { kind, key, prev } => {
+                    self.table(kind).swap(&key, prev);
+                }
+                Undo::Counter {
+                    name,
+                    prev: Some(v),
+                } => {
+                    self.counters.insert(name, v);
+                }
+                Undo::Counter { name, prev: None } => {
+                    self.counters.remove(&name);
+                }
+            }
+        }
+    }
+
+    fn compact(&mut self, retention: &Retention, now: DateTime<Utc>) -> Compaction {
+        let mut removed = 0;
+        let oldest_kept = retention
+            .max_age
+            .and_then(|age| chrono::Duration::from_std(age).ok())
+            .map(|age| now - age);
+        while let Some(front) = self.feed.front() {
+            let too_many = retention
+                .max_changes
+                .is_some_and(|max| self.feed.len() as u64 > max);
+            let too_old = oldest_kept.is_some_and(|t| front.at < t);
+            if !(too_many || too_old) {
+                break;
+            }
+            self.compacted_through = front.seq;
+            self.feed.pop_front();
+            removed += 1;
+        }
+        Compaction {
+            removed,
+            compacted_through: self.compacted_through,
+        }
+    }
+}
+
+/// The in-memory engine.
+#[derive(Debug)]
+pub struct MemoryEngine {
+    inner: RwLock<Inner>,
+    config: MemoryConfig,
+}
+
+impl MemoryEngine {
+    /// An empty engine.
+    pub fn new(config: MemoryConfig) -> Self {
+        let (live, _) = broadcast::channel(config.subscriber_buffer.max(1));
+        let inner = Inner {
+            tables: HashMap::new(),
+            counters: HashMap::new(),
+            feed: VecDeque::new(),
+            seq: 0,
+            compacted_through: 0,
+            closed: false,
+            live: Some(live),
+        };
+        MemoryEngine {
+            inner: RwLock::new(inner),
+            config,
+        }
+    }
+
+    fn read(&self) -> Result<std::sync::RwLockReadGuard<'_, Inner>> {
+        let guard = self.inner.read().map_err(|_| poisoned())?;
+        if guard.closed {
+            return Err(closed());
+        }
+        Ok(guard)
+    }
+
+    fn write(&self) -> Result<std::sync::RwLockWriteGuard<'_, Inner>> {
+        let guard = self.inner.write().map_err(|_| poisoned())?;
+        if guard.closed {
+            return Err(closed());
+        }
+        Ok(guard)
+    }
+}
+
+fn poisoned() -> Error {
+    Error::Backend {
+        store: StoreName::Datastore,
+        key: String::new(),
+        source: "a writer panicked while holding the lock".into(),
+    }
+}
+
+fn closed() -> Error {
+    Error::Unavailable {
+        store: StoreName::Datastore,
+        key: String::new(),
+        source: "the store is closed".into(),
+    }
+}
+
+#[async_trait]
+impl Engine for MemoryEngine {
+    async fn get(&self, kind: Kind, keys: &[String]) -> Result<Vec<Option<StoredRecord>>> {
+        let inner = self.read()?;
+        let table = inner.tables.get(&kind);
+        Ok(keys
+            .iter()
+            .map(|k| table.and_then(|t| t.stored(k)))
+            .collect())
+    }
+
+    async fn scan(&self, kind: Kind, scan: &Scan) -> Result<Vec<StoredRecord>> {
+        let inner = self.read()?;
+        let Some(table) = inner.tables.get(&kind) else {
+            return Ok(Vec::new());
+        };
+        let keys: Vec<&String> = match scan.index {
+            None => {
+                let after = scan.after.as_ref().map(|p| p.id.clone());
+                let range = match (scan.direction, after) {
+                    (Direction::Asc, Some(a)) => (Bound::Excluded(a), Bound::Unbounded),
+                    (Direction::Desc, Some(a)) => (Bound::Unbounded, Bound::Excluded(a)),
+                    (_, None) => (Bound::Unbounded, Bound::Unbounded),
+                };
+                let iter = table.records.range::<String, _>(range).map(|(k, _)| k);
+                match scan.direction {
+                    Direction::Asc => iter.take(scan.limit).collect(),
+                    Direction::Desc => iter.rev().take(scan.limit).collect(),
+                }
+            }
+            Some(index) => {
+                let Some(map) = table.indexes.get(index) else {
+                    return Ok(Vec::new());
+                };
+                let start = encode_values(&scan.prefix);
+                let end = prefix_end(&start);
+                let after = scan.after.as_ref().map(|p| entry_key(&p.values, &p.id));
+                match scan.direction {
+                    Direction::Asc => {
+                        let lo = after.map_or(Bound::Included(start), Bound::Excluded);
+                        map.range::<Vec<u8>, _>((lo, Bound::Excluded(end)))
+                            .map(|(_, k)| k)
+                            .take(scan.limit)
+                            .collect()
+                    }
+                    Direction::Desc => {
+                        let hi = after.map_or(Bound::Excluded(end), Bound::Excluded);
+                        map.range::<Vec<u8>, _>((Bound::Included(start), hi))
+                            .rev()
+                            .map(|(_, k)| k)
+                            .take(scan.limit)
+                            .collect()
+                    }
+                }
+            }
+        };
+        Ok(keys.into_iter().filter_map(|k| table.stored(k)).collect())
+    }
+
+    async fn count(&self, kind: Kind, index: &'static str, prefix: &[IndexValue]) -> Result<u64> {
+        let inner = self.read()?;
+        let Some(map) = inner.tables.get(&kind).and_then(|t| t.indexes.get(index)) else {
+            return Ok(0);
+        };
+        let start = encode_values(prefix);
+        let end = prefix_end(&start);
+        Ok(map.range::<Vec<u8>, _>(start..end).count() as u64)
+    }
+
+    async fn counter(&self, name: &str) -> Result<u64> {
+        Ok(self.read()?.counters.get(name).copied().unwrap_or(0))
+    }
+
+    async fn commit(&self, mutations: Vec<Mutation>) -> Result<Vec<Committed>> {
+        let mut inner = self.write()?;
+        let now = Utc::now();
+        let start_seq = inner.seq;
+        let mut undo = Vec::new();
+        let mut committed = Vec::new();
+        for m in mutations {
+            if let Err(e) = inner.apply(m, now, &mut undo, &mut committed) {
+                inner.rollback(undo);
+                inner.seq = start_seq;
+                return Err(e);
+            }
+        }
+        for c in &committed {
+            let change = Change {
+                seq: c.revision.get(),
+                store: c.kind,
+                id: c.key.clone(),
+                op: c.op,
+                revision: c.revision,
+                at: now,
+            };
+            inner.feed.push_back(change.clone());
+            if let Some(live) = &inner.live {
+                // No receivers is fine: nobody is following.
+                let _ = live.send(change);
+            }
+        }
+        inner.compact(&self.config.retention, now);
+        Ok(committed)
+    }
+
+    async fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<Change>> {
+        let inner = self.read()?;
+        if after < inner.compacted_through {
+            return Err(Error::CursorExpired {
+                store: StoreName::Changes,
+                key: after.to_string(),
+                compacted_through: inner.compacted_through,
+            });
+        }
+        let start = inner.feed.partition_point(|c| c.seq <= after);
+        Ok(inner.feed.range(start..).take(limit).cloned().collect())
+    }
+
+    async fn head(&self) -> Result<u64> {
+        Ok(self.read()?.seq)
+    }
+
+    async fn compact(&self, retention: &Retention) -> Result<Compaction> {
+        Ok(self.write()?.compact(retention, Utc::now()))
+    }
+
+    fn live(&self) -> broadcast::Receiver<Change> {
+        match self
+            .inner
+            .read()
+            .ok()
+            .and_then(|i| i.live.as_ref().map(|s| s.subscribe()))
+        {
+            Some(rx) => rx,
+            // Closed: a receiver whose sender is gone ends at once.
+            None => broadcast::channel(1).1,
+        }
+    }
+
+    fn retention(&self) -> Retention {
+        self.config.retention
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let mut caps = Capabilities::new("memory");
+        caps.subscriber_buffer = self.config.subscriber_buffer;
+        caps.max_record_bytes = self.config.max_record_bytes;
+        caps
+    }
+
+    async fn close(&self) -> Result<()> {
+        let mut inner = self.inner.write().map_err(|_| poisoned())?;
+        inner.closed = true;
+        inner.live = None;
+        Ok(())
+    }
+}
