@@ -5,7 +5,7 @@
 //! `#[tokio::test]` for any backend, given an async factory of fresh, empty
 //! stores; [`CASES`] lists the same cases for running against a live store.
 //!
-//! ```ignore
+//! ```text
 //! // in a backend's tests/conformance.rs (needs tokio as a dev-dependency)
 //! conformance_tests::datastore_conformance!(|| async { my_backend::open_temp().await });
 //! ```
