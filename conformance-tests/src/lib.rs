@@ -102,6 +102,7 @@ macro_rules! __with_cases {
                 empty_profile_id_is_invalid,
                 private_key_never_in_debug_or_errors,
                 stale_put_is_conflict,
+                stale_delete_is_conflict,
                 delete_then_missing,
             },
             workflows {
@@ -213,6 +214,7 @@ macro_rules! __with_cases {
                 subscribe_replays_then_follows,
                 subscribe_from_cursor,
                 concurrent_writers_no_gap_or_duplicate,
+                resume_while_writers_run,
                 lagged_then_resume,
                 cursor_expired_after_compaction,
                 batch_changes_are_consecutive,

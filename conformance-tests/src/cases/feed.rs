@@ -201,6 +201,46 @@ pub async fn concurrent_writers_no_gap_or_duplicate(ds: Arc<dyn Datastore>) {
     assert_eq!(polled, committed, "since saw every change once, in order");
 }
 
+/// A subscriber that drops its stream halfway and subscribes again from its
+/// cursor, while 8 writers run, misses nothing and sees nothing twice.
+pub async fn resume_while_writers_run(ds: Arc<dyn Datastore>) {
+    const WRITERS: usize = 8;
+    const EACH: usize = 20;
+    let start = ds.changes().head().await.unwrap();
+    let reader = {
+        let ds = ds.clone();
+        tokio::spawn(async move {
+            let mut got = Vec::new();
+            let mut cursor = start;
+            // Three separate subscriptions, each dropped after a share of the changes.
+            for share in [WRITERS * EACH / 3, WRITERS * EACH / 3] {
+                let mut stream = ds.changes().subscribe(cursor);
+                let part = next_changes(&mut stream, share).await;
+                cursor = part.last().unwrap().cursor();
+                got.extend(part);
+            }
+            let mut stream = ds.changes().subscribe(cursor);
+            got.extend(next_changes(&mut stream, WRITERS * EACH - got.len()).await);
+            got
+        })
+    };
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let ds = ds.clone();
+        writers.push(tokio::spawn(async move {
+            for i in 0..EACH {
+                profile(&ds, &format!("w{w}-{i}")).await;
+                tokio::task::yield_now().await;
+            }
+        }));
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    let got = reader.await.unwrap();
+    assert_eq!(got, all_since(&ds, start).await);
+}
+
 /// A subscriber that stops reading gets Lagged, then resumes from its cursor
 /// without a gap or a duplicate.
 pub async fn lagged_then_resume(ds: Arc<dyn Datastore>) {

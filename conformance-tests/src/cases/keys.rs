@@ -99,6 +99,21 @@ pub async fn stale_put_is_conflict(ds: Arc<dyn Datastore>) {
     assert_conflict(ds.keys().put(edit, v1.expect()).await, Some(v2.revision));
 }
 
+/// A delete at an old revision is Conflict naming the revision found.
+pub async fn stale_delete_is_conflict(ds: Arc<dyn Datastore>) {
+    let v1 = ds
+        .keys()
+        .put(Key::new("p1", "a"), Precondition::Any)
+        .await
+        .unwrap();
+    let v2 = ds.keys().put(v1.value.clone(), v1.expect()).await.unwrap();
+    assert_conflict(
+        ds.keys().delete(&v1.value.id, v1.expect()).await,
+        Some(v2.revision),
+    );
+    assert!(ds.keys().get(&v1.value.id).await.is_ok());
+}
+
 /// A deleted key is gone from gets and lists.
 pub async fn delete_then_missing(ds: Arc<dyn Datastore>) {
     let v = ds
