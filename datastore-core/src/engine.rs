@@ -218,3 +218,11 @@ pub fn unique_violation(kind: Kind, entry: &IndexEntry) -> Error {
         key: format!("{}={}", entry.index, values.join(",")),
     }
 }
+
+/// The current time as engines stamp writes: UTC, truncated to whole
+/// microseconds, the precision every backend stores, so a write's returned
+/// times equal those read back later.
+pub fn commit_time() -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    Utc::now().trunc_subsecs(6)
+}

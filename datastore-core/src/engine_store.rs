@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use crate::batch::{AnyRecord, Batch, BatchOp};
 use crate::capabilities::Capabilities;
-use crate::engine::{Committed, Engine, IndexEntry, Mutation, Scan, StoredRecord};
+use crate::engine::{Committed, Engine, Mutation, Scan, StoredRecord};
 use crate::error::{Error, FieldError, Result, StoreName};
 use crate::feed::{
     Change, ChangeFeed, ChangeStream, Compaction, FeedCursor, MAX_FEED_LIMIT, Retention,
@@ -134,16 +134,7 @@ impl<E: Engine> EngineStore<E> {
                 format!("encodes to {} bytes, over the {max}-byte limit", body.len()),
             ));
         }
-        let index = R::INDEXES
-            .iter()
-            .filter_map(|def| {
-                record.index_values(def.name).map(|values| IndexEntry {
-                    index: def.name,
-                    values,
-                    unique: def.unique,
-                })
-            })
-            .collect();
+        let index = crate::record::index_entries_of(record);
         let references = record.references();
         let mut mutations = vec![Mutation::Put {
             kind: R::KIND,

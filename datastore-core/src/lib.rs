@@ -36,7 +36,7 @@ mod subscription;
 pub use batch::{AnyRecord, Batch, BatchOp};
 pub use capabilities::{Capabilities, DEFAULT_MAX_RECORD_BYTES, DEFAULT_SUBSCRIBER_BUFFER};
 pub use engine::{
-    Committed, Engine, IndexEntry, Mutation, Scan, StoredRecord, check_precondition,
+    Committed, Engine, IndexEntry, Mutation, Scan, StoredRecord, check_precondition, commit_time,
     unique_violation,
 };
 pub use engine_store::{EngineStore, MAX_APPEND_OPS, MAX_GET_MANY};
@@ -54,6 +54,7 @@ pub use query::{
 };
 pub use record::{
     Editable, FieldType, IndexDef, IndexField, IndexValue, Kind, Plan, Record, Reference,
+    index_entries_of,
 };
 pub use records::*;
 pub use revision::{Precondition, Revision, Versioned};

@@ -259,3 +259,60 @@ pub trait Editable: Record {}
 pub const fn field(name: &'static str, ty: FieldType) -> IndexField {
     IndexField { name, ty }
 }
+
+/// The index entries a record of `R` declares.
+pub fn index_entries_of<R: Record>(record: &R) -> Vec<crate::engine::IndexEntry> {
+    R::INDEXES
+        .iter()
+        .filter_map(|def| {
+            record
+                .index_values(def.name)
+                .map(|values| crate::engine::IndexEntry {
+                    index: def.name,
+                    values,
+                    unique: def.unique,
+                })
+        })
+        .collect()
+}
+
+impl Kind {
+    /// Decodes a stored body of this kind and returns the index entries it
+    /// declares (engines use it to rebuild indexes after an index change).
+    pub fn index_entries(
+        self,
+        body: &[u8],
+    ) -> Result<Vec<crate::engine::IndexEntry>, serde_json::Error> {
+        fn of<R: Record>(body: &[u8]) -> Result<Vec<crate::engine::IndexEntry>, serde_json::Error> {
+            Ok(index_entries_of(&serde_json::from_slice::<R>(body)?))
+        }
+        match self {
+            Kind::Profile => of::<crate::Profile>(body),
+            Kind::Workflow => of::<crate::Workflow>(body),
+            Kind::Run => of::<crate::Run>(body),
+            Kind::Key => of::<crate::Key>(body),
+            Kind::Collection => of::<crate::CollectionEntry>(body),
+            Kind::Log => of::<crate::LogEntry>(body),
+        }
+    }
+
+    /// A fingerprint of every kind's index definitions: it changes when an
+    /// index is added, removed or redefined, so a store knows to rebuild.
+    pub fn index_fingerprint() -> String {
+        let mut text = String::new();
+        for kind in Kind::ALL {
+            for def in kind.indexes() {
+                text.push_str(&format!(
+                    "{kind}.{}{}(",
+                    def.name,
+                    if def.unique { "!" } else { "" }
+                ));
+                for f in def.fields {
+                    text.push_str(&format!("{}:{:?},", f.name, f.ty));
+                }
+                text.push_str(");");
+            }
+        }
+        text
+    }
+}

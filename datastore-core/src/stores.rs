@@ -185,3 +185,12 @@ pub trait Datastore: Send + Sync {
     /// Flushes and releases resources; subscriptions end.
     async fn close(&self) -> Result<()>;
 }
+
+impl std::fmt::Debug for dyn Datastore {
+    /// Names the backend, so structs holding an `Arc<dyn Datastore>` can derive `Debug`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Datastore")
+            .field("backend", &self.capabilities().backend)
+            .finish()
+    }
+}

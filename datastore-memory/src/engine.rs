@@ -68,10 +68,8 @@ impl Table {
                 if let Some(map) = self.indexes.get_mut(e.index) {
                     map.remove(&entry_key(&e.values, key));
                 }
-                if e.unique {
-                    if let Some(map) = self.unique.get_mut(e.index) {
-                        map.remove(&encode_values(&e.values));
-                    }
+                if let Some(map) = self.unique.get_mut(e.index).filter(|_| e.unique) {
+                    map.remove(&encode_values(&e.values));
                 }
             }
         }
@@ -399,7 +397,7 @@ impl Engine for MemoryEngine {
 
     async fn commit(&self, mutations: Vec<Mutation>) -> Result<Vec<Committed>> {
         let mut inner = self.write()?;
-        let now = Utc::now();
+        let now = datastore_core::commit_time();
         let start_seq = inner.seq;
         let mut undo = Vec::new();
         let mut committed = Vec::new();

@@ -1,0 +1,285 @@
+//! The facade against hand-written RocksDB calls doing the same reads and
+//! writes, in one process over one database.
+//!
+//! ```text
+//! cargo bench -p datastore-rocks --bench facade_vs_raw
+//! ```
+//!
+//! Operations: a point get of a run by id, a put of a new profile, and a page
+//! of 100 runs of one workflow (newest first). The raw side decodes the same
+//! envelope and JSON, and writes the same record, index entries, feed entry
+//! and head. Commits are not fsynced on either side (`sync_on_commit =
+//! false`), so the figures show what the facade adds, not the disk. The table
+//! at the end gives facade throughput as a fraction of raw throughput.
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use criterion::Criterion;
+use datastore_core::keycodec::{encode_values, prefix_end};
+use datastore_core::{
+    Datastore, EngineStore, IndexValue, Kind, PageRequest, Precondition, Profile, ProfileId,
+    Record, Revision, Run, RunId, Workflow, WorkflowId, index_entries_of,
+};
+use datastore_rocks::layout::{self, Envelope, Header};
+use datastore_rocks::{RocksConfig, RocksEngine};
+use rocksdb::{DB, ReadOptions, WriteBatch, WriteOptions};
+
+const RUNS: usize = 10_000;
+
+type Timings = Arc<Mutex<BTreeMap<String, (u64, Duration)>>>;
+
+fn record(timings: &Timings, name: &str, iters: u64, took: Duration) {
+    let mut t = timings.lock().unwrap();
+    let e = t.entry(name.to_string()).or_default();
+    e.0 += iters;
+    e.1 += took;
+}
+
+/// Raw point get: read, decode the envelope and the JSON body.
+fn raw_get(db: &DB, id: &str) -> Run {
+    let cf = db.cf_handle(layout::RECORDS).unwrap();
+    let bytes = db
+        .get_pinned_cf(cf, layout::record_key(Kind::Run, id))
+        .unwrap()
+        .unwrap();
+    let (_, body) = Envelope::decode(&bytes).unwrap();
+    serde_json::from_slice(body).unwrap()
+}
+
+/// Raw put of a new profile: record, index entries, unique claim, feed
+/// entry and head in one batch.
+fn raw_put(db: &DB, seq: u64, profile: &Profile) {
+    let key = profile.id.as_str();
+    let entries = index_entries_of(profile);
+    let index_keys = layout::owned_index_keys(Kind::Profile, key, &entries);
+    let mut batch = WriteBatch::default();
+    let indexes = db.cf_handle(layout::INDEXES).unwrap();
+    for k in &index_keys {
+        batch.put_cf(indexes, k, key.as_bytes());
+    }
+    let now = Utc::now();
+    let header = Header {
+        revision: Revision::new(seq),
+        created: now,
+        updated: now,
+        index_keys,
+    };
+    let body = serde_json::to_vec(profile).unwrap();
+    batch.put_cf(
+        db.cf_handle(layout::RECORDS).unwrap(),
+        layout::record_key(Kind::Profile, key),
+        Envelope::encode(&header, &body),
+    );
+    let change = serde_json::json!({"seq": seq, "store": "profile", "id": key, "op": "put", "revision": seq, "at": now});
+    batch.put_cf(
+        db.cf_handle(layout::FEED).unwrap(),
+        layout::feed_key(seq),
+        serde_json::to_vec(&change).unwrap(),
+    );
+    batch.put_cf(
+        db.cf_handle(layout::META).unwrap(),
+        b"bench_head",
+        seq.to_be_bytes(),
+    );
+    let mut wo = WriteOptions::default();
+    wo.set_sync(false);
+    db.write_opt(batch, &wo).unwrap();
+}
+
+/// Raw page: scan the (workflow, number) index backwards, multi-get, decode.
+fn raw_page(db: &DB, workflow: &str, limit: usize) -> Vec<Run> {
+    let mut base = layout::index_base(Kind::Run, "workflow_number", false);
+    base.extend_from_slice(&encode_values(&[IndexValue::str(workflow)]));
+    let mut ro = ReadOptions::default();
+    ro.set_iterate_upper_bound(prefix_end(&base));
+    ro.set_iterate_lower_bound(base);
+    let mut it = db.raw_iterator_cf_opt(db.cf_handle(layout::INDEXES).unwrap(), ro);
+    it.seek_to_last();
+    let mut keys = Vec::with_capacity(limit);
+    while it.valid() && keys.len() < limit {
+        keys.push(layout::record_key(
+            Kind::Run,
+            std::str::from_utf8(it.value().unwrap()).unwrap(),
+        ));
+        it.prev();
+    }
+    let records = db.cf_handle(layout::RECORDS).unwrap();
+    db.multi_get_cf(keys.iter().map(|k| (records, k.as_slice())))
+        .into_iter()
+        .map(|v| {
+            let v = v.unwrap().unwrap();
+            let (_, body) = Envelope::decode(&v).unwrap();
+            serde_json::from_slice(body).unwrap()
+        })
+        .collect()
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = RocksConfig::new(dir.path().join("db"));
+    config.sync_on_commit = false;
+    let store = Arc::new(EngineStore::new(RocksEngine::open(config).unwrap()));
+    let ds: Arc<dyn Datastore> = store.clone();
+    let db = store.engine().db();
+
+    let workflow = WorkflowId::new("bench-workflow");
+    let mut run_ids: Vec<RunId> = Vec::with_capacity(RUNS);
+    rt.block_on(async {
+        let mut w = Workflow::new("bench-init", "owner");
+        w.id = workflow.clone();
+        ds.workflows().put(w, Precondition::Any).await.unwrap();
+        for _ in 0..RUNS {
+            let run = ds
+                .runs()
+                .create(Run::new(workflow.clone(), vec![]))
+                .await
+                .unwrap();
+            run_ids.push(run.value.id);
+        }
+    });
+    assert_eq!(raw_page(db, workflow.as_str(), 100).len(), 100);
+
+    let timings: Timings = Arc::default();
+    let mut c = Criterion::default()
+        .configure_from_args()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+
+    let mut group = c.benchmark_group("get");
+    group.bench_function("facade", |b| {
+        let mut i = 0;
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                let id = &run_ids[i % RUNS];
+                i += 1;
+                black_box(rt.block_on(ds.runs().get(id)).unwrap());
+            }
+            let took = start.elapsed();
+            record(&timings, "get/facade", iters, took);
+            took
+        })
+    });
+    group.bench_function("raw", |b| {
+        let mut i = 0;
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                let id = &run_ids[i % RUNS];
+                i += 1;
+                black_box(raw_get(db, id.as_str()));
+            }
+            let took = start.elapsed();
+            record(&timings, "get/raw", iters, took);
+            took
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("put");
+    let mut n = 0u64;
+    group.bench_function("facade", |b| {
+        b.iter_custom(|iters| {
+            let profiles: Vec<Profile> = (0..iters)
+                .map(|_| {
+                    n += 1;
+                    let mut p = Profile::new(format!("facade{n}"));
+                    p.id = ProfileId::new(format!("facade-{n}"));
+                    p
+                })
+                .collect();
+            let start = Instant::now();
+            for p in profiles {
+                black_box(
+                    rt.block_on(ds.profiles().put(p, Precondition::MustNotExist))
+                        .unwrap(),
+                );
+            }
+            let took = start.elapsed();
+            record(&timings, "put/facade", iters, took);
+            took
+        })
+    });
+    let mut seq = 1u64 << 60;
+    group.bench_function("raw", |b| {
+        b.iter_custom(|iters| {
+            let profiles: Vec<Profile> = (0..iters)
+                .map(|_| {
+                    seq += 1;
+                    let mut p = Profile::new(format!("raw{seq}"));
+                    p.id = ProfileId::new(format!("raw-{seq}"));
+                    p
+                })
+                .collect();
+            let start = Instant::now();
+            for p in &profiles {
+                p.validate().unwrap();
+                raw_put(db, seq, p);
+            }
+            let took = start.elapsed();
+            record(&timings, "put/raw", iters, took);
+            took
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("page_of_100_runs");
+    group.bench_function("facade", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                let page = rt
+                    .block_on(
+                        ds.runs()
+                            .list_by_workflow(&workflow, PageRequest::first(100)),
+                    )
+                    .unwrap();
+                black_box(page);
+            }
+            let took = start.elapsed();
+            record(&timings, "page_of_100_runs/facade", iters, took);
+            took
+        })
+    });
+    group.bench_function("raw", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                black_box(raw_page(db, workflow.as_str(), 100));
+            }
+            let took = start.elapsed();
+            record(&timings, "page_of_100_runs/raw", iters, took);
+            took
+        })
+    });
+    group.finish();
+    c.final_summary();
+
+    let t = timings.lock().unwrap();
+    println!(
+        "\n{:<20} {:>14} {:>14} {:>16}",
+        "operation", "facade/op", "raw/op", "facade/raw thru"
+    );
+    for op in ["get", "put", "page_of_100_runs"] {
+        let per_op = |side: &str| {
+            t.get(&format!("{op}/{side}"))
+                .filter(|(n, _)| *n > 0)
+                .map(|(n, d)| d.as_secs_f64() / *n as f64)
+        };
+        if let (Some(f), Some(r)) = (per_op("facade"), per_op("raw")) {
+            println!(
+                "{op:<20} {:>12.2}µs {:>12.2}µs {:>16.2}",
+                f * 1e6,
+                r * 1e6,
+                r / f
+            );
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! How records, indexes, the feed and metadata are laid out in RocksDB.
+//!
+//! Four column families, one per concern:
+//!
+//! | family | key | value |
+//! |---|---|---|
+//! | `records` | kind tag, record key | [`Envelope`]: revision, times, index keys, JSON body |
+//! | `indexes` | `i`, kind tag, index name, 0, order-preserving (values, key) | record key |
+//! |           | `u`, kind tag, index name, 0, order-preserving values (unique) | record key |
+//! | `feed` | sequence number, big-endian | JSON `Change` |
+//! | `meta` | name | schema version, head, compaction point, counters, index fingerprint |
+//!
+//! Index keys use `datastore_core::keycodec`, so every list is a range scan
+//! bounded by `iterate_lower_bound` / `iterate_upper_bound`.
+
+use chrono::{DateTime, Utc};
+use datastore_core::keycodec::{encode_values, entry_key};
+use datastore_core::{IndexEntry, IndexValue, Kind, Revision};
+
+/// The column family of records.
+pub const RECORDS: &str = "records";
+/// The column family of index entries.
+pub const INDEXES: &str = "indexes";
+/// The column family of the change feed.
+pub const FEED: &str = "feed";
+/// The column family of metadata.
+pub const META: &str = "meta";
+/// Every column family.
+pub const FAMILIES: [&str; 4] = [RECORDS, INDEXES, FEED, META];
+
+/// Meta key: the schema version (u32, big-endian).
+pub const SCHEMA_VERSION: &[u8] = b"schema_version";
+/// Meta key: the last sequence number handed out (u64).
+pub const HEAD: &[u8] = b"head";
+/// Meta key: the highest sequence number removed by compaction (u64).
+pub const COMPACTED_THROUGH: &[u8] = b"compacted_through";
+/// Meta key: the index definitions the indexes were built with.
+pub const INDEX_FINGERPRINT: &[u8] = b"index_fingerprint";
+
+/// The envelope format version written today.
+const ENVELOPE_V1: u8 = 1;
+
+/// One byte per kind, so each kind's records are one contiguous range.
+pub fn kind_tag(kind: Kind) -> u8 {
+    match kind {
+        Kind::Profile => 1,
+        Kind::Workflow => 2,
+        Kind::Run => 3,
+        Kind::Key => 4,
+        Kind::Collection => 5,
+        Kind::Log => 6,
+    }
+}
+
+/// The kind of a tag.
+pub fn tag_kind(tag: u8) -> Option<Kind> {
+    Kind::ALL.into_iter().find(|k| kind_tag(*k) == tag)
+}
+
+/// The key of a record.
+pub fn record_key(kind: Kind, key: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(key.len() + 1);
+    out.push(kind_tag(kind));
+    out.extend_from_slice(key.as_bytes());
+    out
+}
+
+/// The start of a kind's range of records.
+pub fn records_start(kind: Kind) -> Vec<u8> {
+    vec![kind_tag(kind)]
+}
+
+/// The end (exclusive) of a kind's range of records.
+pub fn records_end(kind: Kind) -> Vec<u8> {
+    vec![kind_tag(kind) + 1]
+}
+
+/// The common start of every entry of one index.
+pub fn index_base(kind: Kind, index: &str, unique: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(index.len() + 3);
+    out.push(if unique { b'u' } else { b'i' });
+    out.push(kind_tag(kind));
+    out.extend_from_slice(index.as_bytes());
+    out.push(0);
+    out
+}
+
+/// The key of an ordered index entry.
+pub fn index_key(kind: Kind, index: &str, values: &[IndexValue], key: &str) -> Vec<u8> {
+    let mut out = index_base(kind, index, false);
+    out.extend_from_slice(&entry_key(values, key));
+    out
+}
+
+/// The key of a unique index claim.
+pub fn unique_key(kind: Kind, index: &str, values: &[IndexValue]) -> Vec<u8> {
+    let mut out = index_base(kind, index, true);
+    out.extend_from_slice(&encode_values(values));
+    out
+}
+
+/// Every key in the indexes family a record with these entries owns: its
+/// ordered entries, and its unique claims.
+pub fn owned_index_keys(kind: Kind, key: &str, entries: &[IndexEntry]) -> Vec<Vec<u8>> {
+    let mut out = Vec::with_capacity(entries.len() * 2);
+    for e in entries {
+        out.push(index_key(kind, e.index, &e.values, key));
+        if e.unique {
+            out.push(unique_key(kind, e.index, &e.values));
+        }
+    }
+    out
+}
+
+/// The key of a feed entry.
+pub fn feed_key(seq: u64) -> [u8; 8] {
+    seq.to_be_bytes()
+}
+
+/// The meta key of a counter.
+pub fn counter_key(name: &str) -> Vec<u8> {
+    let mut out = b"counter/".to_vec();
+    out.extend_from_slice(name.as_bytes());
+    out
+}
+
+/// Reads a big-endian u64 value.
+pub fn read_u64(bytes: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(bytes.try_into().ok()?))
+}
+
+/// What a record's value holds besides its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    /// The record's revision.
+    pub revision: Revision,
+    /// When the key was first written.
+    pub created: DateTime<Utc>,
+    /// When it was last written.
+    pub updated: DateTime<Utc>,
+    /// The keys it owns in the indexes family, so a replace or delete can
+    /// remove them without decoding the body.
+    pub index_keys: Vec<Vec<u8>>,
+}
+
+/// A record's stored value: a versioned binary header, then the JSON body
+/// (self-describing, so a field added to a record reads back from old bytes).
+pub struct Envelope;
+
+impl Envelope {
+    /// Encodes a header and body.
+    pub fn encode(header: &Header, body: &[u8]) -> Vec<u8> {
+        let keys_len: usize = header.index_keys.iter().map(|k| k.len() + 4).sum();
+        let mut out = Vec::with_capacity(1 + 24 + 2 + keys_len + body.len());
+        out.push(ENVELOPE_V1);
+        out.extend_from_slice(&header.revision.get().to_be_bytes());
+        out.extend_from_slice(&header.created.timestamp_micros().to_be_bytes());
+        out.extend_from_slice(&header.updated.timestamp_micros().to_be_bytes());
+        out.extend_from_slice(&(header.index_keys.len() as u16).to_be_bytes());
+        for k in &header.index_keys {
+            out.extend_from_slice(&(k.len() as u32).to_be_bytes());
+            out.extend_from_slice(k);
+        }
+        out.extend_from_slice(body);
+        out
+    }
+
+    /// Decodes a value into its header and body, or says what is wrong.
+    pub fn decode(bytes: &[u8]) -> Result<(Header, &[u8]), String> {
+        let mut r = Reader(bytes);
+        let version = r.take(1)?[0];
+        if version != ENVELOPE_V1 {
+            return Err(format!("unknown envelope version {version}"));
+        }
+        let revision = Revision::new(r.u64()?);
+        let created = r.time()?;
+        let updated = r.time()?;
+        let n = u16::from_be_bytes(r.take(2)?.try_into().expect("2 bytes"));
+        let mut index_keys = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let len = u32::from_be_bytes(r.take(4)?.try_into().expect("4 bytes")) as usize;
+            index_keys.push(r.take(len)?.to_vec());
+        }
+        let header = Header {
+            revision,
+            created,
+            updated,
+            index_keys,
+        };
+        Ok((header, r.0))
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        if self.0.len() < n {
+            return Err(format!(
+                "value ends early: wanted {n} more bytes, {} left",
+                self.0.len()
+            ));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn u64(&mut self) -> Result<u64, String> {
+        Ok(u64::from_be_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
+    }
+
+    fn time(&mut self) -> Result<DateTime<Utc>, String> {
+        let micros = self.u64()? as i64;
+        DateTime::from_timestamp_micros(micros)
+            .ok_or_else(|| format!("timestamp {micros} out of range"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_round_trip_and_garbage() {
+        let header = Header {
+            revision: Revision::new(42),
+            created: DateTime::from_timestamp_micros(1_700_000_000_000_001).unwrap(),
+            updated: DateTime::from_timestamp_micros(1_700_000_000_000_002).unwrap(),
+            index_keys: vec![b"abc".to_vec(), vec![]],
+        };
+        let bytes = Envelope::encode(&header, b"{\"x\":1}");
+        let (back, body) = Envelope::decode(&bytes).unwrap();
+        assert_eq!(back, header);
+        assert_eq!(body, b"{\"x\":1}");
+        assert!(Envelope::decode(b"garbage").is_err());
+        assert!(Envelope::decode(&bytes[..10]).is_err());
+        assert!(Envelope::decode(&[]).is_err());
+    }
+
+    #[test]
+    fn kinds_have_distinct_ranges() {
+        for k in Kind::ALL {
+            assert_eq!(tag_kind(kind_tag(k)), Some(k));
+            assert!(record_key(k, "zzz") < records_end(k));
+            assert!(record_key(k, "") >= records_start(k));
+        }
+        assert!(index_key(Kind::Run, "a", &[], "x") < index_base(Kind::Run, "a", true));
+    }
+}
