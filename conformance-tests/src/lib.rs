@@ -30,8 +30,15 @@ pub use tokio as __tokio;
 
 /// What a factory hands a case: a store, and cleanup once the case is over.
 pub trait Fixture: Send + 'static {
-    /// The store under test.
+    /// The store under test. Not called when [`Fixture::skipped`] says why not.
     fn store(&self) -> Arc<dyn Datastore>;
+
+    /// Why the backend is not available here (a server that does not
+    /// answer), so the case is skipped with a printed notice. A fixture
+    /// that must not be skipped panics in its factory instead.
+    fn skipped(&self) -> Option<String> {
+        None
+    }
 
     /// Cleans up after the case, pass or fail.
     fn teardown(self) -> impl Future<Output = ()> + Send;
@@ -59,6 +66,10 @@ where
     X: Fixture,
 {
     let fixture = factory().await;
+    if let Some(why) = fixture.skipped() {
+        eprintln!("conformance case skipped: {why}");
+        return;
+    }
     let outcome = AssertUnwindSafe(case(fixture.store())).catch_unwind().await;
     fixture.teardown().await;
     if let Err(panic) = outcome {

@@ -121,6 +121,21 @@ pub struct Committed {
     pub updated: DateTime<Utc>,
 }
 
+impl Committed {
+    /// The feed entry of this write: its sequence number is its revision,
+    /// its time the write's.
+    pub fn change(&self) -> Change {
+        Change {
+            seq: self.revision.get(),
+            store: self.kind,
+            id: self.key.clone(),
+            op: self.op,
+            revision: self.revision,
+            at: self.updated,
+        }
+    }
+}
+
 /// A range read of one kind, in index order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scan {

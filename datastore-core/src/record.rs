@@ -114,6 +114,9 @@ pub struct IndexDef {
     pub fields: &'static [IndexField],
     /// True when no two records may share the field values.
     pub unique: bool,
+    /// True when some records have no entry (their fields are then NULL in
+    /// SQL backends, and scans of the index skip them).
+    pub sparse: bool,
 }
 
 /// One value of an indexed field. Values of one field compare in the order

@@ -409,14 +409,7 @@ impl Engine for MemoryEngine {
             }
         }
         for c in &committed {
-            let change = Change {
-                seq: c.revision.get(),
-                store: c.kind,
-                id: c.key.clone(),
-                op: c.op,
-                revision: c.revision,
-                at: now,
-            };
+            let change = c.change();
             inner.feed.push_back(change.clone());
             if let Some(live) = &inner.live {
                 // No receivers is fine: nobody is following.

@@ -6,7 +6,9 @@
 //! ```
 //!
 //! Operations: a point get of a run by id, a put of a new profile, and a page
-//! of 100 runs of one workflow (newest first). The raw side decodes the same
+//! of 100 runs of one workflow (newest first). A last group reads a page of
+//! 100 runs 900,000 deep (`DEEP_PAGE_DEPTH` to change it) against the first
+//! page of the same workflow, to show keyset pages cost the same at any depth. The raw side decodes the same
 //! envelope and JSON, and writes the same record, index entries, feed entry
 //! and head. Commits are not fsynced on either side (`sync_on_commit =
 //! false`), so the figures show what the facade adds, not the disk. The table
@@ -21,8 +23,8 @@ use chrono::Utc;
 use criterion::Criterion;
 use datastore_core::keycodec::{encode_values, prefix_end};
 use datastore_core::{
-    Datastore, EngineStore, IndexValue, Kind, PageRequest, Precondition, Profile, ProfileId,
-    Record, Revision, Run, RunId, Workflow, WorkflowId, index_entries_of,
+    Batch, Cursor, Datastore, EngineStore, IndexValue, Kind, PageRequest, Precondition, Profile,
+    ProfileId, Record, Revision, Run, RunId, Workflow, WorkflowId, index_entries_of,
 };
 use datastore_rocks::layout::{self, Envelope, Header};
 use datastore_rocks::{RocksConfig, RocksEngine};
@@ -116,6 +118,41 @@ fn raw_page(db: &DB, workflow: &str, limit: usize) -> Vec<Run> {
             serde_json::from_slice(body).unwrap()
         })
         .collect()
+}
+
+/// Writes `depth + 100` runs of one workflow in batches and returns the
+/// cursor `depth` runs into its newest-first list.
+async fn seed_deep(ds: &Arc<dyn Datastore>, workflow: &WorkflowId, depth: usize) -> Option<Cursor> {
+    let mut w = Workflow::new("deep-init", "owner");
+    w.id = workflow.clone();
+    ds.workflows().put(w, Precondition::Any).await.unwrap();
+    let total = depth + 100;
+    let mut number = 0;
+    while number < total {
+        let mut batch = Batch::new();
+        for _ in 0..1000.min(total - number) {
+            number += 1;
+            let mut r = Run::new(workflow.clone(), vec![]);
+            r.id = RunId::new(format!("deep-{number}"));
+            r.owner_id = ProfileId::new("owner");
+            r.number = number as u64;
+            batch = batch.put(r, Precondition::MustNotExist);
+        }
+        ds.apply(batch).await.unwrap();
+    }
+    let mut cursor = None;
+    let mut skipped = 0;
+    while skipped < depth {
+        let take = 1000.min(depth - skipped) as u32;
+        let page = ds
+            .runs()
+            .list_by_workflow(workflow, PageRequest::after(take, cursor))
+            .await
+            .unwrap();
+        skipped += page.items.len();
+        cursor = page.next;
+    }
+    cursor
 }
 
 fn main() {
@@ -260,9 +297,50 @@ fn main() {
         })
     });
     group.finish();
+
+    // Keyset depth: the same page size, at the start and 900,000 runs deep.
+    let depth: usize = std::env::var("DEEP_PAGE_DEPTH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(900_000);
+    let deep = WorkflowId::new("deep-workflow");
+    let cursor = rt.block_on(seed_deep(&ds, &deep, depth));
+    let mut group = c.benchmark_group("page_depth");
+    for (name, at) in [("first_page", None), ("deep_page", Some(cursor))] {
+        let key = format!("page_depth/{name}");
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let page = PageRequest::after(100, at.clone());
+                    black_box(
+                        rt.block_on(ds.runs().list_by_workflow(&deep, page))
+                            .unwrap(),
+                    );
+                }
+                let took = start.elapsed();
+                record(&timings, &key, iters, took);
+                took
+            })
+        });
+    }
+    group.finish();
     c.final_summary();
 
     let t = timings.lock().unwrap();
+    let per = |k: &str| {
+        t.get(k)
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, d)| d.as_secs_f64() / *n as f64)
+    };
+    if let (Some(first), Some(deep)) = (per("page_depth/first_page"), per("page_depth/deep_page")) {
+        println!(
+            "\npage of 100 runs: first {:.2}µs, {depth} deep {:.2}µs (deep/first {:.2})",
+            first * 1e6,
+            deep * 1e6,
+            deep / first
+        );
+    }
     println!(
         "\n{:<20} {:>14} {:>14} {:>16}",
         "operation", "facade/op", "raw/op", "facade/raw thru"

@@ -570,7 +570,6 @@ impl Engine for RocksEngine {
         let mut batch = WriteBatch::default();
         let mut overlay = Overlay::default();
         let mut committed = Vec::new();
-        let mut changes = Vec::new();
         let (records, indexes, meta) = (
             self.cf(layout::RECORDS),
             self.cf(layout::INDEXES),
@@ -626,7 +625,6 @@ impl Engine for RocksEngine {
                         updated: now,
                     });
                     overlay.records.insert(raw, Some(header));
-                    changes.push((kind, key, ChangeOp::Put, head));
                 }
                 Mutation::Delete {
                     kind,
@@ -655,7 +653,6 @@ impl Engine for RocksEngine {
                         updated: now,
                     });
                     overlay.records.insert(raw, None);
-                    changes.push((kind, key, ChangeOp::Delete, head));
                 }
                 Mutation::Require {
                     kind,
@@ -680,17 +677,7 @@ impl Engine for RocksEngine {
                 }
             }
         }
-        let changes: Vec<Change> = changes
-            .into_iter()
-            .map(|(store, id, op, seq)| Change {
-                seq,
-                store,
-                id,
-                op,
-                revision: Revision::new(seq),
-                at: now,
-            })
-            .collect();
+        let changes: Vec<Change> = committed.iter().map(Committed::change).collect();
         let feed = self.cf(layout::FEED);
         for c in &changes {
             let json = serde_json::to_vec(c).expect("a change serializes");

@@ -186,6 +186,7 @@ impl Record for CollectionEntry {
                 field("name", FieldType::Str),
             ],
             unique: false,
+            sparse: false,
         },
         IndexDef {
             name: "profile_commit_time",
@@ -194,11 +195,13 @@ impl Record for CollectionEntry {
                 field("commit_time", FieldType::Time),
             ],
             unique: false,
+            sparse: false,
         },
         IndexDef {
             name: "init_id",
             fields: &[field("init_id", FieldType::Str)],
             unique: false,
+            sparse: false,
         },
     ];
 

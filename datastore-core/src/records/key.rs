@@ -96,6 +96,7 @@ impl Record for Key {
         name: "profile",
         fields: &[field("profile_id", FieldType::Str)],
         unique: false,
+        sparse: false,
     }];
 
     fn id(&self) -> KeyId {

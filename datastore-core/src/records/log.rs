@@ -82,6 +82,7 @@ impl Record for LogEntry {
             field("seq", FieldType::Int),
         ],
         unique: true,
+        sparse: false,
     }];
 
     fn id(&self) -> LogEntryKey {

@@ -87,11 +87,13 @@ impl Record for Profile {
             name: "username",
             fields: &[field("username", FieldType::Str)],
             unique: true,
+            sparse: false,
         },
         IndexDef {
             name: "created",
             fields: &[field("created", FieldType::Time)],
             unique: false,
+            sparse: false,
         },
     ];
 

@@ -189,6 +189,7 @@ impl Record for Run {
                 field("number", FieldType::Int),
             ],
             unique: true,
+            sparse: false,
         },
         IndexDef {
             name: "owner_status",
@@ -198,11 +199,13 @@ impl Record for Run {
                 field("created", FieldType::Time),
             ],
             unique: false,
+            sparse: false,
         },
         IndexDef {
             name: "created",
             fields: &[field("created", FieldType::Time)],
             unique: false,
+            sparse: false,
         },
     ];
 

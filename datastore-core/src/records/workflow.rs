@@ -108,6 +108,7 @@ impl Record for Workflow {
             name: "init_id",
             fields: &[field("init_id", FieldType::Str)],
             unique: true,
+            sparse: false,
         },
         IndexDef {
             name: "owner",
@@ -116,16 +117,19 @@ impl Record for Workflow {
                 field("created", FieldType::Time),
             ],
             unique: false,
+            sparse: false,
         },
         IndexDef {
             name: "active",
             fields: &[field("active_created", FieldType::Time)],
             unique: false,
+            sparse: true,
         },
         IndexDef {
             name: "created",
             fields: &[field("created", FieldType::Time)],
             unique: false,
+            sparse: false,
         },
     ];
 

@@ -1,0 +1,288 @@
+//! A small adapter over the two sqlx drivers, so the engine's SQL and logic
+//! are written once: statements use `?` markers (numbered `$n` for
+//! PostgreSQL here), values are [`Value`]s, rows are read by position.
+
+use datastore_core::{BoxError, Error, StoreName};
+use sqlx::postgres::{PgPool, PgRow};
+use sqlx::sqlite::{SqlitePool, SqliteRow};
+use sqlx::{AssertSqlSafe, Postgres, Row as _, Sqlite, Transaction};
+
+/// A bound parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Value {
+    Int(i64),
+    Text(String),
+    NullInt,
+    NullText,
+}
+
+/// Which database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// How the JSON body is bound in an insert or update.
+    pub(crate) fn body_param(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "?",
+            Dialect::Postgres => "CAST(? AS JSONB)",
+        }
+    }
+
+    /// How the JSON body is selected (as text).
+    pub(crate) fn body_column(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "body",
+            Dialect::Postgres => "body::text",
+        }
+    }
+
+    fn sql(self, sql: &str) -> String {
+        match self {
+            Dialect::Sqlite => sql.to_string(),
+            Dialect::Postgres => {
+                let mut out = String::with_capacity(sql.len() + 16);
+                let mut n = 0;
+                for c in sql.chars() {
+                    if c == '?' {
+                        n += 1;
+                        out.push('$');
+                        out.push_str(&n.to_string());
+                    } else {
+                        out.push(c);
+                    }
+                }
+                out
+            }
+        }
+    }
+}
+
+macro_rules! bound {
+    ($sql:expr, $args:expr) => {{
+        let mut q = sqlx::query(AssertSqlSafe($sql));
+        for a in $args {
+            q = match a {
+                Value::Int(v) => q.bind(*v),
+                Value::Text(s) => q.bind(s.clone()),
+                Value::NullInt => q.bind(None::<i64>),
+                Value::NullText => q.bind(None::<String>),
+            };
+        }
+        q
+    }};
+}
+
+/// The connection pools.
+#[derive(Debug, Clone)]
+pub(crate) enum Pools {
+    /// SQLite: one writer connection, a pool of readers.
+    Sqlite {
+        writer: SqlitePool,
+        reader: SqlitePool,
+    },
+    /// PostgreSQL: one pool.
+    Postgres(PgPool),
+}
+
+/// A row, read by position.
+pub(crate) enum Row {
+    Sqlite(SqliteRow),
+    Postgres(PgRow),
+}
+
+impl Row {
+    pub(crate) fn int(&self, i: usize) -> Result<i64, sqlx::Error> {
+        match self {
+            Row::Sqlite(r) => r.try_get(i),
+            Row::Postgres(r) => r.try_get(i),
+        }
+    }
+
+    pub(crate) fn opt_int(&self, i: usize) -> Result<Option<i64>, sqlx::Error> {
+        match self {
+            Row::Sqlite(r) => r.try_get(i),
+            Row::Postgres(r) => r.try_get(i),
+        }
+    }
+
+    pub(crate) fn text(&self, i: usize) -> Result<String, sqlx::Error> {
+        match self {
+            Row::Sqlite(r) => r.try_get(i),
+            Row::Postgres(r) => r.try_get(i),
+        }
+    }
+
+    pub(crate) fn opt_text(&self, i: usize) -> Result<Option<String>, sqlx::Error> {
+        match self {
+            Row::Sqlite(r) => r.try_get(i),
+            Row::Postgres(r) => r.try_get(i),
+        }
+    }
+}
+
+impl Pools {
+    pub(crate) fn dialect(&self) -> Dialect {
+        match self {
+            Pools::Sqlite { .. } => Dialect::Sqlite,
+            Pools::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    /// Runs a read on the reader pool.
+    pub(crate) async fn fetch_all(
+        &self,
+        sql: &str,
+        args: &[Value],
+    ) -> Result<Vec<Row>, sqlx::Error> {
+        let sql = self.dialect().sql(sql);
+        Ok(match self {
+            Pools::Sqlite { reader, .. } => bound!(sql, args)
+                .fetch_all(reader)
+                .await?
+                .into_iter()
+                .map(Row::Sqlite)
+                .collect(),
+            Pools::Postgres(pool) => bound!(sql, args)
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(Row::Postgres)
+                .collect(),
+        })
+    }
+
+    /// Runs a read expecting at most one row.
+    pub(crate) async fn fetch_optional(
+        &self,
+        sql: &str,
+        args: &[Value],
+    ) -> Result<Option<Row>, sqlx::Error> {
+        Ok(self.fetch_all(sql, args).await?.into_iter().next())
+    }
+
+    /// Begins a write transaction: `BEGIN IMMEDIATE` on the SQLite writer
+    /// (so it never upgrades from a read lock and fails busy).
+    pub(crate) async fn begin_write(&self) -> Result<Tx, sqlx::Error> {
+        Ok(match self {
+            Pools::Sqlite { writer, .. } => Tx::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?),
+            Pools::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+
+    pub(crate) async fn close(&self) {
+        match self {
+            Pools::Sqlite { writer, reader } => {
+                reader.close().await;
+                writer.close().await;
+            }
+            Pools::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+/// A write transaction; dropped without `commit` it rolls back.
+pub(crate) enum Tx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+impl Tx {
+    pub(crate) async fn fetch_all(
+        &mut self,
+        sql: &str,
+        args: &[Value],
+    ) -> Result<Vec<Row>, sqlx::Error> {
+        Ok(match self {
+            Tx::Sqlite(tx) => bound!(Dialect::Sqlite.sql(sql), args)
+                .fetch_all(&mut **tx)
+                .await?
+                .into_iter()
+                .map(Row::Sqlite)
+                .collect(),
+            Tx::Postgres(tx) => bound!(Dialect::Postgres.sql(sql), args)
+                .fetch_all(&mut **tx)
+                .await?
+                .into_iter()
+                .map(Row::Postgres)
+                .collect(),
+        })
+    }
+
+    pub(crate) async fn fetch_optional(
+        &mut self,
+        sql: &str,
+        args: &[Value],
+    ) -> Result<Option<Row>, sqlx::Error> {
+        Ok(self.fetch_all(sql, args).await?.into_iter().next())
+    }
+
+    pub(crate) async fn execute(&mut self, sql: &str, args: &[Value]) -> Result<u64, sqlx::Error> {
+        Ok(match self {
+            Tx::Sqlite(tx) => bound!(Dialect::Sqlite.sql(sql), args)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected(),
+            Tx::Postgres(tx) => bound!(Dialect::Postgres.sql(sql), args)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected(),
+        })
+    }
+
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Sqlite(tx) => tx.commit().await,
+            Tx::Postgres(tx) => tx.commit().await,
+        }
+    }
+}
+
+/// Maps a driver error to the datastore's, naming the store and key.
+/// Lost connections, pool timeouts, lock timeouts, cancelled statements and
+/// serialization failures are `Unavailable` (retryable).
+pub(crate) fn db_error(store: StoreName, key: impl Into<String>, e: sqlx::Error) -> Error {
+    let key = key.into();
+    let transient = match &e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+            // 40001 serialization, 40P01 deadlock, 55P03 lock, 57014 cancelled,
+            // 57P0x shutdown; SQLite 5 / 6 busy / locked.
+            matches!(
+                code.as_str(),
+                "40001" | "40P01" | "55P03" | "57014" | "57P01" | "57P02" | "57P03" | "5" | "6"
+            ) || db.message().contains("database is locked")
+        }
+        _ => false,
+    };
+    if transient {
+        return Error::Unavailable {
+            store,
+            key,
+            source: Box::new(e),
+        };
+    }
+    match e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            Error::AlreadyExists { store, key }
+        }
+        e @ (sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_)) => Error::Corrupt {
+            store,
+            key,
+            reason: e.to_string(),
+        },
+        e => Error::Backend {
+            store,
+            key,
+            source: Box::new(e) as BoxError,
+        },
+    }
+}

@@ -1,0 +1,187 @@
+//! Tables, columns and the SQL of scans: derived from each kind's
+//! `IndexDef`s, which the migrations mirror (a test checks they agree).
+
+use datastore_core::{Direction, FieldType, IndexEntry, IndexValue, Kind, Scan};
+
+use crate::driver::{Dialect, Value};
+
+/// The table of a kind.
+pub fn table(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Profile => "ds_profiles",
+        Kind::Workflow => "ds_workflows",
+        Kind::Run => "ds_runs",
+        Kind::Key => "ds_keys",
+        Kind::Collection => "ds_collections",
+        Kind::Log => "ds_logs",
+    }
+}
+
+/// The indexed columns of a kind, in a fixed order (first appearance in its indexes).
+pub fn columns(kind: Kind) -> Vec<(&'static str, FieldType)> {
+    let mut out: Vec<(&'static str, FieldType)> = Vec::new();
+    for def in kind.indexes() {
+        for f in def.fields {
+            if !out.iter().any(|(n, _)| *n == f.name) {
+                out.push((f.name, f.ty));
+            }
+        }
+    }
+    out
+}
+
+/// An index value as a column value. A missing optional value is the
+/// smallest integer, so it sorts first as it does everywhere else.
+pub(crate) fn encode(value: &IndexValue, ty: FieldType) -> Value {
+    match (value, ty) {
+        (IndexValue::Null, FieldType::Str) => Value::Text(String::new()),
+        (IndexValue::Null, _) => Value::Int(i64::MIN),
+        (IndexValue::Bool(b), _) => Value::Int(i64::from(*b)),
+        (IndexValue::Int(i), _) => Value::Int(*i),
+        (IndexValue::Str(s), _) => Value::Text(s.clone()),
+    }
+}
+
+/// The column values of a record with these index entries; a column no
+/// entry sets (a sparse index the record is not in) is NULL.
+pub(crate) fn column_values(kind: Kind, entries: &[IndexEntry]) -> Vec<Value> {
+    columns(kind)
+        .into_iter()
+        .map(|(name, ty)| {
+            let found = entries.iter().find_map(|e| {
+                let def = kind.index(e.index)?;
+                let pos = def.fields.iter().position(|f| f.name == name)?;
+                e.values.get(pos)
+            });
+            match (found, ty) {
+                (Some(v), ty) => encode(v, ty),
+                (None, FieldType::Str) => Value::NullText,
+                (None, _) => Value::NullInt,
+            }
+        })
+        .collect()
+}
+
+/// The columns every record select reads, in order.
+pub(crate) fn record_columns(dialect: Dialect) -> String {
+    format!(
+        "key, revision, stored_created, stored_updated, {}",
+        dialect.body_column()
+    )
+}
+
+/// The SQL and parameters of a scan. Equality on the prefix fields, then a
+/// row-value comparison on the remaining fields and the key against the
+/// cursor position, ordered the same way: the index serves both, so a page
+/// deep in a list costs what the first does.
+pub(crate) fn scan_sql(dialect: Dialect, kind: Kind, scan: &Scan) -> (String, Vec<Value>) {
+    let (fields, sparse): (Vec<(&str, FieldType)>, bool) =
+        match scan.index.and_then(|i| kind.index(i)) {
+            Some(def) => (
+                def.fields.iter().map(|f| (f.name, f.ty)).collect(),
+                def.sparse,
+            ),
+            None => (Vec::new(), false),
+        };
+    let mut conditions = Vec::new();
+    let mut args = Vec::new();
+    let k = scan.prefix.len().min(fields.len());
+    for ((name, ty), v) in fields.iter().zip(&scan.prefix) {
+        conditions.push(format!("{name} = ?"));
+        args.push(encode(v, *ty));
+    }
+    if sparse {
+        conditions.push(format!("{} IS NOT NULL", fields[0].0));
+    }
+    let mut rest: Vec<&str> = fields[k..].iter().map(|(n, _)| *n).collect();
+    rest.push("key");
+    if let Some(after) = &scan.after {
+        let op = match scan.direction {
+            Direction::Asc => ">",
+            Direction::Desc => "<",
+        };
+        let marks = vec!["?"; rest.len()].join(", ");
+        conditions.push(format!("({}) {op} ({marks})", rest.join(", ")));
+        for ((_, ty), v) in fields[k..].iter().zip(after.values.iter().skip(k)) {
+            args.push(encode(v, *ty));
+        }
+        args.push(Value::Text(after.id.clone()));
+    }
+    let dir = match scan.direction {
+        Direction::Asc => "",
+        Direction::Desc => " DESC",
+    };
+    let order: Vec<String> = rest.iter().map(|c| format!("{c}{dir}")).collect();
+    let where_clause = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conditions.join(" AND "))
+    };
+    let sql = format!(
+        "SELECT {} FROM {}{where_clause} ORDER BY {} LIMIT ?",
+        record_columns(dialect),
+        table(kind),
+        order.join(", ")
+    );
+    args.push(Value::Int(scan.limit as i64));
+    (sql, args)
+}
+
+/// The SQL and parameters of a scan (`?` markers; `postgres` picks the
+/// body column's dialect), for tests and tools that EXPLAIN it.
+pub fn scan_sql_for_tests(postgres: bool, kind: Kind, scan: &Scan) -> (String, usize) {
+    let dialect = if postgres {
+        Dialect::Postgres
+    } else {
+        Dialect::Sqlite
+    };
+    let (sql, args) = scan_sql(dialect, kind, scan);
+    (sql, args.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datastore_core::Position;
+
+    #[test]
+    fn scan_uses_prefix_equality_and_a_row_comparison() {
+        let scan = Scan {
+            index: Some("owner_status"),
+            prefix: vec![IndexValue::str("alice"), IndexValue::str("running")],
+            after: Some(Position {
+                values: vec![
+                    IndexValue::str("alice"),
+                    IndexValue::str("running"),
+                    IndexValue::Int(7),
+                ],
+                id: "r1".into(),
+            }),
+            direction: Direction::Desc,
+            limit: 10,
+        };
+        let (sql, args) = scan_sql(Dialect::Sqlite, Kind::Run, &scan);
+        assert!(
+            sql.contains("WHERE owner_id = ? AND status = ? AND (created, key) < (?, ?)"),
+            "{sql}"
+        );
+        assert!(
+            sql.ends_with("ORDER BY created DESC, key DESC LIMIT ?"),
+            "{sql}"
+        );
+        assert_eq!(args.len(), 5);
+    }
+
+    #[test]
+    fn sparse_indexes_skip_records_not_in_them() {
+        let scan = Scan {
+            index: Some("active"),
+            prefix: vec![],
+            after: None,
+            direction: Direction::Asc,
+            limit: 10,
+        };
+        let (sql, _) = scan_sql(Dialect::Postgres, Kind::Workflow, &scan);
+        assert!(sql.contains("WHERE active_created IS NOT NULL"), "{sql}");
+    }
+}
