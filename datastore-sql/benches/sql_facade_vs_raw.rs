@@ -275,7 +275,20 @@ fn main() {
     let ds = rt
         .block_on(datastore_sql::open(SqlConfig::new(&url)))
         .unwrap();
-    let raw = rt.block_on(sqlx::SqlitePool::connect(&url)).unwrap();
+    // The raw pools get the facade's settings: no ping before each acquire,
+    // WAL with a synced commit.
+    let raw = rt
+        .block_on(
+            sqlx::sqlite::SqlitePoolOptions::new()
+                .test_before_acquire(false)
+                .connect_with(
+                    url.parse::<sqlx::sqlite::SqliteConnectOptions>()
+                        .unwrap()
+                        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                        .synchronous(sqlx::sqlite::SqliteSynchronous::Full),
+                ),
+        )
+        .unwrap();
     bench_backend(
         &mut c,
         &rt,
@@ -305,6 +318,7 @@ fn main() {
             .block_on(
                 sqlx::postgres::PgPoolOptions::new()
                     .max_connections(4)
+                    .test_before_acquire(false)
                     .connect_with(
                         pg_url
                             .parse::<sqlx::postgres::PgConnectOptions>()

@@ -544,7 +544,9 @@ impl SqlEngine {
         }
         if head != start {
             Self::set_meta(tx, "head", head).await?;
-            Self::cut_feed(tx, head, &self.config.retention).await?;
+            if self.config.retention != Retention::FOREVER {
+                Self::cut_feed(tx, head, &self.config.retention).await?;
+            }
         }
         Ok((committed, changes, head))
     }

@@ -1,0 +1,27 @@
+//! A reducer-driven state tree: the sparse, live client copy of a datastore
+//! that a TUI, desktop app or server-rendered view holds.
+//!
+//! - [`State`] is a root of slices, each behind an `Arc` and owned by one
+//!   reducer; [`reduce`] returns the next state and the [`Effect`]s (loads,
+//!   saves) it asks for, as data, so tests assert on them without I/O. A
+//!   slice an action did not touch keeps its pointer.
+//! - [`EntityTable`] normalizes records by id with [`Upsert`] rules.
+//! - [`Selection`] is the one-of-many pattern: one selected id of a
+//!   many-store and its load status; navigating away expires it, and an
+//!   answer for an older navigation never lands after a newer one.
+//! - [`Optimistic`] queues pending mutations over the confirmed state.
+//! - [`Memo`] and [`Subscription`] recompute and notify only on change.
+
+mod entity;
+mod one_of_many;
+mod optimistic;
+mod selector;
+mod state;
+
+pub use entity::{EntityTable, Upsert};
+pub use one_of_many::{LoadStatus, Scope, Selection};
+pub use optimistic::{Mutation, Optimistic, PendingId};
+pub use selector::{Memo, Subscription};
+pub use state::{
+    Action, CollectionSlice, Effect, RunsSlice, Session, State, WorkflowSlice, reduce,
+};
