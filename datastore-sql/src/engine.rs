@@ -20,8 +20,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use datastore_core::{
     Capabilities, Change, ChangeOp, Committed, Compaction, Engine, Error, IndexValue, Kind,
-    Mutation, Result, Retention, Revision, Scan, StoreName, StoredRecord, check_precondition,
-    commit_time, unique_violation,
+    Mutation, Precondition, Result, Retention, Revision, Scan, StoreName, StoredRecord,
+    check_precondition, commit_time, unique_violation,
 };
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -380,8 +380,28 @@ impl SqlEngine {
         mutations: Vec<Mutation>,
     ) -> Result<(Vec<Committed>, Vec<Change>, u64)> {
         let now = commit_time();
-        let start = Self::meta(tx, "head").await?;
-        let mut head = start;
+        // Reserve this commit's sequence numbers in one statement; a failed
+        // commit rolls the reservation back with everything else.
+        let writes = mutations
+            .iter()
+            .filter(|m| matches!(m, Mutation::Put { .. } | Mutation::Delete { .. }))
+            .count() as u64;
+        let mut head = 0;
+        if writes > 0 {
+            let row = tx
+                .fetch_optional(
+                    "UPDATE ds_meta SET value = value + ? WHERE name = 'head' RETURNING value",
+                    &[Value::Int(writes as i64)],
+                )
+                .await
+                .map_err(|e| db_error(StoreName::Changes, "head", e))?;
+            let reserved = row
+                .map(|r| r.int(0))
+                .transpose()
+                .map_err(|e| db_error(StoreName::Changes, "head", e))?
+                .unwrap_or(0) as u64;
+            head = reserved - writes;
+        }
         let mut committed = Vec::new();
         for m in mutations {
             match m {
@@ -393,7 +413,12 @@ impl SqlEngine {
                     precondition,
                 } => {
                     let store = kind.store();
-                    let current = Self::current(tx, kind, &key).await?;
+                    // A create needs no read: the primary key refuses an
+                    // existing key (AlreadyExists) and the commit rolls back.
+                    let current = match precondition {
+                        Precondition::MustNotExist => None,
+                        _ => Self::current(tx, kind, &key).await?,
+                    };
                     check_precondition(kind, &key, precondition, current.map(|c| c.0), false)?;
                     for e in index.iter().filter(|e| e.unique) {
                         let def = kind.index(e.index).expect("declared index");
@@ -542,11 +567,8 @@ impl SqlEngine {
             .await
             .map_err(|e| db_error(StoreName::Changes, &c.id, e))?;
         }
-        if head != start {
-            Self::set_meta(tx, "head", head).await?;
-            if self.config.retention != Retention::FOREVER {
-                Self::cut_feed(tx, head, &self.config.retention).await?;
-            }
+        if writes > 0 && self.config.retention != Retention::FOREVER {
+            Self::cut_feed(tx, head, &self.config.retention).await?;
         }
         Ok((committed, changes, head))
     }
