@@ -228,3 +228,45 @@ async fn verify(path: &std::path::Path, round: u32, acks: &[String]) {
     }
     ds.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_database_held_by_another_process_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "crash_writer",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("CRASH_WRITER_DIR", &path)
+        .env("CRASH_WRITER_ROUND", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the other process has the database open and is writing.
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let acked = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|line| line.starts_with("ack "));
+    assert!(acked, "the writer acknowledged a write");
+    let result = datastore_rocks::open(RocksConfig::new(&path));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let err = result.expect_err("the directory is locked by the writer");
+    assert!(err.is_retryable(), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("locked"), "{text}");
+    assert!(
+        text.contains(&path.display().to_string()),
+        "names the path: {text}"
+    );
+    assert!(
+        datastore_rocks::open(RocksConfig::new(&path)).is_ok(),
+        "free once the process is gone"
+    );
+}
