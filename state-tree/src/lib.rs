@@ -11,13 +11,17 @@
 //!   answer for an older navigation never lands after a newer one.
 //! - [`Optimistic`] queues pending mutations over the confirmed state.
 //! - [`Memo`] and [`Subscription`] recompute and notify only on change.
+//! - [`Driver`] runs effects against any `Datastore`, follows its feed, and
+//!   resyncs what the tree holds after the feed lagged or expired.
 
+mod driver;
 mod entity;
 mod one_of_many;
 mod optimistic;
 mod selector;
 mod state;
 
+pub use driver::Driver;
 pub use entity::{EntityTable, Upsert};
 pub use one_of_many::{LoadStatus, Scope, Selection};
 pub use optimistic::{Mutation, Optimistic, PendingId};

@@ -267,14 +267,23 @@ fn workflow(
             scope,
             init_id,
             workflow,
-        } => match slice.selection.finish(*scope, init_id, Ok(())) {
-            Some(selection) => Arc::new(WorkflowSlice {
+        } if slice.selection.accepts(*scope, init_id) => {
+            // A reload for the current navigation refreshes the base too.
+            let selection = slice
+                .selection
+                .finish(*scope, init_id, Ok(()))
+                .unwrap_or_else(|| slice.selection.clone());
+            let draft = slice
+                .draft
+                .clone()
+                .filter(|d| workflow.as_ref().is_none_or(|w| &w.value != d));
+            let next = WorkflowSlice {
                 selection,
                 base: workflow.clone(),
-                draft: None,
-            }),
-            None => slice.clone(),
-        },
+                draft,
+            };
+            keep(slice, (next != **slice).then_some(next))
+        }
         Action::LoadFailed { scope, message } if slice.selection.scope == *scope => {
             let id = slice.selection.id.clone();
             match id.and_then(|id| slice.selection.finish(*scope, &id, Err(message.clone()))) {
@@ -375,21 +384,24 @@ fn runs(
             scope,
             workflow_id,
             runs,
-        } => match slice.selection.finish(*scope, workflow_id, Ok(())) {
-            Some(selection) => {
-                let mut table = EntityTable::new();
-                for r in runs {
-                    table = table
-                        .upsert(r.value.id.as_str(), r.clone(), Upsert::IfNewerRevision)
-                        .unwrap_or(table);
-                }
-                Arc::new(RunsSlice {
-                    selection,
-                    runs: table,
-                })
+        } if slice.selection.accepts(*scope, workflow_id) => {
+            // A reload for the current navigation replaces the table.
+            let selection = slice
+                .selection
+                .finish(*scope, workflow_id, Ok(()))
+                .unwrap_or_else(|| slice.selection.clone());
+            let mut table = EntityTable::new();
+            for r in runs {
+                table = table
+                    .upsert(r.value.id.as_str(), r.clone(), Upsert::IfNewerRevision)
+                    .unwrap_or(table);
             }
-            None => slice.clone(),
-        },
+            let next = RunsSlice {
+                selection,
+                runs: table,
+            };
+            keep(slice, (next != **slice).then_some(next))
+        }
         Action::RunArrived(run) if slice.selection.id.as_ref() == Some(&run.value.workflow_id) => {
             match slice
                 .runs

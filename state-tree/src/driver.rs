@@ -1,0 +1,240 @@
+//! The driver: runs a tree's effects against any `Datastore`, follows the
+//! change feed from a cursor, and resyncs what the tree holds (and nothing
+//! else) after the feed lagged or expired.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use datastore_core::{
+    ChangeStream, CollectionOrder, Datastore, Error, FeedCursor, FeedEvent, Kind, PageRequest,
+    Result,
+};
+use futures::StreamExt;
+
+use crate::state::{Action, Effect, State, reduce};
+
+/// Holds a state tree and keeps it in step with a store.
+pub struct Driver {
+    ds: Arc<dyn Datastore>,
+    state: State,
+    cursor: FeedCursor,
+    reads: u64,
+    resyncs: u64,
+}
+
+impl Driver {
+    /// A driver with an empty tree, following the feed from its head now.
+    pub async fn new(ds: Arc<dyn Datastore>) -> Result<Self> {
+        let cursor = ds.changes().head().await?;
+        Ok(Driver {
+            ds,
+            state: State::default(),
+            cursor,
+            reads: 0,
+            resyncs: 0,
+        })
+    }
+
+    /// The tree.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// How many store reads the driver made (loads and reloads).
+    pub fn reads(&self) -> u64 {
+        self.reads
+    }
+
+    /// How many times the driver reloaded what it holds after losing the feed.
+    pub fn resyncs(&self) -> u64 {
+        self.resyncs
+    }
+
+    /// The feed position the tree reflects.
+    pub fn cursor(&self) -> FeedCursor {
+        self.cursor
+    }
+
+    /// Reduces an action, runs the effects it asks for, and reduces their
+    /// answers in turn, until nothing is left to do.
+    pub async fn dispatch(&mut self, action: Action) -> Result<()> {
+        let mut queue = VecDeque::from([action]);
+        while let Some(action) = queue.pop_front() {
+            let (next, effects) = reduce(&self.state, &action);
+            self.state = next;
+            for effect in effects {
+                if let Some(answer) = self.run(effect).await? {
+                    queue.push_back(answer);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one effect; its answer, if any, as an action.
+    async fn run(&mut self, effect: Effect) -> Result<Option<Action>> {
+        Ok(match effect {
+            Effect::LoadCollection(profile) => {
+                self.reads += 1;
+                let page = self
+                    .ds
+                    .collections()
+                    .list_by_profile(&profile, CollectionOrder::Name, PageRequest::first(1000))
+                    .await?;
+                Some(Action::CollectionLoaded(page.items))
+            }
+            Effect::LoadWorkflow { scope, init_id } => {
+                self.reads += 1;
+                match self.ds.workflows().get_by_init_id(&init_id).await {
+                    Ok(w) => Some(Action::WorkflowLoaded {
+                        scope,
+                        init_id,
+                        workflow: Some(w),
+                    }),
+                    Err(Error::NotFound { .. }) => Some(Action::WorkflowLoaded {
+                        scope,
+                        init_id,
+                        workflow: None,
+                    }),
+                    Err(e) => Some(Action::LoadFailed {
+                        scope,
+                        message: e.to_string(),
+                    }),
+                }
+            }
+            Effect::LoadRuns { scope, workflow_id } => {
+                self.reads += 1;
+                match self
+                    .ds
+                    .runs()
+                    .list_by_workflow(&workflow_id, PageRequest::first(1000))
+                    .await
+                {
+                    Ok(page) => Some(Action::RunsLoaded {
+                        scope,
+                        workflow_id,
+                        runs: page.items,
+                    }),
+                    Err(e) => Some(Action::LoadFailed {
+                        scope,
+                        message: e.to_string(),
+                    }),
+                }
+            }
+            Effect::SaveWorkflow { workflow, expect } => {
+                let saved = self.ds.workflows().put(workflow, expect).await?;
+                Some(Action::WorkflowSaved(saved))
+            }
+            Effect::Reload {
+                kind: Kind::Run,
+                id,
+            } => {
+                self.reads += 1;
+                match self.ds.runs().get(&id.into()).await {
+                    Ok(run) => Some(Action::RunArrived(run)),
+                    Err(Error::NotFound { .. }) => None,
+                    Err(e) => return Err(e),
+                }
+            }
+            Effect::Reload {
+                kind: Kind::Workflow,
+                id,
+            } => {
+                self.reads += 1;
+                match self.ds.workflows().get(&id.into()).await {
+                    Ok(w) => Some(Action::WorkflowSaved(w)),
+                    Err(Error::NotFound { .. }) => None,
+                    Err(e) => return Err(e),
+                }
+            }
+            Effect::Reload { .. } => None,
+        })
+    }
+
+    /// Applies every change committed since the tree's cursor; after
+    /// `CursorExpired` it resyncs instead. Returns how many changes it read.
+    pub async fn catch_up(&mut self) -> Result<usize> {
+        let mut seen = 0;
+        loop {
+            let changes = match self.ds.changes().since(self.cursor, 500).await {
+                Ok(c) => c,
+                Err(Error::CursorExpired { .. }) => {
+                    self.resync().await?;
+                    return Ok(seen);
+                }
+                Err(e) => return Err(e),
+            };
+            if changes.is_empty() {
+                return Ok(seen);
+            }
+            for change in changes {
+                self.cursor = change.cursor();
+                seen += 1;
+                self.dispatch(Action::Changed(change)).await?;
+            }
+        }
+    }
+
+    /// Follows the live feed for `duration`, applying changes as they come;
+    /// after `Lagged` or `CursorExpired` it resyncs and follows on.
+    pub async fn follow_for(&mut self, duration: Duration) -> Result<()> {
+        let stream = self.ds.changes().subscribe(self.cursor);
+        self.follow(stream, duration).await
+    }
+
+    /// Like [`Driver::follow_for`], on a subscription already opened (from
+    /// this driver's cursor).
+    pub async fn follow(&mut self, mut stream: ChangeStream, duration: Duration) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + duration;
+        loop {
+            let next = match tokio::time::timeout_at(deadline, stream.next()).await {
+                Err(_) => return Ok(()),
+                Ok(next) => next,
+            };
+            match next {
+                Some(Ok(FeedEvent::Change(change))) => {
+                    self.cursor = change.cursor();
+                    self.dispatch(Action::Changed(change)).await?;
+                }
+                Some(Ok(FeedEvent::Lagged { .. })) | Some(Err(Error::CursorExpired { .. })) => {
+                    self.resync().await?;
+                    stream = self.ds.changes().subscribe(self.cursor);
+                }
+                Some(Err(e)) => return Err(e),
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// Reloads what the tree holds, and nothing else, then follows from the
+    /// feed's head: the answer to a lost feed.
+    pub async fn resync(&mut self) -> Result<()> {
+        self.resyncs += 1;
+        self.cursor = self.ds.changes().head().await?;
+        let mut effects = Vec::new();
+        if let Some(profile) = &self.state.session.profile {
+            effects.push(Effect::LoadCollection(profile.clone()));
+        }
+        let workflow = &self.state.workflow.selection;
+        if let Some(init_id) = &workflow.id {
+            effects.push(Effect::LoadWorkflow {
+                scope: workflow.scope,
+                init_id: init_id.clone(),
+            });
+        }
+        let runs = &self.state.runs.selection;
+        if let Some(workflow_id) = &runs.id {
+            effects.push(Effect::LoadRuns {
+                scope: runs.scope,
+                workflow_id: workflow_id.clone(),
+            });
+        }
+        for effect in effects {
+            if let Some(answer) = self.run(effect).await? {
+                self.dispatch(answer).await?;
+            }
+        }
+        Ok(())
+    }
+}
