@@ -11,11 +11,16 @@
 //!   answer for an older navigation never lands after a newer one.
 //! - [`Optimistic`] queues pending mutations over the confirmed state.
 //! - [`Memo`] and [`Subscription`] recompute and notify only on change.
+//! - [`KeyedState`]: typed keys in named states (memory or disk), cleared
+//!   on logout or lock, with `update(f, should_update)`, atomic file
+//!   replacement, and [`Migrator`] for versioned migrations.
 //! - [`Driver`] runs effects against any `Datastore`, follows its feed, and
 //!   resyncs what the tree holds after the feed lagged or expired.
 
 mod driver;
 mod entity;
+mod keyed;
+mod migration;
 mod one_of_many;
 mod optimistic;
 mod selector;
@@ -23,6 +28,11 @@ mod state;
 
 pub use driver::Driver;
 pub use entity::{EntityTable, Upsert};
+pub use keyed::{
+    AnyKey, ClearOn, FileStorage, KeyDefinition, KeyedError, KeyedState, Location, MemoryStorage,
+    StateDefinition, Storage, check_definitions,
+};
+pub use migration::{Migration, MigrationError, Migrator};
 pub use one_of_many::{LoadStatus, Scope, Selection};
 pub use optimistic::{Mutation, Optimistic, PendingId};
 pub use selector::{Memo, Subscription};
