@@ -230,6 +230,7 @@ macro_rules! __with_cases {
                 cursor_expired_after_compaction,
                 batch_changes_are_consecutive,
                 log_append_is_a_change,
+                changes_name_their_parent,
                 close_ends_subscriptions,
             },
         }

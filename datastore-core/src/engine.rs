@@ -76,6 +76,8 @@ pub enum Mutation {
         index: Vec<IndexEntry>,
         /// What the put requires.
         precondition: Precondition,
+        /// The key of the record this one belongs to, for the feed entry.
+        parent: Option<String>,
     },
     /// Delete a record and its index entries.
     Delete {
@@ -119,6 +121,8 @@ pub struct Committed {
     pub created: DateTime<Utc>,
     /// This write's time.
     pub updated: DateTime<Utc>,
+    /// The parent named in the feed entry.
+    pub parent: Option<String>,
 }
 
 impl Committed {
@@ -132,6 +136,7 @@ impl Committed {
             op: self.op,
             revision: self.revision,
             at: self.updated,
+            parent: self.parent.clone(),
         }
     }
 }

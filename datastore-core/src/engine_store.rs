@@ -142,6 +142,7 @@ impl<E: Engine> EngineStore<E> {
             body,
             index,
             precondition,
+            parent: record.parent(),
         }];
         mutations.extend(references.iter().map(|r| Mutation::Require {
             kind: r.kind,

@@ -69,6 +69,11 @@ pub struct Change {
     pub revision: Revision,
     /// When it was committed (UTC).
     pub at: DateTime<Utc>,
+    /// The record this one belongs to, for puts of kinds that have one (a
+    /// run's workflow, a log entry's log, a collection entry's profile), so
+    /// a client following the parent can see new children arrive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
 }
 
 impl Change {

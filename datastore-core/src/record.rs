@@ -242,6 +242,11 @@ pub trait Record:
     /// the combination that no index serves.
     fn plan(filter: &Self::Filter, order: Self::Order) -> Result<Plan, FieldError>;
 
+    /// The key of the record this one belongs to, named in its feed entries.
+    fn parent(&self) -> Option<String> {
+        None
+    }
+
     /// Records that must exist when this one is written.
     fn references(&self) -> Vec<Reference> {
         Vec::new()

@@ -144,6 +144,7 @@ impl Inner {
                 body,
                 index,
                 precondition,
+                parent,
             } => {
                 let table = self.table(kind);
                 let current = table.records.get(&key);
@@ -175,6 +176,7 @@ impl Inner {
                     revision,
                     created,
                     updated: now,
+                    parent,
                 });
                 undo.push(Undo::Record { kind, key, prev });
             }
@@ -197,6 +199,7 @@ impl Inner {
                     revision,
                     created,
                     updated: now,
+                    parent: None,
                 });
                 undo.push(Undo::Record { kind, key, prev });
             }

@@ -598,6 +598,7 @@ impl Engine for RocksEngine {
                     body,
                     index,
                     precondition,
+                    parent,
                 } => {
                     let raw = layout::record_key(kind, &key);
                     let current = self.header_at(&overlay, kind, &raw)?;
@@ -638,6 +639,7 @@ impl Engine for RocksEngine {
                         revision: header.revision,
                         created: header.created,
                         updated: now,
+                        parent: parent.clone(),
                     });
                     overlay.records.insert(raw, Some(header));
                 }
@@ -666,6 +668,7 @@ impl Engine for RocksEngine {
                         revision: Revision::new(head),
                         created: old.created,
                         updated: now,
+                        parent: None,
                     });
                     overlay.records.insert(raw, None);
                 }

@@ -269,6 +269,7 @@ impl SqlEngine {
                 &seq.to_string(),
                 row.int(offset + 5).map_err(bad)?,
             )?,
+            parent: row.opt_text(offset + 6).map_err(bad)?,
         })
     }
 
@@ -411,6 +412,7 @@ impl SqlEngine {
                     body,
                     index,
                     precondition,
+                    parent,
                 } => {
                     let store = kind.store();
                     // A create needs no read: the primary key refuses an
@@ -504,6 +506,7 @@ impl SqlEngine {
                         revision: Revision::new(head),
                         created: time(store, &key, created)?,
                         updated: now,
+                        parent: parent.clone(),
                     });
                 }
                 Mutation::Delete {
@@ -529,6 +532,7 @@ impl SqlEngine {
                         revision: Revision::new(head),
                         created: time(store, &key, created)?,
                         updated: now,
+                        parent: None,
                     });
                 }
                 Mutation::Require {
@@ -554,7 +558,7 @@ impl SqlEngine {
         let changes: Vec<Change> = committed.iter().map(Committed::change).collect();
         for c in &changes {
             tx.execute(
-                "INSERT INTO ds_changes (seq, kind, key, op, revision, at) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO ds_changes (seq, kind, key, op, revision, at, parent) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 &[
                     Value::Int(c.seq as i64),
                     Value::Text(c.store.as_str().into()),
@@ -562,6 +566,7 @@ impl SqlEngine {
                     Value::Text(if c.op == ChangeOp::Delete { "delete" } else { "put" }.into()),
                     Value::Int(c.revision.get() as i64),
                     Value::Int(micros(c.at)),
+                    c.parent.clone().map_or(Value::NullText, Value::Text),
                 ],
             )
             .await
@@ -617,7 +622,7 @@ async fn follow(
         loop {
             let rows = match pools
                 .fetch_all(
-                    "SELECT seq, kind, key, op, revision, at FROM ds_changes WHERE seq > ? ORDER BY seq LIMIT 500",
+                    "SELECT seq, kind, key, op, revision, at, parent FROM ds_changes WHERE seq > ? ORDER BY seq LIMIT 500",
                     &[Value::Int(delivered as i64)],
                 )
                 .await
@@ -774,7 +779,7 @@ impl Engine for SqlEngine {
         let rows = self
             .pools
             .fetch_all(
-                "SELECT m.value, c.seq, c.kind, c.key, c.op, c.revision, c.at FROM ds_meta m \
+                "SELECT m.value, c.seq, c.kind, c.key, c.op, c.revision, c.at, c.parent FROM ds_meta m \
                  LEFT JOIN ds_changes c ON c.seq > ? WHERE m.name = 'compacted_through' ORDER BY c.seq LIMIT ?",
                 &[Value::Int(after as i64), Value::Int(limit as i64)],
             )

@@ -423,6 +423,16 @@ fn runs(
                 });
                 slice.clone()
             }
+            // A new run of the workflow shown: its parent says it is ours.
+            (ChangeOp::Put, None)
+                if slice.selection.id.as_ref().map(|w| w.as_str()) == c.parent.as_deref() =>
+            {
+                effects.push(Effect::Reload {
+                    kind: Kind::Run,
+                    id: c.id.clone(),
+                });
+                slice.clone()
+            }
             (ChangeOp::Delete, Some(_)) => match slice.runs.remove(&c.id) {
                 Some(table) => Arc::new(RunsSlice {
                     selection: slice.selection.clone(),

@@ -114,6 +114,32 @@ async fn writes_through_the_store_reach_the_tree() {
 }
 
 #[tokio::test]
+async fn a_new_run_of_the_followed_workflow_appears_and_others_cost_nothing() {
+    let ds = seeded(3, MemoryConfig::default()).await;
+    let mut driver = Driver::new(ds.clone()).await.unwrap();
+    driver
+        .dispatch(Action::SelectDataset(InitId::new("init-1")))
+        .await
+        .unwrap();
+    let reads = driver.reads();
+    let new_run = ds.runs().create(Run::new("w1", vec![])).await.unwrap();
+    ds.runs().create(Run::new("w2", vec![])).await.unwrap();
+    driver.catch_up().await.unwrap();
+    assert_eq!(
+        driver.reads(),
+        reads + 1,
+        "one read: the new run of w1; none for w2's"
+    );
+    let held = driver
+        .state()
+        .runs
+        .runs
+        .get(new_run.value.id.as_str())
+        .unwrap();
+    assert_eq!(held.value.number, 4);
+}
+
+#[tokio::test]
 async fn after_a_forced_lag_the_tree_equals_a_fresh_load() {
     let config = MemoryConfig {
         subscriber_buffer: 4,

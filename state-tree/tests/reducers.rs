@@ -139,6 +139,7 @@ fn changes_to_loaded_runs_reload_them_and_the_rest_are_ignored() {
             op,
             revision: Revision::new(rev),
             at: Utc::now(),
+            parent: Some(if id.starts_with('r') { "w1" } else { "w9" }.into()),
         })
     };
     let (_, effects) = reduce(&s, &change("r1", 20, ChangeOp::Put));
@@ -150,8 +151,17 @@ fn changes_to_loaded_runs_reload_them_and_the_rest_are_ignored() {
         }]
     );
     let (same, effects) = reduce(&s, &change("someone-elses-run", 21, ChangeOp::Put));
-    assert!(effects.is_empty(), "a run nothing loaded is not read");
+    assert!(effects.is_empty(), "a run of another workflow is not read");
     assert_eq!(same, s);
+    let (_, effects) = reduce(&s, &change("r3", 23, ChangeOp::Put));
+    assert_eq!(
+        effects,
+        [Effect::Reload {
+            kind: Kind::Run,
+            id: "r3".into()
+        }],
+        "a new run of the shown workflow is read"
+    );
     let (_, effects) = reduce(&s, &change("r1", 10, ChangeOp::Put));
     assert!(
         effects.is_empty(),

@@ -361,6 +361,33 @@ pub async fn log_append_is_a_change(ds: Arc<dyn Datastore>) {
     assert_eq!(changes[1].revision, entries[1].revision);
 }
 
+/// A change names the record it belongs to: a run its workflow, a log
+/// entry its log, a collection entry its profile; a profile has none.
+pub async fn changes_name_their_parent(ds: Arc<dyn Datastore>) {
+    let w = workflow(&ds, "init-1", "o").await;
+    let r = run(&ds, &w).await;
+    ds.logs()
+        .append(&LogId::new("log-1"), 0, vec![op("a")])
+        .await
+        .unwrap();
+    ds.collections()
+        .put(entry("p1", "init-1", "n"), Precondition::Any)
+        .await
+        .unwrap();
+    let changes = ds.changes().since(FeedCursor::START, 100).await.unwrap();
+    let parent_of = |id: &str| changes.iter().find(|c| c.id == id).unwrap().parent.clone();
+    assert_eq!(parent_of(r.value.id.as_str()), Some(w.value.id.to_string()));
+    assert_eq!(parent_of(w.value.id.as_str()), None);
+    assert_eq!(
+        parent_of("log-1/00000000000000000000"),
+        Some("log-1".to_string())
+    );
+    assert_eq!(parent_of("p1/init-1"), Some("p1".to_string()));
+    let mut stream = ds.changes().subscribe(FeedCursor::START);
+    let streamed = next_changes(&mut stream, changes.len()).await;
+    assert_eq!(streamed, changes, "subscriptions carry the parent too");
+}
+
 /// Closing the store ends its subscriptions.
 pub async fn close_ends_subscriptions(ds: Arc<dyn Datastore>) {
     let mut stream = ds.changes().subscribe(FeedCursor::START);

@@ -243,6 +243,10 @@ impl Record for CollectionEntry {
         }
     }
 
+    fn parent(&self) -> Option<String> {
+        Some(self.profile_id.key())
+    }
+
     fn plan(filter: &CollectionFilter, order: CollectionOrder) -> Result<Plan, FieldError> {
         match (filter, order) {
             (CollectionFilter::All, CollectionOrder::Key) => Ok(Plan::primary()),

@@ -116,6 +116,10 @@ impl Record for LogEntry {
         }
     }
 
+    fn parent(&self) -> Option<String> {
+        Some(self.log_id.key())
+    }
+
     fn plan(filter: &LogFilter, _order: LogOrder) -> Result<Plan, FieldError> {
         let LogFilter::Log(l) = filter;
         Ok(Plan::index("log_seq", vec![IndexValue::str(l.as_str())]))

@@ -282,6 +282,10 @@ impl Record for Run {
         }
     }
 
+    fn parent(&self) -> Option<String> {
+        Some(self.workflow_id.key())
+    }
+
     fn references(&self) -> Vec<Reference> {
         vec![Reference {
             field: "workflow_id",
