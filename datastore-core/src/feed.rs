@@ -182,3 +182,51 @@ pub trait ChangeFeed: Send + Sync {
     /// The retention this store was configured with.
     fn retention(&self) -> Retention;
 }
+
+/// The live half of a change feed, for engines: publishes committed changes
+/// to subscribers in the order published (publish them under the lock that
+/// orders commits), and ends every subscription when closed.
+#[derive(Debug)]
+pub struct LiveChanges {
+    sender: std::sync::Mutex<Option<tokio::sync::broadcast::Sender<Change>>>,
+}
+
+impl LiveChanges {
+    /// Live changes buffering `capacity` changes per subscriber.
+    pub fn new(capacity: usize) -> Self {
+        let (sender, _) = tokio::sync::broadcast::channel(capacity.max(1));
+        LiveChanges {
+            sender: std::sync::Mutex::new(Some(sender)),
+        }
+    }
+
+    /// A receiver of changes published from now on; after `close`, one that
+    /// has already ended.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Change> {
+        match self
+            .sender
+            .lock()
+            .ok()
+            .and_then(|s| s.as_ref().map(|s| s.subscribe()))
+        {
+            Some(rx) => rx,
+            None => tokio::sync::broadcast::channel(1).1,
+        }
+    }
+
+    /// Publishes changes; having no subscriber is fine.
+    pub fn publish(&self, changes: impl IntoIterator<Item = Change>) {
+        if let Some(sender) = self.sender.lock().ok().and_then(|s| s.clone()) {
+            for change in changes {
+                let _ = sender.send(change);
+            }
+        }
+    }
+
+    /// Ends every subscription; later publications go nowhere.
+    pub fn close(&self) {
+        if let Ok(mut sender) = self.sender.lock() {
+            *sender = None;
+        }
+    }
+}

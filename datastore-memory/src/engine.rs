@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use datastore_core::keycodec::{encode_values, entry_key, prefix_end};
 use datastore_core::{
     Capabilities, Change, ChangeOp, Committed, Compaction, DEFAULT_MAX_RECORD_BYTES,
-    DEFAULT_SUBSCRIBER_BUFFER, Direction, Engine, Error, IndexEntry, IndexValue, Kind, Mutation,
-    Result, Retention, Revision, Scan, StoreName, StoredRecord, check_precondition,
+    DEFAULT_SUBSCRIBER_BUFFER, Direction, Engine, Error, IndexEntry, IndexValue, Kind, LiveChanges,
+    Mutation, Result, Retention, Revision, Scan, StoreName, StoredRecord, check_precondition,
     unique_violation,
 };
 use tokio::sync::broadcast;
@@ -121,8 +121,6 @@ struct Inner {
     seq: u64,
     compacted_through: u64,
     closed: bool,
-    /// Sends committed changes to subscribers; dropped at close so they end.
-    live: Option<broadcast::Sender<Change>>,
 }
 
 impl Inner {
@@ -270,13 +268,14 @@ impl Inner {
 #[derive(Debug)]
 pub struct MemoryEngine {
     inner: RwLock<Inner>,
+    /// Published under the write lock, so in commit order.
+    live: LiveChanges,
     config: MemoryConfig,
 }
 
 impl MemoryEngine {
     /// An empty engine.
     pub fn new(config: MemoryConfig) -> Self {
-        let (live, _) = broadcast::channel(config.subscriber_buffer.max(1));
         let inner = Inner {
             tables: HashMap::new(),
             counters: HashMap::new(),
@@ -284,10 +283,10 @@ impl MemoryEngine {
             seq: 0,
             compacted_through: 0,
             closed: false,
-            live: Some(live),
         };
         MemoryEngine {
             inner: RwLock::new(inner),
+            live: LiveChanges::new(config.subscriber_buffer),
             config,
         }
     }
@@ -411,14 +410,9 @@ impl Engine for MemoryEngine {
                 return Err(e);
             }
         }
-        for c in &committed {
-            let change = c.change();
-            inner.feed.push_back(change.clone());
-            if let Some(live) = &inner.live {
-                // No receivers is fine: nobody is following.
-                let _ = live.send(change);
-            }
-        }
+        let changes: Vec<Change> = committed.iter().map(Committed::change).collect();
+        inner.feed.extend(changes.iter().cloned());
+        self.live.publish(changes);
         inner.compact(&self.config.retention, now);
         Ok(committed)
     }
@@ -445,16 +439,7 @@ impl Engine for MemoryEngine {
     }
 
     fn live(&self) -> broadcast::Receiver<Change> {
-        match self
-            .inner
-            .read()
-            .ok()
-            .and_then(|i| i.live.as_ref().map(|s| s.subscribe()))
-        {
-            Some(rx) => rx,
-            // Closed: a receiver whose sender is gone ends at once.
-            None => broadcast::channel(1).1,
-        }
+        self.live.subscribe()
     }
 
     fn retention(&self) -> Retention {
@@ -471,7 +456,7 @@ impl Engine for MemoryEngine {
     async fn close(&self) -> Result<()> {
         let mut inner = self.inner.write().map_err(|_| poisoned())?;
         inner.closed = true;
-        inner.live = None;
+        self.live.close();
         Ok(())
     }
 }

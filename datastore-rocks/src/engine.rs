@@ -16,8 +16,8 @@ use chrono::Utc;
 use datastore_core::keycodec::{encode_values, prefix_end};
 use datastore_core::{
     Capabilities, Change, ChangeOp, Committed, Compaction, Direction, Engine, Error, IndexValue,
-    Kind, Mutation, Result, Retention, Revision, Scan, StoreName, StoredRecord, check_precondition,
-    unique_violation,
+    Kind, LiveChanges, Mutation, Result, Retention, Revision, Scan, StoreName, StoredRecord,
+    check_precondition, unique_violation,
 };
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBRawIteratorWithThreadMode, ErrorKind,
@@ -34,6 +34,7 @@ pub struct RocksEngine {
     db: DB,
     config: RocksConfig,
     writer: Mutex<Writer>,
+    live: LiveChanges,
     head: AtomicU64,
     closed: AtomicBool,
 }
@@ -51,7 +52,6 @@ impl std::fmt::Debug for RocksEngine {
 struct Writer {
     head: u64,
     compacted_through: u64,
-    live: Option<broadcast::Sender<Change>>,
 }
 
 /// What a commit has written so far, so later mutations see earlier ones.
@@ -130,14 +130,13 @@ impl RocksEngine {
             get_u64(&db, layout::HEAD).map_err(|e| db_error(StoreName::Datastore, &shown, e))?;
         let compacted_through = get_u64(&db, layout::COMPACTED_THROUGH)
             .map_err(|e| db_error(StoreName::Datastore, &shown, e))?;
-        let (live, _) = broadcast::channel(config.subscriber_buffer.max(1));
         Ok(RocksEngine {
             db,
             writer: Mutex::new(Writer {
                 head,
                 compacted_through,
-                live: Some(live),
             }),
+            live: LiveChanges::new(config.subscriber_buffer),
             head: AtomicU64::new(head),
             closed: AtomicBool::new(false),
             config,
@@ -712,12 +711,9 @@ impl Engine for RocksEngine {
         writer.head = head;
         writer.compacted_through = writer.compacted_through.max(cut);
         self.head.store(head, Ordering::Release);
-        if let Some(live) = &writer.live {
-            for c in changes {
-                // No receivers is fine: nobody is following.
-                let _ = live.send(c);
-            }
-        }
+        // Still under the commit lock, so published in commit order.
+        self.live.publish(changes);
+        drop(writer);
         Ok(committed)
     }
 
@@ -781,15 +777,7 @@ impl Engine for RocksEngine {
     }
 
     fn live(&self) -> broadcast::Receiver<Change> {
-        match self
-            .writer
-            .lock()
-            .ok()
-            .and_then(|w| w.live.as_ref().map(|s| s.subscribe()))
-        {
-            Some(rx) => rx,
-            None => broadcast::channel(1).1,
-        }
+        self.live.subscribe()
     }
 
     fn retention(&self) -> Retention {
@@ -805,8 +793,8 @@ impl Engine for RocksEngine {
     }
 
     async fn close(&self) -> Result<()> {
-        let mut writer = self.writer.lock().map_err(|_| poisoned())?;
-        writer.live = None;
+        let _writer = self.writer.lock().map_err(|_| poisoned())?;
+        self.live.close();
         self.closed.store(true, Ordering::Release);
         self.db.flush_wal(true).map_err(|e| {
             db_error(

@@ -13,15 +13,15 @@
 //! local subscribers. The table is the truth, the notification a wake-up.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use datastore_core::{
     Capabilities, Change, ChangeOp, Committed, Compaction, Engine, Error, IndexValue, Kind,
-    Mutation, Precondition, Result, Retention, Revision, Scan, StoreName, StoredRecord,
-    check_precondition, commit_time, unique_violation,
+    LiveChanges, Mutation, Precondition, Result, Retention, Revision, Scan, StoreName,
+    StoredRecord, check_precondition, commit_time, unique_violation,
 };
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -54,7 +54,7 @@ pub struct SqlEngine {
     channel: String,
     /// SQLite: keeps commit and publication in order within the process.
     write_lock: tokio::sync::Mutex<()>,
-    live: Mutex<Option<broadcast::Sender<Change>>>,
+    live: Arc<LiveChanges>,
     shutdown: Arc<Notify>,
     closed: AtomicBool,
 }
@@ -184,7 +184,7 @@ impl SqlEngine {
             }
             Pools::Sqlite { .. } => config.url.clone(),
         };
-        let (live, _) = broadcast::channel(config.subscriber_buffer.max(1));
+        let live = Arc::new(LiveChanges::new(config.subscriber_buffer));
         let engine = SqlEngine {
             dialect,
             lock_key: fnv(&namespace) as i64,
@@ -192,7 +192,7 @@ impl SqlEngine {
             pools,
             shown_url: shown,
             write_lock: tokio::sync::Mutex::new(()),
-            live: Mutex::new(Some(live.clone())),
+            live: live.clone(),
             shutdown: Arc::new(Notify::new()),
             closed: AtomicBool::new(false),
             config,
@@ -609,7 +609,7 @@ async fn migrate(pools: &Pools, mut migrator: sqlx::migrate::Migrator, shown: &s
 async fn follow(
     pools: Pools,
     mut listener: PgListener,
-    live: broadcast::Sender<Change>,
+    live: Arc<LiveChanges>,
     mut delivered: u64,
     shutdown: Arc<Notify>,
 ) {
@@ -636,7 +636,7 @@ async fn follow(
                     return;
                 };
                 delivered = change.seq;
-                let _ = live.send(change);
+                live.publish([change]);
             }
             if n < 500 {
                 break;
@@ -762,13 +762,8 @@ impl Engine for SqlEngine {
             .map_err(|e| db_error(StoreName::Datastore, &self.shown_url, e))?;
         // SQLite publishes here, still in commit order under the write lock;
         // PostgreSQL publishes from the listener, for every process alike.
-        let local = (self.dialect == Dialect::Sqlite)
-            .then(|| self.live.lock().ok().and_then(|l| l.clone()))
-            .flatten();
-        if let Some(live) = local {
-            for c in changes {
-                let _ = live.send(c);
-            }
+        if self.dialect == Dialect::Sqlite {
+            self.live.publish(changes);
         }
         Ok(committed)
     }
@@ -841,15 +836,7 @@ impl Engine for SqlEngine {
     }
 
     fn live(&self) -> broadcast::Receiver<Change> {
-        match self
-            .live
-            .lock()
-            .ok()
-            .and_then(|l| l.as_ref().map(|s| s.subscribe()))
-        {
-            Some(rx) => rx,
-            None => broadcast::channel(1).1,
-        }
+        self.live.subscribe()
     }
 
     fn retention(&self) -> Retention {
@@ -870,9 +857,7 @@ impl Engine for SqlEngine {
 
     async fn close(&self) -> Result<()> {
         self.closed.store(true, Ordering::Release);
-        if let Ok(mut live) = self.live.lock() {
-            *live = None;
-        }
+        self.live.close();
         self.shutdown.notify_waiters();
         self.shutdown.notify_one();
         self.pools.close().await;

@@ -260,6 +260,10 @@ pub async fn lagged_then_resume(ds: Arc<dyn Datastore>) {
         }
         ds.apply(batch).await.unwrap();
     }
+    // Stay stopped while the live channel delivers: on servers shared by
+    // processes it is fed asynchronously (a listener reads the feed table
+    // after each notification, or at the latest each second).
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     let mut resume_from = None;
     while resume_from.is_none() {
         let item = tokio::time::timeout(LIVE_TIMEOUT, stream.next())
