@@ -9,7 +9,7 @@ use std::io::Write;
 use std::marker::PhantomData;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -47,7 +47,8 @@ pub struct KeyDefinition<T> {
     pub state: StateDefinition,
     /// The key's name: lower camel case, unique within its state.
     pub key: &'static str,
-    /// How long the value stays cached after its last subscriber left.
+    /// How long the value stays cached after its last subscriber left
+    /// (see [`KeyedState::sweep`]).
     pub cleanup_delay: Duration,
     /// The events that clear it.
     pub clear_on: &'static [ClearOn],
@@ -258,11 +259,46 @@ impl Storage for FileStorage {
 
 type Listener = Box<dyn Fn(&[u8]) + Send + Sync>;
 
-/// Typed keyed state over memory and disk storage, per user.
+/// A cached value: the stored bytes, who listens, and since when nobody has.
+struct Cached {
+    bytes: Option<Vec<u8>>,
+    listeners: Vec<(u64, Listener)>,
+    cleanup_delay: Duration,
+    idle_since: Option<Instant>,
+}
+
+type Cache = Arc<Mutex<HashMap<String, Cached>>>;
+
+/// Typed keyed state over memory and disk storage, per user, with a
+/// write-through cache: a key's value stays cached while it has subscribers
+/// and for its `cleanup_delay` after the last one leaves.
 pub struct KeyedState {
     memory: Arc<dyn Storage>,
     disk: Arc<dyn Storage>,
-    listeners: Mutex<HashMap<String, Vec<Listener>>>,
+    cache: Cache,
+    next_listener: std::sync::atomic::AtomicU64,
+}
+
+/// Keeps a subscription alive; dropping it unsubscribes and, when it was the
+/// last, starts the key's cleanup delay.
+pub struct SubscriptionHandle {
+    cache: Cache,
+    key: String,
+    id: u64,
+}
+
+impl Drop for SubscriptionHandle {
+    fn drop(&mut self) {
+        let Ok(mut cache) = self.cache.lock() else {
+            return;
+        };
+        if let Some(entry) = cache.get_mut(&self.key) {
+            entry.listeners.retain(|(id, _)| *id != self.id);
+            if entry.listeners.is_empty() {
+                entry.idle_since = Some(Instant::now());
+            }
+        }
+    }
 }
 
 impl KeyedState {
@@ -271,8 +307,59 @@ impl KeyedState {
         KeyedState {
             memory,
             disk,
-            listeners: Mutex::new(HashMap::new()),
+            cache: Arc::new(Mutex::new(HashMap::new())),
+            next_listener: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Evicts cached values nobody has listened to for their cleanup delay
+    /// (as of `now`). Returns how many it evicted.
+    pub fn sweep(&self, now: Instant) -> usize {
+        let mut cache = self.cache.lock().expect("lock");
+        let before = cache.len();
+        cache.retain(|_, c| match c.idle_since {
+            Some(since) if c.listeners.is_empty() => {
+                now.saturating_duration_since(since) < c.cleanup_delay
+            }
+            _ => true,
+        });
+        before - cache.len()
+    }
+
+    /// The storage keys whose values are cached now.
+    pub fn cached(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.cache.lock().expect("lock").keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+
+    /// The bytes of a key: from the cache, or read from storage and cached.
+    fn bytes(
+        &self,
+        location: Location,
+        skey: &str,
+        delay: Duration,
+    ) -> Result<Option<Vec<u8>>, KeyedError> {
+        if let Some(c) = self.cache.lock().expect("lock").get(skey) {
+            return Ok(c.bytes.clone());
+        }
+        let bytes = self
+            .storage(location)
+            .get(skey)
+            .map_err(|source| KeyedError::Storage {
+                key: skey.to_string(),
+                source,
+            })?;
+        self.cache.lock().expect("lock").insert(
+            skey.to_string(),
+            Cached {
+                bytes: bytes.clone(),
+                listeners: Vec::new(),
+                cleanup_delay: delay,
+                idle_since: Some(Instant::now()),
+            },
+        );
+        Ok(bytes)
     }
 
     fn storage(&self, location: Location) -> &dyn Storage {
@@ -291,15 +378,9 @@ impl KeyedState {
         &self,
         location: Location,
         skey: &str,
+        delay: Duration,
     ) -> Result<Option<T>, KeyedError> {
-        let bytes = self
-            .storage(location)
-            .get(skey)
-            .map_err(|source| KeyedError::Storage {
-                key: skey.to_string(),
-                source,
-            })?;
-        bytes
+        self.bytes(location, skey, delay)?
             .map(|b| serde_json::from_slice(&b))
             .transpose()
             .map_err(|e| KeyedError::Decode {
@@ -317,23 +398,32 @@ impl KeyedState {
         self.read(
             def.state.location,
             &Self::storage_key(user, def.state.name, def.key),
+            def.cleanup_delay,
         )
     }
 
-    /// Calls `listener` with the new bytes each time the key is written.
+    /// Calls `listener` with the new bytes each time the key is written,
+    /// until the returned handle is dropped; the value stays cached meanwhile.
     pub fn subscribe<T>(
         &self,
         user: &str,
         def: &KeyDefinition<T>,
         listener: impl Fn(&[u8]) + Send + Sync + 'static,
-    ) {
+    ) -> Result<SubscriptionHandle, KeyedError> {
         let skey = Self::storage_key(user, def.state.name, def.key);
-        self.listeners
-            .lock()
-            .expect("lock")
-            .entry(skey)
-            .or_default()
-            .push(Box::new(listener));
+        self.bytes(def.state.location, &skey, def.cleanup_delay)?;
+        let id = self
+            .next_listener
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut cache = self.cache.lock().expect("lock");
+        let entry = cache.get_mut(&skey).expect("cached just above");
+        entry.listeners.push((id, Box::new(listener)));
+        entry.idle_since = None;
+        Ok(SubscriptionHandle {
+            cache: self.cache.clone(),
+            key: skey,
+            id,
+        })
     }
 
     /// Computes a new value from the current one and stores it, unless
@@ -347,7 +437,7 @@ impl KeyedState {
         should_update: impl FnOnce(Option<&T>) -> bool,
     ) -> Result<Option<T>, KeyedError> {
         let skey = Self::storage_key(user, def.state.name, def.key);
-        let current: Option<T> = self.read(def.state.location, &skey)?;
+        let current: Option<T> = self.read(def.state.location, &skey, def.cleanup_delay)?;
         if !should_update(current.as_ref()) {
             return Ok(current);
         }
@@ -362,8 +452,9 @@ impl KeyedState {
                 key: skey.clone(),
                 source,
             })?;
-        if let Some(listeners) = self.listeners.lock().expect("lock").get(&skey) {
-            for l in listeners {
+        if let Some(entry) = self.cache.lock().expect("lock").get_mut(&skey) {
+            entry.bytes = Some(bytes.clone());
+            for (_, l) in &entry.listeners {
                 l(&bytes);
             }
         }
@@ -384,7 +475,13 @@ impl KeyedState {
             let skey = Self::storage_key(user, def.state().name, def.key());
             self.storage(def.state().location)
                 .remove(&skey)
-                .map_err(|source| KeyedError::Storage { key: skey, source })?;
+                .map_err(|source| KeyedError::Storage {
+                    key: skey.clone(),
+                    source,
+                })?;
+            if let Some(entry) = self.cache.lock().expect("lock").get_mut(&skey) {
+                entry.bytes = None;
+            }
             cleared += 1;
         }
         Ok(cleared)

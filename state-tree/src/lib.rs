@@ -30,7 +30,7 @@ pub use driver::Driver;
 pub use entity::{EntityTable, Upsert};
 pub use keyed::{
     AnyKey, ClearOn, FileStorage, KeyDefinition, KeyedError, KeyedState, Location, MemoryStorage,
-    StateDefinition, Storage, check_definitions,
+    StateDefinition, Storage, SubscriptionHandle, check_definitions,
 };
 pub use migration::{Migration, MigrationError, Migrator};
 pub use one_of_many::{LoadStatus, Scope, Selection};

@@ -84,9 +84,11 @@ fn update_returns_the_stored_value_and_should_update_false_writes_nothing() {
     let state = keyed(dir.path());
     let heard = Arc::new(AtomicUsize::new(0));
     let h = heard.clone();
-    state.subscribe("alice", &THEME, move |_| {
-        h.fetch_add(1, Ordering::SeqCst);
-    });
+    let _subscription = state
+        .subscribe("alice", &THEME, move |_| {
+            h.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
     let stored = state
         .update("alice", &THEME, |_| "dark".to_string(), |_| true)
         .unwrap();
@@ -186,6 +188,71 @@ fn file_storage_replaces_whole_files_and_leaves_no_temporaries() {
     files.remove("k").unwrap();
     files.remove("k").unwrap();
     assert_eq!(files.get("k").unwrap(), None);
+}
+
+/// Storage that counts reads, to see the cache at work.
+#[derive(Default)]
+struct CountingStorage {
+    inner: MemoryStorage,
+    reads: AtomicUsize,
+}
+
+impl Storage for CountingStorage {
+    fn get(&self, key: &str) -> std::io::Result<Option<Vec<u8>>> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.get(key)
+    }
+    fn put(&self, key: &str, value: &[u8]) -> std::io::Result<()> {
+        self.inner.put(key, value)
+    }
+    fn remove(&self, key: &str) -> std::io::Result<()> {
+        self.inner.remove(key)
+    }
+}
+
+#[test]
+fn values_stay_cached_while_subscribed_and_for_their_cleanup_delay() {
+    let disk = Arc::new(CountingStorage::default());
+    let state = KeyedState::new(Arc::new(MemoryStorage::default()), disk.clone());
+    state
+        .update("alice", &THEME, |_| "dark".into(), |_| true)
+        .unwrap();
+    let sub = state.subscribe("alice", &THEME, |_| {}).unwrap();
+    let reads = disk.reads.load(Ordering::SeqCst);
+    for _ in 0..5 {
+        assert_eq!(state.get("alice", &THEME).unwrap().as_deref(), Some("dark"));
+    }
+    assert_eq!(
+        disk.reads.load(Ordering::SeqCst),
+        reads,
+        "served from the cache"
+    );
+    let far = std::time::Instant::now() + Duration::from_secs(3600);
+    assert_eq!(state.sweep(far), 0, "a subscribed value is never evicted");
+    drop(sub);
+    // THEME's delay is one second: kept just after, gone once it has passed.
+    assert_eq!(state.sweep(std::time::Instant::now()), 0);
+    assert_eq!(state.cached(), ["user_alice_settings_theme"]);
+    assert_eq!(state.sweep(far), 1);
+    assert!(state.cached().is_empty());
+    assert_eq!(state.get("alice", &THEME).unwrap().as_deref(), Some("dark"));
+    assert_eq!(
+        disk.reads.load(Ordering::SeqCst),
+        reads + 1,
+        "read again after eviction"
+    );
+}
+
+#[test]
+fn clearing_also_clears_the_cached_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = keyed(dir.path());
+    state
+        .update("alice", &DRAFTS, |_| vec!["w1".into()], |_| true)
+        .unwrap();
+    let _sub = state.subscribe("alice", &DRAFTS, |_| {}).unwrap();
+    state.clear("alice", ClearOn::Logout, &registry()).unwrap();
+    assert_eq!(state.get("alice", &DRAFTS).unwrap(), None);
 }
 
 fn steps() -> Vec<Migration> {
