@@ -42,6 +42,13 @@ fn record(timings: &Timings, name: &str, iters: u64, took: Duration) {
     e.1 += took;
 }
 
+/// Ends one measurement: records it for the ratio table and returns it to criterion.
+fn finish(timings: &Timings, name: &str, iters: u64, start: Instant) -> Duration {
+    let took = start.elapsed();
+    record(timings, name, iters, took);
+    took
+}
+
 /// Raw point get: read, decode the envelope and the JSON body.
 fn raw_get(db: &DB, id: &str) -> Run {
     let cf = db.cf_handle(layout::RECORDS).unwrap();
@@ -209,9 +216,7 @@ fn main() {
                 i += 1;
                 black_box(rt.block_on(ds.runs().get(id)).unwrap());
             }
-            let took = start.elapsed();
-            record(&timings, "get/facade", iters, took);
-            took
+            finish(&timings, "get/facade", iters, start)
         })
     });
     group.bench_function("raw", |b| {
@@ -223,9 +228,7 @@ fn main() {
                 i += 1;
                 black_box(raw_get(db, id.as_str()));
             }
-            let took = start.elapsed();
-            record(&timings, "get/raw", iters, took);
-            took
+            finish(&timings, "get/raw", iters, start)
         })
     });
     group.finish();
@@ -249,9 +252,7 @@ fn main() {
                         .unwrap(),
                 );
             }
-            let took = start.elapsed();
-            record(&timings, "put/facade", iters, took);
-            took
+            finish(&timings, "put/facade", iters, start)
         })
     });
     let mut seq = 1u64 << 60;
@@ -270,9 +271,7 @@ fn main() {
                 p.validate().unwrap();
                 raw_put(db, seq, p);
             }
-            let took = start.elapsed();
-            record(&timings, "put/raw", iters, took);
-            took
+            finish(&timings, "put/raw", iters, start)
         })
     });
     group.finish();
@@ -290,9 +289,7 @@ fn main() {
                     .unwrap();
                 black_box(page);
             }
-            let took = start.elapsed();
-            record(&timings, "page_of_100_runs/facade", iters, took);
-            took
+            finish(&timings, "page_of_100_runs/facade", iters, start)
         })
     });
     group.bench_function("raw", |b| {
@@ -301,9 +298,7 @@ fn main() {
             for _ in 0..iters {
                 black_box(raw_page(db, workflow.as_str(), 100));
             }
-            let took = start.elapsed();
-            record(&timings, "page_of_100_runs/raw", iters, took);
-            took
+            finish(&timings, "page_of_100_runs/raw", iters, start)
         })
     });
     group.finish();
@@ -314,7 +309,9 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(900_000);
     let deep = WorkflowId::new("deep-workflow");
-    let depths = [0, 10_000.min(depth), 300_000.min(depth), depth];
+    // Clamped to the deepest depth asked for, without repeats.
+    let mut depths = vec![0, 10_000.min(depth), 300_000.min(depth), depth];
+    depths.dedup();
     let cursors = rt.block_on(seed_deep(&ds, &deep, depth, &depths));
     let mut group = c.benchmark_group("page_depth");
     for (at_depth, at) in depths.iter().zip(cursors) {
@@ -330,9 +327,7 @@ fn main() {
                             .unwrap(),
                     );
                 }
-                let took = start.elapsed();
-                record(&timings, &key, iters, took);
-                took
+                finish(&timings, &key, iters, start)
             })
         });
     }

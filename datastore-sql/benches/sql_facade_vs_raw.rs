@@ -37,6 +37,13 @@ fn record(timings: &Timings, name: &str, iters: u64, took: Duration) {
     e.1 += took;
 }
 
+/// Ends one measurement: records it for the ratio table and returns it to criterion.
+fn finish(timings: &Timings, name: &str, iters: u64, start: Instant) -> Duration {
+    let took = start.elapsed();
+    record(timings, name, iters, took);
+    took
+}
+
 /// What the raw side needs: a pool of either kind.
 #[derive(Clone)]
 enum Raw {
@@ -190,9 +197,7 @@ fn bench_backend(
                         black_box(rt.block_on(raw_get(&raw, id.as_str())));
                     }
                 }
-                let took = start.elapsed();
-                record(timings, &key, iters, took);
-                took
+                finish(timings, &key, iters, start)
             })
         });
     }
@@ -222,9 +227,7 @@ fn bench_backend(
                         rt.block_on(raw_put(&raw, &p));
                     }
                 }
-                let took = start.elapsed();
-                record(timings, &key, iters, took);
-                took
+                finish(timings, &key, iters, start)
             })
         });
     }
@@ -248,9 +251,7 @@ fn bench_backend(
                         black_box(rt.block_on(raw_page(&raw, workflow.as_str())));
                     }
                 }
-                let took = start.elapsed();
-                record(timings, &key, iters, took);
-                took
+                finish(timings, &key, iters, start)
             })
         });
     }
