@@ -170,6 +170,7 @@ macro_rules! __with_cases {
                 remove_missing_is_not_found,
                 empty_ops_or_id_is_invalid,
                 logs_are_independent,
+                list_all_walks_every_log,
             },
             pagination {
                 profiles_by_id,

@@ -800,6 +800,10 @@ impl<E: Engine> LogStore for EngineStore<E> {
         }
     }
 
+    async fn list(&self, query: Query<LogEntry>) -> Result<Page<Versioned<LogEntry>>> {
+        self.list_records(query).await
+    }
+
     async fn remove(&self, log: &LogId) -> Result<u64> {
         for _ in 0..RMW_ATTEMPTS {
             let len = LogStore::length(self, log).await?;

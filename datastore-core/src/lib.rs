@@ -29,6 +29,7 @@ mod mock;
 mod query;
 mod record;
 mod records;
+mod redact;
 mod revision;
 mod stores;
 mod subscription;
@@ -57,9 +58,10 @@ pub use record::{
     index_entries_of,
 };
 pub use records::*;
+pub use redact::redact_url;
 pub use revision::{Precondition, Revision, Versioned};
 pub use stores::{
-    CollectionStore, Datastore, KeyStore, LogStore, ProfileStore, RecordStore, RunStore,
+    CollectionStore, Datastore, KeyStore, LogStore, ProfileStore, RecordStore, RunStore, Substore,
     WorkflowStore,
 };
 

@@ -158,6 +158,10 @@ pub trait LogStore: Send + Sync {
 
     /// Removes a whole log; returns how many entries it had (`NotFound` if none).
     async fn remove(&self, log: &LogId) -> Result<u64>;
+
+    /// Entries across logs, a page at a time (`LogFilter::All` walks every
+    /// log by id, then sequence number).
+    async fn list(&self, query: Query<LogEntry>) -> Result<Page<Versioned<LogEntry>>>;
 }
 
 /// The root: hands out the typed substores, the feed and atomic batches.
@@ -193,4 +197,29 @@ impl std::fmt::Debug for dyn Datastore {
             .field("backend", &self.capabilities().backend)
             .finish()
     }
+}
+
+/// The record kinds with a typed substore, mapped to it, so code generic
+/// over the kind (layers, an HTTP API) can reach the right substore.
+pub trait Substore: Editable {
+    /// This kind's substore in `ds`.
+    fn of(ds: &dyn Datastore) -> &dyn RecordStore<Self>;
+}
+
+macro_rules! substore {
+    ($($ty:ty => $accessor:ident),* $(,)?) => {$(
+        impl Substore for $ty {
+            fn of(ds: &dyn Datastore) -> &dyn RecordStore<Self> {
+                ds.$accessor()
+            }
+        }
+    )*};
+}
+
+substore! {
+    Profile => profiles,
+    Workflow => workflows,
+    Run => runs,
+    Key => keys,
+    CollectionEntry => collections,
 }

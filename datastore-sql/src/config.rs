@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use datastore_core::{DEFAULT_MAX_RECORD_BYTES, DEFAULT_SUBSCRIBER_BUFFER, Retention};
+use datastore_core::{DEFAULT_MAX_RECORD_BYTES, DEFAULT_SUBSCRIBER_BUFFER, Retention, redact_url};
 
 /// Options of a SQL store. `SqlConfig::new(url)` gives the defaults.
 #[derive(Clone, PartialEq, Eq)]
@@ -58,32 +58,10 @@ impl std::fmt::Debug for SqlConfig {
     }
 }
 
-/// The URL with any password replaced by `***`, for messages and logs.
-pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_string();
-    };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    let Some(at) = authority.rfind('@') else {
-        return url.to_string();
-    };
-    let userinfo = &authority[..at];
-    match userinfo.find(':') {
-        Some(colon) => format!(
-            "{}{}:***{}",
-            &url[..scheme_end + 3],
-            &userinfo[..colon],
-            &rest[at..]
-        ),
-        None => url.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::SqlConfig;
+    use datastore_core::redact_url;
 
     #[test]
     fn passwords_are_redacted() {

@@ -27,9 +27,10 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use tokio::sync::{Notify, broadcast};
 
-use crate::config::{SqlConfig, redact_url};
+use crate::config::SqlConfig;
 use crate::driver::{Dialect, Pools, Row, Tx, Value, db_error};
 use crate::schema::{self, column_values, encode, record_columns, scan_sql, table};
+use datastore_core::redact_url;
 
 /// The table recording this project's migrations (never `_sqlx_migrations`,
 /// so a host service's own migrations cannot collide).

@@ -23,7 +23,8 @@ pub mod schema;
 
 use std::sync::Arc;
 
-pub use config::{SqlConfig, redact_url};
+pub use config::SqlConfig;
+pub use datastore_core::redact_url;
 pub use engine::{MIGRATIONS_TABLE, SqlEngine};
 
 use datastore_core::{Datastore, EngineStore, Result};
@@ -34,4 +35,52 @@ pub type SqlDatastore = EngineStore<SqlEngine>;
 /// Opens a SQL datastore: connects, migrates, starts the feed listener.
 pub async fn open(config: SqlConfig) -> Result<Arc<dyn Datastore>> {
     Ok(Arc::new(EngineStore::new(SqlEngine::open(config).await?)))
+}
+
+/// Creates a PostgreSQL schema (for a store of its own beside others in one
+/// database, as `datastore check` does); `name` must be a plain identifier.
+pub async fn create_schema(url: &str, name: &str) -> Result<()> {
+    schema_statement(url, name, format!("CREATE SCHEMA {name}")).await
+}
+
+/// Drops a PostgreSQL schema and everything in it, if it exists.
+pub async fn drop_schema(url: &str, name: &str) -> Result<()> {
+    schema_statement(url, name, format!("DROP SCHEMA IF EXISTS {name} CASCADE")).await
+}
+
+async fn schema_statement(url: &str, name: &str, sql: String) -> Result<()> {
+    use datastore_core::{Error, StoreName};
+    use sqlx::Connection;
+    let shown = redact_url(url);
+    let plain = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && !name.as_bytes()[0].is_ascii_digit();
+    if !plain {
+        return Err(Error::invalid(
+            StoreName::Datastore,
+            shown,
+            "schema",
+            format!("{name:?} is not a plain lowercase identifier (letters, digits, _)"),
+        ));
+    }
+    let mut conn = sqlx::PgConnection::connect(url)
+        .await
+        .map_err(|e| Error::Unavailable {
+            store: StoreName::Datastore,
+            key: shown.clone(),
+            source: format!("cannot connect: {e}").into(),
+        })?;
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .execute(&mut conn)
+        .await
+        .map_err(|e| Error::Backend {
+            store: StoreName::Datastore,
+            key: shown.clone(),
+            source: e.into(),
+        })?;
+    let _ = conn.close().await;
+    Ok(())
 }

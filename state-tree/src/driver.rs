@@ -8,11 +8,15 @@ use std::time::Duration;
 
 use datastore_core::{
     ChangeStream, CollectionOrder, Datastore, Error, FeedCursor, FeedEvent, Kind, PageRequest,
-    Result,
+    Result, Revision, Versioned,
 };
 use futures::StreamExt;
 
 use crate::state::{Action, Effect, State, reduce};
+
+/// How many reads [`Driver`] makes for a changed record before it settles
+/// for an answer older than the change.
+const READ_AT_LEAST_TRIES: u32 = 8;
 
 /// Holds a state tree and keeps it in step with a store.
 pub struct Driver {
@@ -129,9 +133,15 @@ impl Driver {
             Effect::Reload {
                 kind: Kind::Run,
                 id,
+                at_least,
             } => {
-                self.reads += 1;
-                match self.ds.runs().get(&id.into()).await {
+                let id = id.into();
+                match self
+                    .read_at_least(at_least, async |ds: &dyn Datastore| {
+                        ds.runs().get(&id).await
+                    })
+                    .await
+                {
                     Ok(run) => Some(Action::RunArrived(run)),
                     Err(Error::NotFound { .. }) => None,
                     Err(e) => return Err(e),
@@ -140,9 +150,15 @@ impl Driver {
             Effect::Reload {
                 kind: Kind::Workflow,
                 id,
+                at_least,
             } => {
-                self.reads += 1;
-                match self.ds.workflows().get(&id.into()).await {
+                let id = id.into();
+                match self
+                    .read_at_least(at_least, async |ds: &dyn Datastore| {
+                        ds.workflows().get(&id).await
+                    })
+                    .await
+                {
                     Ok(w) => Some(Action::WorkflowSaved(w)),
                     Err(Error::NotFound { .. }) => None,
                     Err(e) => return Err(e),
@@ -150,6 +166,31 @@ impl Driver {
             }
             Effect::Reload { .. } => None,
         })
+    }
+
+    /// Reads a record the feed said changed, until the answer is at least
+    /// the announced revision: a cache or replica in front of the store may
+    /// briefly answer with the previous one. After a few tries it settles for
+    /// what it has (the next change reads it again).
+    async fn read_at_least<R>(
+        &mut self,
+        at_least: Revision,
+        read: impl AsyncFn(&dyn Datastore) -> Result<Versioned<R>>,
+    ) -> Result<Versioned<R>> {
+        let ds = self.ds.clone();
+        let ds: &dyn Datastore = &*ds;
+        let mut delay = Duration::from_millis(2);
+        for _ in 0..READ_AT_LEAST_TRIES {
+            self.reads += 1;
+            let found = read(ds).await?;
+            if found.revision >= at_least {
+                return Ok(found);
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_millis(100));
+        }
+        self.reads += 1;
+        read(ds).await
     }
 
     /// Applies every change committed since the tree's cursor; after

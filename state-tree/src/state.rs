@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use datastore_core::{
-    Change, ChangeOp, CollectionEntry, InitId, Kind, Precondition, ProfileId, Run, RunId,
+    Change, ChangeOp, CollectionEntry, InitId, Kind, Precondition, ProfileId, Revision, Run, RunId,
     Versioned, Workflow, WorkflowId,
 };
 
@@ -158,6 +158,9 @@ pub enum Effect {
         kind: Kind,
         /// Its id.
         id: String,
+        /// The revision the change announced: a read answering with an
+        /// older one (a cache or replica not caught up yet) is tried again.
+        at_least: Revision,
     },
 }
 
@@ -337,6 +340,7 @@ fn workflow(
                 effects.push(Effect::Reload {
                     kind: Kind::Workflow,
                     id: c.id.clone(),
+                    at_least: c.revision,
                 });
             }
             slice.clone()
@@ -420,6 +424,7 @@ fn runs(
                 effects.push(Effect::Reload {
                     kind: Kind::Run,
                     id: c.id.clone(),
+                    at_least: c.revision,
                 });
                 slice.clone()
             }
@@ -430,6 +435,7 @@ fn runs(
                 effects.push(Effect::Reload {
                     kind: Kind::Run,
                     id: c.id.clone(),
+                    at_least: c.revision,
                 });
                 slice.clone()
             }

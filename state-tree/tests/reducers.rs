@@ -147,7 +147,8 @@ fn changes_to_loaded_runs_reload_them_and_the_rest_are_ignored() {
         effects,
         [Effect::Reload {
             kind: Kind::Run,
-            id: "r1".into()
+            id: "r1".into(),
+            at_least: Revision::new(20),
         }]
     );
     let (same, effects) = reduce(&s, &change("someone-elses-run", 21, ChangeOp::Put));
@@ -158,7 +159,8 @@ fn changes_to_loaded_runs_reload_them_and_the_rest_are_ignored() {
         effects,
         [Effect::Reload {
             kind: Kind::Run,
-            id: "r3".into()
+            id: "r3".into(),
+            at_least: Revision::new(23),
         }],
         "a new run of the shown workflow is read"
     );

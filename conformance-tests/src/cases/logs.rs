@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use datastore_core::{Datastore, LogId, Revision, StoreName};
+use datastore_core::{Datastore, LogFilter, LogId, Query, Revision, StoreName};
 
 use crate::support::*;
 
@@ -142,4 +142,41 @@ pub async fn logs_are_independent(ds: Arc<dyn Datastore>) {
     assert_eq!(ds.logs().length(&b).await.unwrap(), 1);
     ds.logs().remove(&a).await.unwrap();
     assert_eq!(ds.logs().head(&b).await.unwrap().value.op.name, "b0");
+}
+
+/// `LogFilter::All` pages through every entry of every log, by log id then
+/// sequence number (numerically: entry 10 after entry 9), without repeats.
+pub async fn list_all_walks_every_log(ds: Arc<dyn Datastore>) {
+    let names: Vec<String> = (0..12).map(|i| format!("op-{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    ds.logs()
+        .append(&LogId::new("log-b"), 0, ops(&names))
+        .await
+        .unwrap();
+    ds.logs()
+        .append(&LogId::new("log-a"), 0, ops(&["x", "y"]))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = ds
+            .logs()
+            .list(Query::new(LogFilter::All).limit(5).after(cursor))
+            .await
+            .unwrap();
+        assert!(page.items.len() <= 5);
+        seen.extend(
+            page.items
+                .into_iter()
+                .map(|e| (e.value.log_id.as_str().to_string(), e.value.seq)),
+        );
+        cursor = page.next;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    let mut expected = vec![("log-a".to_string(), 0), ("log-a".to_string(), 1)];
+    expected.extend((0..12).map(|i| ("log-b".to_string(), i)));
+    assert_eq!(seen, expected);
 }

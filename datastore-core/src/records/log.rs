@@ -60,6 +60,8 @@ pub struct LogEntry {
 pub enum LogFilter {
     /// The entries of one log.
     Log(LogId),
+    /// Every entry of every log, by log then sequence number (for export).
+    All,
 }
 
 /// How log entries are ordered.
@@ -121,7 +123,9 @@ impl Record for LogEntry {
     }
 
     fn plan(filter: &LogFilter, _order: LogOrder) -> Result<Plan, FieldError> {
-        let LogFilter::Log(l) = filter;
-        Ok(Plan::index("log_seq", vec![IndexValue::str(l.as_str())]))
+        Ok(match filter {
+            LogFilter::Log(l) => Plan::index("log_seq", vec![IndexValue::str(l.as_str())]),
+            LogFilter::All => Plan::index("log_seq", Vec::new()),
+        })
     }
 }
