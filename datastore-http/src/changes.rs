@@ -1,0 +1,165 @@
+//! `GET /v1/changes`: the change feed as server-sent events. Each event's id
+//! is its feed cursor, so a browser reconnecting with `Last-Event-ID`
+//! resumes without a gap; a cursor whose changes were compacted away gets a
+//! `reload` event (the client must reload what it shows, then follow again).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Query as Params, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use datastore_core::{ChangeStream, Datastore, Error, FeedCursor, FeedEvent};
+use futures::{Stream, StreamExt};
+use serde::Serialize;
+use std::sync::Arc;
+
+use crate::AppState;
+use crate::problem::Problem;
+
+/// `GET /v1/changes/head`
+#[derive(Debug, Serialize)]
+pub struct Head {
+    /// The cursor of the newest change (0 if none): follow from here to see
+    /// only what happens next.
+    pub cursor: u64,
+}
+
+async fn head(State(state): State<AppState>) -> Result<Json<Head>, Problem> {
+    Ok(Json(Head {
+        cursor: state.ds.changes().head().await?.0,
+    }))
+}
+
+/// Where to start: `Last-Event-ID` (a reconnecting browser), else `?from=`,
+/// else the head (only what happens next).
+fn start(
+    headers: &HeaderMap,
+    params: &HashMap<String, String>,
+) -> Result<Option<FeedCursor>, Problem> {
+    for name in params.keys() {
+        if name != "from" {
+            return Err(Problem::bad_request(
+                name,
+                format!("unknown parameter {name:?}; expected from"),
+            ));
+        }
+    }
+    if let Some(id) = headers.get("last-event-id") {
+        let text = id.to_str().unwrap_or_default();
+        return text
+            .trim()
+            .parse::<u64>()
+            .map(|n| Some(FeedCursor(n)))
+            .map_err(|_| {
+                Problem::bad_request(
+                    "last-event-id",
+                    format!("{text:?} is not a cursor this server gave"),
+                )
+            });
+    }
+    match params.get("from") {
+        Some(text) => text
+            .parse::<u64>()
+            .map(|n| Some(FeedCursor(n)))
+            .map_err(|_| Problem::bad_request("from", format!("{text:?} is not a cursor"))),
+        None => Ok(None),
+    }
+}
+
+async fn changes(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Params(params): Params<HashMap<String, String>>,
+) -> Result<Response, Problem> {
+    let from = match start(&headers, &params)? {
+        Some(cursor) => cursor,
+        None => state.ds.changes().head().await?,
+    };
+    // Check the cursor before answering 200: one ahead of the feed is a 400;
+    // one compacted away gets the `reload` event.
+    let events: futures::stream::BoxStream<'static, Result<Event, Infallible>> =
+        match state.ds.changes().since(from, 1).await {
+            Err(Error::CursorExpired {
+                compacted_through, ..
+            }) => futures::stream::once(async move { Ok(reload(compacted_through)) }).boxed(),
+            Err(e) => return Err(e.into()),
+            Ok(_) => follow(state.ds.clone(), from).boxed(),
+        };
+    let mut shutdown = state.shutdown.clone();
+    let events = events.take_until(async move {
+        let _ = shutdown.wait_for(|stop| *stop).await;
+    });
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
+}
+
+fn reload(compacted_through: u64) -> Event {
+    Event::default()
+        .event("reload")
+        .data(serde_json::json!({ "compacted_through": compacted_through }).to_string())
+}
+
+/// The feed from `from` as events, resubscribing after a lag, ending with a
+/// `reload` if the cursor expires on the way.
+fn follow(
+    ds: Arc<dyn Datastore>,
+    from: FeedCursor,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    struct Follow {
+        ds: Arc<dyn Datastore>,
+        stream: Option<ChangeStream>,
+        cursor: FeedCursor,
+    }
+    let first = Follow {
+        stream: Some(ds.changes().subscribe(from)),
+        ds,
+        cursor: from,
+    };
+    futures::stream::unfold(first, |mut f| async move {
+        loop {
+            let stream = f.stream.as_mut()?;
+            match stream.next().await {
+                None => return None,
+                Some(Ok(FeedEvent::Change(change))) => {
+                    f.cursor = change.cursor();
+                    let event = Event::default()
+                        .id(change.seq.to_string())
+                        .event("change")
+                        .json_data(&change)
+                        .unwrap_or_else(|_| Event::default().comment("unencodable change"));
+                    return Some((Ok(event), f));
+                }
+                Some(Ok(FeedEvent::Lagged { resume_from })) => {
+                    f.cursor = resume_from;
+                    f.stream = Some(f.ds.changes().subscribe(resume_from));
+                }
+                Some(Err(Error::CursorExpired {
+                    compacted_through, ..
+                })) => {
+                    f.stream = None;
+                    return Some((Ok(reload(compacted_through)), f));
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "change feed failed; ending the event stream");
+                    f.stream = None;
+                    let event = Event::default().event("error").data(e.to_string());
+                    return Some((Ok(event), f));
+                }
+            }
+        }
+    })
+}
+
+/// The routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/changes", get(changes))
+        .route("/v1/changes/head", get(head))
+}

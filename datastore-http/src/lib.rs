@@ -1,0 +1,198 @@
+//! An HTTP API over any [`Datastore`]: JSON endpoints for every substore
+//! operation, revisions as ETags (`If-Match`, `If-None-Match: *`), errors as
+//! RFC 9457 problem details, and the change feed as server-sent events.
+//! docs/http-api.md documents every endpoint.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! let ds = datastore_memory::open();
+//! let server = datastore_http::Server::bind(ds, datastore_http::ServerConfig::default()).await?;
+//! println!("listening on {}", server.local_addr());
+//! server.run(async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
+
+mod access;
+mod body;
+mod changes;
+mod ops;
+mod problem;
+mod records;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use datastore_core::{CollectionEntry, Datastore, Key, Profile, Run, Workflow};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use access::Token;
+pub use problem::{Problem, ProblemDetails};
+pub use records::Resource;
+
+/// Request limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest request body, in bytes (413 above it).
+    pub max_body_bytes: usize,
+    /// The largest `limit` a list accepts (400 above it).
+    pub max_page_limit: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 1 << 20,
+            max_page_limit: datastore_core::MAX_PAGE_LIMIT,
+        }
+    }
+}
+
+/// How the server listens and whom it lets in.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where to listen (default `127.0.0.1:8080`).
+    pub listen: SocketAddr,
+    /// The bearer token every request must carry. Required when `listen`
+    /// is not a loopback address.
+    pub token: Option<Token>,
+    /// Request limits.
+    pub limits: Limits,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            token: None,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// What every handler sees.
+#[derive(Clone)]
+pub struct AppState {
+    ds: Arc<dyn Datastore>,
+    limits: Limits,
+    token: Option<Token>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl FromRef<AppState> for Limits {
+    fn from_ref(state: &AppState) -> Limits {
+        state.limits
+    }
+}
+
+/// Why a server would not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Listening beyond loopback without a token.
+    #[error("{0} is not a loopback address: a token is required (--token-file or DATASTORE_TOKEN)")]
+    TokenRequired(SocketAddr),
+}
+
+/// The page at `/`: a workflow's runs, live.
+const INDEX: &str = include_str!("../static/index.html");
+
+/// The whole API over `ds`. `shutdown` turning true ends open event streams.
+pub fn router(
+    ds: Arc<dyn Datastore>,
+    config: &ServerConfig,
+    shutdown: watch::Receiver<bool>,
+) -> Router {
+    let state = AppState {
+        ds,
+        limits: config.limits,
+        token: config.token.clone(),
+        shutdown,
+    };
+    Router::new()
+        .route("/", get(|| async { Html(INDEX) }))
+        .route(
+            "/healthz",
+            get(|| async {
+                (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], "ok").into_response()
+            }),
+        )
+        .merge(records::routes::<Profile>())
+        .merge(records::routes::<Workflow>())
+        .merge(records::routes::<Run>())
+        .merge(records::routes::<Key>())
+        .merge(records::routes::<CollectionEntry>())
+        .merge(ops::routes())
+        .merge(changes::routes())
+        .fallback(|| async {
+            Problem::new(
+                StatusCode::NOT_FOUND,
+                "no-such-endpoint",
+                "no endpoint here; see docs/http-api.md",
+            )
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            access::require_token,
+        ))
+        .layer(axum::middleware::from_fn(access::log))
+        // Bodies are limited by the handlers (with a problem answer); this
+        // only lifts axum's own default so it never answers first.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+/// A bound server, ready to run.
+pub struct Server {
+    listener: TcpListener,
+    router: Router,
+    stop: watch::Sender<bool>,
+}
+
+impl Server {
+    /// Binds `config.listen`. Refuses a non-loopback address without a token.
+    pub async fn bind(ds: Arc<dyn Datastore>, config: ServerConfig) -> std::io::Result<Server> {
+        if !config.listen.ip().is_loopback() && config.token.is_none() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                ServeError::TokenRequired(config.listen),
+            ));
+        }
+        let listener = TcpListener::bind(config.listen).await?;
+        let (stop, shutdown) = watch::channel(false);
+        let router = router(ds, &config, shutdown);
+        Ok(Server {
+            listener,
+            router,
+            stop,
+        })
+    }
+
+    /// Where it listens (the real port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `signal` completes, then stops accepting connections,
+    /// ends event streams and lets requests in flight (writes included)
+    /// finish before returning.
+    pub async fn run(
+        self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let stop = self.stop;
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(async move {
+                signal.await;
+                tracing::info!("shutting down: finishing requests in flight");
+                let _ = stop.send(true);
+            })
+            .await
+    }
+}

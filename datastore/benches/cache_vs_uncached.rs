@@ -1,0 +1,198 @@
+//! Hot point reads through `Cached` against the same reads on the uncached
+//! store, per backend, in one process.
+//!
+//! ```text
+//! cargo bench -p datastore --bench cache_vs_uncached
+//! ```
+//!
+//! Each backend holds 10,000 runs; the reads cycle over a hot set of 1,000
+//! of them (all cached after the first pass). RocksDB and SQLite run on
+//! temporary files; PostgreSQL on `DATASTORE_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`) in a schema of its own, skipped
+//! with a notice if no server answers. The table at the end gives cached
+//! throughput as a multiple of uncached throughput.
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use datastore::{Batch, CacheConfig, Cached, Config, Datastore, Precondition, Run, RunId, StepRun};
+
+const RUNS: usize = 10_000;
+const HOT: usize = 1_000;
+
+type Timings = Arc<Mutex<BTreeMap<(String, &'static str), (u64, Duration)>>>;
+
+/// Ends one measurement: records it for the ratio table and returns it to criterion.
+fn finish(
+    timings: &Timings,
+    backend: &str,
+    side: &'static str,
+    iters: u64,
+    start: Instant,
+) -> Duration {
+    let took = start.elapsed();
+    let mut t = timings.lock().unwrap();
+    let e = t.entry((backend.to_string(), side)).or_default();
+    e.0 += iters;
+    e.1 += took;
+    took
+}
+
+async fn seed(ds: &dyn Datastore) -> Vec<RunId> {
+    let mut ids = Vec::with_capacity(RUNS);
+    for chunk in 0..RUNS / 500 {
+        let mut batch = Batch::new();
+        for i in chunk * 500..(chunk + 1) * 500 {
+            let mut run = Run::new(format!("w{}", i % 10), vec![StepRun::new("s", "transform")]);
+            run.id = RunId::new(format!("run-{i:05}"));
+            run.number = i as u64 + 1;
+            ids.push(run.id.clone());
+            batch = batch.put(run, Precondition::MustNotExist);
+        }
+        ds.apply(batch).await.unwrap();
+    }
+    ids
+}
+
+struct Backend {
+    name: &'static str,
+    uncached: Arc<dyn Datastore>,
+    cleanup: Option<(String, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn backends() -> Vec<Backend> {
+    let mut out = Vec::new();
+    let uncached = |url: String| {
+        let mut c = Config::with_url(url);
+        c.cache.enabled = false;
+        c.rocksdb.sync_on_commit = false;
+        c
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let rocks = datastore::open(&uncached(format!("rocksdb://{}/r", dir.path().display())))
+        .await
+        .unwrap();
+    out.push(Backend {
+        name: "rocksdb",
+        uncached: rocks,
+        cleanup: None,
+        _dir: Some(dir),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = datastore::open(&uncached(format!("sqlite://{}/s.db", dir.path().display())))
+        .await
+        .unwrap();
+    out.push(Backend {
+        name: "sqlite",
+        uncached: sqlite,
+        cleanup: None,
+        _dir: Some(dir),
+    });
+    let url = std::env::var("DATASTORE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let schema = format!("ds_bench_cache_{}", std::process::id());
+    match datastore::sql::create_schema(&url, &schema).await {
+        Ok(()) => {
+            let mut c = uncached(url.clone());
+            c.sql.schema = Some(schema.clone());
+            let pg = datastore::open(&c).await.unwrap();
+            out.push(Backend {
+                name: "postgres",
+                uncached: pg,
+                cleanup: Some((url, schema)),
+                _dir: None,
+            });
+        }
+        Err(e) => eprintln!("skipping PostgreSQL: {e}"),
+    }
+    out
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let timings: Timings = Arc::default();
+    let mut c = Criterion::default()
+        .configure_from_args()
+        .measurement_time(Duration::from_secs(3));
+    let backends = rt.block_on(backends());
+    for backend in &backends {
+        let ids = rt.block_on(seed(&*backend.uncached));
+        let hot: Vec<RunId> = ids.iter().step_by(RUNS / HOT).cloned().collect();
+        let cached = rt
+            .block_on(Cached::wrap(
+                backend.uncached.clone(),
+                CacheConfig::default(),
+            ))
+            .unwrap()
+            .into_dyn();
+        // Warm the cache.
+        rt.block_on(async {
+            for id in &hot {
+                cached.runs().get(id).await.unwrap();
+            }
+        });
+        let mut group = c.benchmark_group(format!("hot_get/{}", backend.name));
+        for (side, ds) in [("uncached", &backend.uncached), ("cached", &cached)] {
+            let (timings, hot, name) = (timings.clone(), hot.clone(), backend.name);
+            group.bench_function(side, |b| {
+                b.iter_custom(|iters| {
+                    rt.block_on(async {
+                        let start = Instant::now();
+                        for i in 0..iters as usize {
+                            black_box(ds.runs().get(&hot[i % hot.len()]).await.unwrap());
+                        }
+                        finish(&timings, name, side, iters, start)
+                    })
+                })
+            });
+        }
+        group.finish();
+        rt.block_on(async {
+            let _ = cached.close().await;
+        });
+    }
+    for backend in backends {
+        rt.block_on(async {
+            let _ = backend.uncached.close().await;
+            if let Some((url, schema)) = &backend.cleanup {
+                let _ = datastore::sql::drop_schema(url, schema).await;
+            }
+        });
+    }
+    c.final_summary();
+
+    println!(
+        "\nhot point reads, cached as a multiple of uncached (aim: rocksdb >= 4, sqlite and postgres >= 20)"
+    );
+    println!(
+        "{:<10} {:>14} {:>14} {:>8}",
+        "backend", "uncached/s", "cached/s", "ratio"
+    );
+    let t = timings.lock().unwrap();
+    let names: Vec<String> = t
+        .keys()
+        .map(|(b, _)| b.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    for name in names {
+        let rate = |side| {
+            t.get(&(name.clone(), side))
+                .map(|(n, d): &(u64, Duration)| *n as f64 / d.as_secs_f64())
+                .unwrap_or(0.0)
+        };
+        let (u, cached) = (rate("uncached"), rate("cached"));
+        println!(
+            "{name:<10} {u:>14.0} {cached:>14.0} {:>8.1}",
+            cached / u.max(1e-9)
+        );
+    }
+}

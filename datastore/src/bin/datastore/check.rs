@@ -1,0 +1,212 @@
+//! `check`: run the conformance suite against fresh stores beside a live one.
+//!
+//! Each case needs an empty store, so the live store's data is never
+//! touched: RocksDB and SQLite cases run in temporary folders next to it (the
+//! same disk), PostgreSQL cases in schemas of their own in the same database
+//! (dropped afterwards), memory cases in fresh memory stores.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Args;
+use datastore::{Backend, Datastore};
+use futures::FutureExt;
+
+use crate::progress;
+use crate::{CliError, config_for};
+
+/// `datastore check URL`
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The store whose backend (and disk, or server) to check.
+    url: String,
+    /// Only cases whose name contains this (e.g. `feed::`).
+    #[arg(long)]
+    filter: Option<String>,
+    /// List the cases and exit.
+    #[arg(long)]
+    list: bool,
+}
+
+/// A fresh store for one case, and how to clean it up.
+struct Scratch {
+    ds: Arc<dyn Datastore>,
+    dir: Option<tempfile::TempDir>,
+    pg_schema: Option<(String, String)>,
+}
+
+impl Scratch {
+    async fn open(
+        config: &datastore::Config,
+        backend: &Backend,
+        n: usize,
+    ) -> Result<Self, CliError> {
+        let mut config = config.clone();
+        config.cache.enabled = false;
+        match backend {
+            Backend::Memory => Ok(Scratch {
+                ds: datastore::open(&config).await?,
+                dir: None,
+                pg_schema: None,
+            }),
+            Backend::Rocks { path, .. } => {
+                let dir = scratch_dir(path)?;
+                config.url = format!("rocksdb://{}", dir.path().join("db").display());
+                Ok(Scratch {
+                    ds: datastore::open(&config).await?,
+                    dir: Some(dir),
+                    pg_schema: None,
+                })
+            }
+            Backend::Sqlite { url } => {
+                let path = url.trim_start_matches("sqlite://");
+                let path = path.split('?').next().unwrap_or(path);
+                let dir = scratch_dir(Path::new(path))?;
+                config.url = format!("sqlite://{}", dir.path().join("check.db").display());
+                Ok(Scratch {
+                    ds: datastore::open(&config).await?,
+                    dir: Some(dir),
+                    pg_schema: None,
+                })
+            }
+            Backend::Postgres { url } => {
+                #[cfg(feature = "postgres")]
+                {
+                    let schema = format!("datastore_check_{}_{n}", std::process::id());
+                    datastore::sql::drop_schema(url, &schema).await?;
+                    datastore::sql::create_schema(url, &schema).await?;
+                    config.sql.schema = Some(schema.clone());
+                    config.sql.pool_size = config.sql.pool_size.min(4);
+                    let ds = match datastore::open(&config).await {
+                        Ok(ds) => ds,
+                        Err(e) => {
+                            let _ = datastore::sql::drop_schema(url, &schema).await;
+                            return Err(e.into());
+                        }
+                    };
+                    Ok(Scratch {
+                        ds,
+                        dir: None,
+                        pg_schema: Some((url.clone(), schema)),
+                    })
+                }
+                #[cfg(not(feature = "postgres"))]
+                {
+                    let _ = (url, n);
+                    Ok(Scratch {
+                        ds: datastore::open(&config).await?,
+                        dir: None,
+                        pg_schema: None,
+                    })
+                }
+            }
+        }
+    }
+
+    async fn remove(self) {
+        let _ = self.ds.close().await;
+        drop(self.ds);
+        #[cfg(feature = "postgres")]
+        if let Some((url, schema)) = &self.pg_schema {
+            let _ = datastore::sql::drop_schema(url, schema).await;
+        }
+        #[cfg(not(feature = "postgres"))]
+        let _ = &self.pg_schema;
+        drop(self.dir);
+    }
+}
+
+/// A temporary folder beside `path` (which may not exist yet).
+fn scratch_dir(path: &Path) -> Result<tempfile::TempDir, CliError> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent)
+        .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    tempfile::Builder::new()
+        .prefix(".datastore-check-")
+        .tempdir_in(&parent)
+        .map_err(|e| {
+            format!(
+                "cannot create a scratch folder in {}: {e}",
+                parent.display()
+            )
+            .into()
+        })
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "the case panicked".into()
+    }
+}
+
+pub async fn run(config: Option<&PathBuf>, args: &CheckArgs) -> Result<ExitCode, CliError> {
+    let config = config_for(config, &args.url)?;
+    let backend = Backend::parse(&args.url)?;
+    let cases: Vec<_> = conformance_tests::CASES
+        .iter()
+        .filter(|(name, _)| args.filter.as_deref().is_none_or(|f| name.contains(f)))
+        .collect();
+    if args.list {
+        for (name, _) in &cases {
+            println!("{name}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if cases.is_empty() {
+        return Err(format!("no case matches {:?}", args.filter.as_deref().unwrap_or("")).into());
+    }
+    // Failed expectations are reported below, not by the panic hook.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let bar = progress::bar("conformance", cases.len() as u64, false);
+    let mut failed = Vec::new();
+    for (n, (name, case)) in cases.iter().enumerate() {
+        bar.set_message(name.to_string());
+        let scratch = match Scratch::open(&config, &backend, n).await {
+            Ok(s) => s,
+            Err(e) => {
+                std::panic::set_hook(hook);
+                bar.finish_and_clear();
+                return Err(format!("cannot open a scratch store for {name}: {e}").into());
+            }
+        };
+        let outcome = std::panic::AssertUnwindSafe(case(scratch.ds.clone()))
+            .catch_unwind()
+            .await;
+        scratch.remove().await;
+        match outcome {
+            Ok(()) => bar.suspend(|| println!("ok      {name}")),
+            Err(panic) => {
+                let message = panic_message(&*panic);
+                bar.suspend(|| println!("FAILED  {name}: {message}"));
+                failed.push((name.to_string(), message));
+            }
+        }
+        bar.inc(1);
+    }
+    std::panic::set_hook(hook);
+    bar.finish_and_clear();
+    println!(
+        "{} cases on {}: {} passed, {} failed",
+        cases.len(),
+        backend.name(),
+        cases.len() - failed.len(),
+        failed.len()
+    );
+    for (name, message) in &failed {
+        println!("  {name}: {message}");
+    }
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

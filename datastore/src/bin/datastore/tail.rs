@@ -1,0 +1,81 @@
+//! `tail`: print the change feed from a cursor; follow it live.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use datastore::{FeedCursor, FeedEvent, MAX_FEED_LIMIT};
+use futures::StreamExt;
+
+use crate::{CliError, open_uncached};
+
+/// `datastore tail URL`
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    /// The store to follow.
+    url: String,
+    /// Start after this cursor (0: from the oldest change kept). Each
+    /// printed change carries its `seq`, the cursor to resume from.
+    #[arg(long, default_value_t = 0)]
+    from: u64,
+    /// Keep following live changes until interrupted.
+    #[arg(long, short)]
+    follow: bool,
+    /// Stop after this many changes.
+    #[arg(long)]
+    limit: Option<u64>,
+}
+
+pub async fn run(config: Option<&PathBuf>, args: &TailArgs) -> Result<ExitCode, CliError> {
+    let store = open_uncached(config, &args.url).await?;
+    let mut out = std::io::stdout().lock();
+    let mut cursor = FeedCursor(args.from);
+    let mut printed = 0u64;
+    let limit = args.limit.unwrap_or(u64::MAX);
+    if !args.follow {
+        while printed < limit {
+            let want = (limit - printed).min(u64::from(MAX_FEED_LIMIT)) as u32;
+            let changes = store.changes().since(cursor, want).await?;
+            if changes.is_empty() {
+                break;
+            }
+            for change in changes {
+                writeln!(out, "{}", serde_json::to_string(&change)?)?;
+                cursor = change.cursor();
+                printed += 1;
+            }
+        }
+        out.flush()?;
+        eprintln!("{printed} changes; resume with --from {}", cursor.0);
+        store.close().await?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut stream = store.changes().subscribe(cursor);
+    loop {
+        let event = tokio::select! {
+            event = stream.next() => event,
+            _ = tokio::signal::ctrl_c() => break,
+        };
+        match event {
+            None => break,
+            Some(Ok(FeedEvent::Change(change))) => {
+                writeln!(out, "{}", serde_json::to_string(&change)?)?;
+                out.flush()?;
+                cursor = change.cursor();
+                printed += 1;
+                if printed >= limit {
+                    break;
+                }
+            }
+            Some(Ok(FeedEvent::Lagged { resume_from })) => {
+                cursor = resume_from;
+                stream = store.changes().subscribe(cursor);
+            }
+            Some(Err(e)) => return Err(e.into()),
+        }
+    }
+    eprintln!("{printed} changes; resume with --from {}", cursor.0);
+    store.close().await?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,412 @@
+//! Opening a store by [`Config`] or URL.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use datastore_core::{Datastore, redact_url};
+
+use crate::config::Config;
+use crate::error::OpenError;
+use crate::layers::cache::Cached;
+use crate::layers::instrument::Instrumented;
+use crate::layers::seal::{Sealed, SealingKey};
+
+/// The backends a URL can name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// `memory://`: nothing kept after the process ends.
+    Memory,
+    /// `rocksdb://PATH`: an embedded RocksDB database in the folder PATH.
+    Rocks {
+        /// The database folder.
+        path: PathBuf,
+        /// `?sync_on_commit=`: overrides the configured value.
+        sync_on_commit: Option<bool>,
+        /// `?create_if_missing=`: overrides the configured value.
+        create_if_missing: Option<bool>,
+    },
+    /// `sqlite://PATH`: an embedded SQLite file.
+    Sqlite {
+        /// The URL as sqlx reads it.
+        url: String,
+    },
+    /// `postgres://…` or `postgresql://…`: a PostgreSQL server.
+    Postgres {
+        /// The URL as sqlx reads it.
+        url: String,
+    },
+}
+
+impl Backend {
+    /// Reads a store URL, checking the parts this crate interprets.
+    pub fn parse(url: &str) -> Result<Backend, OpenError> {
+        let shown = redact_url(url);
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return Err(OpenError::UnknownScheme {
+                scheme: url.to_string(),
+                url: shown,
+            });
+        };
+        let (path, query) = match rest.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (rest, None),
+        };
+        let bad = |option: &str, reason: String| OpenError::BadOption {
+            url: shown.clone(),
+            option: option.to_string(),
+            reason,
+        };
+        match scheme {
+            "memory" | "mem" => {
+                if !path.is_empty() {
+                    return Err(bad("path", "memory:// takes no path".into()));
+                }
+                if let Some(q) = query {
+                    return Err(bad(q, "memory:// takes no options".into()));
+                }
+                Ok(Backend::Memory)
+            }
+            "rocksdb" | "rocks" => {
+                if path.is_empty() {
+                    return Err(bad(
+                        "path",
+                        "must not be empty; write rocksdb://./data or rocksdb:///var/lib/app"
+                            .into(),
+                    ));
+                }
+                let mut sync_on_commit = None;
+                let mut create_if_missing = None;
+                for pair in query
+                    .unwrap_or_default()
+                    .split('&')
+                    .filter(|p| !p.is_empty())
+                {
+                    let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                    let flag = || match value {
+                        "true" | "1" | "yes" => Ok(true),
+                        "false" | "0" | "no" => Ok(false),
+                        other => Err(bad(name, format!("{other:?} is not true or false"))),
+                    };
+                    match name {
+                        "sync_on_commit" => sync_on_commit = Some(flag()?),
+                        "create_if_missing" => create_if_missing = Some(flag()?),
+                        _ => {
+                            return Err(bad(
+                                name,
+                                "unknown option; rocksdb:// takes sync_on_commit and create_if_missing".into(),
+                            ));
+                        }
+                    }
+                }
+                Ok(Backend::Rocks {
+                    path: PathBuf::from(path),
+                    sync_on_commit,
+                    create_if_missing,
+                })
+            }
+            "sqlite" => {
+                if path.is_empty() {
+                    return Err(bad(
+                        "path",
+                        "must not be empty; write sqlite://./app.db or sqlite:///var/lib/app.db"
+                            .into(),
+                    ));
+                }
+                Ok(Backend::Sqlite {
+                    url: url.to_string(),
+                })
+            }
+            "postgres" | "postgresql" => {
+                if path.is_empty() {
+                    return Err(bad(
+                        "host",
+                        "must not be empty; write postgres://USER@HOST/DB".into(),
+                    ));
+                }
+                Ok(Backend::Postgres {
+                    url: url.to_string(),
+                })
+            }
+            other => Err(OpenError::UnknownScheme {
+                url: shown,
+                scheme: other.to_string(),
+            }),
+        }
+    }
+
+    /// The backend's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Memory => "memory",
+            Backend::Rocks { .. } => "RocksDB",
+            Backend::Sqlite { .. } => "SQLite",
+            Backend::Postgres { .. } => "PostgreSQL",
+        }
+    }
+}
+
+/// Opens the store `config` names, wrapped in the layers it asks for:
+/// instrumentation innermost, then sealing, then the cache (never over
+/// `memory://`, where the cache would be slower than the store).
+pub async fn open(config: &Config) -> Result<Arc<dyn Datastore>, OpenError> {
+    let backend = Backend::parse(&config.url)?;
+    let is_memory = backend == Backend::Memory;
+    let sealing_key = sealing_key(config)?;
+    let mut ds = open_backend(config, backend).await?;
+    if config.instrument {
+        ds = Instrumented::wrap(ds).into_dyn();
+    }
+    if let Some(key) = sealing_key {
+        ds = Sealed::wrap(ds, key).into_dyn();
+    }
+    if config.cache.enabled && !is_memory {
+        ds = Cached::wrap(ds, config.cache.clone()).await?.into_dyn();
+    }
+    Ok(ds)
+}
+
+/// Opens `url` with every other setting at its default (see [`Config`]).
+pub async fn open_url(url: &str) -> Result<Arc<dyn Datastore>, OpenError> {
+    open(&Config::with_url(url)).await
+}
+
+/// The sealing key the configuration names, if any.
+pub fn sealing_key(config: &Config) -> Result<Option<SealingKey>, OpenError> {
+    let (source_name, text) = match (&config.sealing.key_file, &config.sealing.key_env) {
+        (Some(_), Some(_)) => {
+            return Err(OpenError::Config {
+                source_name: "sealing".into(),
+                reason: "set key_file or key_env, not both".into(),
+            });
+        }
+        (Some(path), None) => (
+            path.display().to_string(),
+            std::fs::read_to_string(path).map_err(|e| OpenError::SealingKey {
+                source_name: path.display().to_string(),
+                reason: e.to_string(),
+            })?,
+        ),
+        (None, Some(var)) => (
+            format!("${var}"),
+            std::env::var(var).map_err(|_| OpenError::SealingKey {
+                source_name: format!("${var}"),
+                reason: "the variable is not set".into(),
+            })?,
+        ),
+        (None, None) => return Ok(None),
+    };
+    text.parse()
+        .map(Some)
+        .map_err(
+            |e: crate::layers::seal::SealingKeyError| OpenError::SealingKey {
+                source_name,
+                reason: e.to_string(),
+            },
+        )
+}
+
+#[allow(unused_variables)]
+async fn open_backend(config: &Config, backend: Backend) -> Result<Arc<dyn Datastore>, OpenError> {
+    let shown = redact_url(&config.url);
+    let retention = config.feed.retention();
+    match backend {
+        Backend::Memory => Ok(datastore_memory::open_with(
+            datastore_memory::MemoryConfig {
+                retention,
+                subscriber_buffer: config.feed.subscriber_buffer,
+                max_record_bytes: config.max_record_bytes,
+            },
+        )),
+        Backend::Rocks {
+            path,
+            sync_on_commit,
+            create_if_missing,
+        } => {
+            #[cfg(feature = "rocksdb")]
+            {
+                let mut rocks = datastore_rocks::RocksConfig::new(path);
+                rocks.create_if_missing =
+                    create_if_missing.unwrap_or(config.rocksdb.create_if_missing);
+                rocks.sync_on_commit = sync_on_commit.unwrap_or(config.rocksdb.sync_on_commit);
+                rocks.block_cache_bytes = config.rocksdb.block_cache_mib << 20;
+                rocks.write_buffer_bytes = config.rocksdb.write_buffer_mib << 20;
+                rocks.retention = retention;
+                rocks.subscriber_buffer = config.feed.subscriber_buffer;
+                rocks.max_record_bytes = config.max_record_bytes;
+                // Opening takes a file lock and may replay the log: off the
+                // async threads.
+                let opened = tokio::task::spawn_blocking(move || datastore_rocks::open(rocks))
+                    .await
+                    .map_err(|e| {
+                        OpenError::Store(datastore_core::Error::Backend {
+                            store: datastore_core::StoreName::Datastore,
+                            key: shown.clone(),
+                            source: e.into(),
+                        })
+                    })??;
+                Ok(opened)
+            }
+            #[cfg(not(feature = "rocksdb"))]
+            Err(OpenError::NotBuiltIn {
+                url: shown,
+                backend: "RocksDB",
+                feature: "rocksdb",
+            })
+        }
+        Backend::Sqlite { url } => {
+            #[cfg(feature = "sqlite")]
+            {
+                Ok(datastore_sql::open(sql_config(config, url)).await?)
+            }
+            #[cfg(not(feature = "sqlite"))]
+            Err(OpenError::NotBuiltIn {
+                url: shown,
+                backend: "SQLite",
+                feature: "sqlite",
+            })
+        }
+        Backend::Postgres { url } => {
+            #[cfg(feature = "postgres")]
+            {
+                Ok(datastore_sql::open(sql_config(config, url)).await?)
+            }
+            #[cfg(not(feature = "postgres"))]
+            Err(OpenError::NotBuiltIn {
+                url: shown,
+                backend: "PostgreSQL",
+                feature: "postgres",
+            })
+        }
+    }
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+fn sql_config(config: &Config, url: String) -> datastore_sql::SqlConfig {
+    use std::time::Duration;
+    let mut sql = datastore_sql::SqlConfig::new(url);
+    sql.schema = config.sql.schema.clone();
+    sql.pool_size = config.sql.pool_size;
+    sql.statement_timeout = config.sql.statement_timeout_ms.map(Duration::from_millis);
+    sql.connect_timeout = Duration::from_millis(config.sql.connect_timeout_ms);
+    sql.retention = config.feed.retention();
+    sql.subscriber_buffer = config.feed.subscriber_buffer;
+    sql.max_record_bytes = config.max_record_bytes;
+    sql
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_their_backend() {
+        assert_eq!(Backend::parse("memory://").unwrap(), Backend::Memory);
+        assert_eq!(
+            Backend::parse("rocksdb:///var/lib/x?sync_on_commit=false").unwrap(),
+            Backend::Rocks {
+                path: "/var/lib/x".into(),
+                sync_on_commit: Some(false),
+                create_if_missing: None
+            }
+        );
+        assert_eq!(
+            Backend::parse("rocksdb://./data").unwrap(),
+            Backend::Rocks {
+                path: "./data".into(),
+                sync_on_commit: None,
+                create_if_missing: None
+            }
+        );
+        assert!(matches!(
+            Backend::parse("sqlite://a.db").unwrap(),
+            Backend::Sqlite { .. }
+        ));
+        assert!(matches!(
+            Backend::parse("postgresql://u@h/db").unwrap(),
+            Backend::Postgres { .. }
+        ));
+    }
+
+    #[test]
+    fn bad_urls_say_what_is_wrong() {
+        let err = Backend::parse("mysql://root@localhost/test").unwrap_err();
+        assert!(
+            matches!(&err, OpenError::UnknownScheme { scheme, .. } if scheme == "mysql"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("expected memory://"), "{err}");
+
+        let err = Backend::parse("just-a-path").unwrap_err();
+        assert!(matches!(err, OpenError::UnknownScheme { .. }), "{err}");
+
+        let err = Backend::parse("rocksdb://").unwrap_err();
+        assert!(err.to_string().contains("path: must not be empty"), "{err}");
+
+        let err = Backend::parse("rocksdb://./d?sync=false").unwrap_err();
+        assert!(
+            matches!(&err, OpenError::BadOption { option, .. } if option == "sync"),
+            "{err}"
+        );
+
+        let err = Backend::parse("rocksdb://./d?sync_on_commit=maybe").unwrap_err();
+        assert!(
+            err.to_string().contains("\"maybe\" is not true or false"),
+            "{err}"
+        );
+
+        let err = Backend::parse("memory://?x=1").unwrap_err();
+        assert!(err.to_string().contains("takes no options"), "{err}");
+    }
+
+    #[test]
+    fn passwords_never_appear_in_errors() {
+        let err = Backend::parse("mysql://root:hunter2@localhost/test").unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[cfg(not(feature = "rocksdb"))]
+    #[tokio::test]
+    async fn a_backend_left_out_says_so() {
+        let err = open_url("rocksdb://./never-created").await.unwrap_err();
+        assert!(
+            err.to_string().contains("not built in") && err.to_string().contains("\"rocksdb\""),
+            "{err}"
+        );
+        assert!(!std::path::Path::new("./never-created").exists());
+    }
+
+    #[cfg(not(feature = "sqlite"))]
+    #[tokio::test]
+    async fn sqlite_left_out_says_so() {
+        let err = open_url("sqlite://./never-created.db").await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                OpenError::NotBuiltIn {
+                    feature: "sqlite",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[cfg(not(feature = "postgres"))]
+    #[tokio::test]
+    async fn postgres_left_out_says_so() {
+        let err = open_url("postgres://u:secret@127.0.0.1/db")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                OpenError::NotBuiltIn {
+                    feature: "postgres",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("secret"), "{err}");
+    }
+}

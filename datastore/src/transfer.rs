@@ -1,0 +1,509 @@
+//! Moving records between stores: JSON Lines export and import, and copy.
+//!
+//! An export holds one [`Item`] per line: every profile, workflow, run, key,
+//! collection entry and log entry, kind by kind in id order, without
+//! revisions (a revision belongs to the store that assigned it). Import and
+//! copy write in atomic batches and skip records the destination already
+//! holds with the same content, so an interrupted run can simply be started
+//! again: nothing is written twice. A record present with *different*
+//! content is a conflict, reported with its line, and nothing of its batch
+//! is written.
+
+use std::collections::HashMap;
+use std::io::BufRead;
+
+use datastore_core::{
+    AnyRecord, Batch, BatchOp, CollectionEntry, CollectionFilter, Datastore, Error, Key, KeyFilter,
+    LogEntry, LogFilter, LogId, Precondition, Profile, ProfileFilter, Query, Record, RecordId, Run,
+    RunFilter, Workflow, WorkflowFilter,
+};
+use serde::{Deserialize, Serialize};
+
+/// How many records one page read or one batch write holds.
+pub const BATCH_SIZE: usize = 500;
+
+/// One exported record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    tag = "kind",
+    content = "record",
+    rename_all = "snake_case",
+    deny_unknown_fields
+)]
+pub enum Item {
+    /// A profile.
+    Profile(Profile),
+    /// A workflow.
+    Workflow(Workflow),
+    /// A run.
+    Run(Run),
+    /// A key (private key material included, opened if the source is sealed).
+    Key(Key),
+    /// A collection entry.
+    Collection(CollectionEntry),
+    /// A log entry.
+    LogEntry(LogEntry),
+}
+
+impl Item {
+    /// The kind and key, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Item::Profile(r) => format!("profile {:?}", r.id().key()),
+            Item::Workflow(r) => format!("workflow {:?}", r.id().key()),
+            Item::Run(r) => format!("run {:?}", r.id().key()),
+            Item::Key(r) => format!("key {:?}", r.id().key()),
+            Item::Collection(r) => format!("collection entry {:?}", r.id().key()),
+            Item::LogEntry(r) => format!("log entry {:?}", r.id().key()),
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let checked = match self {
+            Item::Profile(r) => r.validate(),
+            Item::Workflow(r) => r.validate(),
+            Item::Run(r) => r.validate(),
+            Item::Key(r) => r.validate(),
+            Item::Collection(r) => r.validate(),
+            Item::LogEntry(r) => r.validate(),
+        };
+        checked.map_err(|e| format!("{}: {}", e.field, e.reason))?;
+        let id_empty = match self {
+            Item::Profile(r) => r.id_is_empty(),
+            Item::Workflow(r) => r.id_is_empty(),
+            Item::Run(r) => r.id_is_empty(),
+            Item::Key(r) => r.id_is_empty(),
+            Item::Collection(r) => r.id_is_empty(),
+            Item::LogEntry(r) => r.id_is_empty(),
+        };
+        if id_empty {
+            return Err("id: must not be empty in an import".into());
+        }
+        Ok(())
+    }
+}
+
+/// Counts of a transfer so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TransferStats {
+    /// Items read from the source.
+    pub read: u64,
+    /// Items written to the destination.
+    pub written: u64,
+    /// Items the destination already held with the same content.
+    pub skipped: u64,
+    /// Bytes of input consumed (imports).
+    pub bytes: u64,
+}
+
+/// Why a transfer stopped. Everything before the failing batch is written;
+/// nothing of it is.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransferError {
+    /// A line is not a valid item.
+    #[error("line {line}: {reason}")]
+    Malformed {
+        /// The 1-based line number.
+        line: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The destination holds this record with other content.
+    #[error("line {line}: {what} already exists in the destination with different content")]
+    Conflict {
+        /// The 1-based line (or item) number.
+        line: u64,
+        /// The record.
+        what: String,
+    },
+    /// A log entry cannot be appended where it belongs.
+    #[error(
+        "line {line}: {what}: the destination log has {has} entries, so entry {seq} cannot be appended"
+    )]
+    LogGap {
+        /// The 1-based line (or item) number.
+        line: u64,
+        /// The entry.
+        what: String,
+        /// The destination log's length.
+        has: u64,
+        /// The entry's sequence number.
+        seq: u64,
+    },
+    /// Reading the source or writing the destination failed.
+    #[error("{context}: {source}")]
+    Store {
+        /// Where (lines, or what was being read).
+        context: String,
+        /// The store's error.
+        #[source]
+        source: Error,
+    },
+    /// Reading the input or writing the output failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being read or written.
+        context: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Reads every record of `source`, kind by kind, in pages, passing each to
+/// `sink` (a write of one line, or a batch writer).
+pub async fn for_each_item(
+    source: &dyn Datastore,
+    mut sink: impl AsyncFnMut(Item) -> Result<(), TransferError>,
+) -> Result<u64, TransferError> {
+    let mut count = 0;
+    let read_err = |what: &str| {
+        let what = what.to_string();
+        move |source: Error| TransferError::Store {
+            context: format!("reading {what} from the source"),
+            source,
+        }
+    };
+    macro_rules! all {
+        ($store:expr, $filter:expr, $wrap:expr, $what:literal) => {{
+            let mut cursor = None;
+            loop {
+                let page = $store
+                    .list(Query::new($filter).limit(BATCH_SIZE as u32).after(cursor))
+                    .await
+                    .map_err(read_err($what))?;
+                for item in page.items {
+                    count += 1;
+                    sink($wrap(item.value)).await?;
+                }
+                cursor = page.next;
+                if cursor.is_none() {
+                    break;
+                }
+            }
+        }};
+    }
+    all!(
+        source.profiles(),
+        ProfileFilter::All,
+        Item::Profile,
+        "profiles"
+    );
+    all!(
+        source.workflows(),
+        WorkflowFilter::All,
+        Item::Workflow,
+        "workflows"
+    );
+    all!(source.runs(), RunFilter::All, Item::Run, "runs");
+    all!(source.keys(), KeyFilter::All, Item::Key, "keys");
+    all!(
+        source.collections(),
+        CollectionFilter::All,
+        Item::Collection,
+        "collections"
+    );
+    all!(source.logs(), LogFilter::All, Item::LogEntry, "log entries");
+    Ok(count)
+}
+
+/// Writes `source` as JSON Lines to `out`; returns how many items.
+pub async fn export(
+    source: &dyn Datastore,
+    out: &mut (dyn std::io::Write + Send),
+    mut progress: impl FnMut(&TransferStats),
+) -> Result<TransferStats, TransferError> {
+    let mut stats = TransferStats::default();
+    for_each_item(source, async |item| {
+        let mut line = serde_json::to_vec(&item).map_err(|e| TransferError::Malformed {
+            line: stats.read + 1,
+            reason: e.to_string(),
+        })?;
+        line.push(b'\n');
+        out.write_all(&line).map_err(|source| TransferError::Io {
+            context: "writing the export".into(),
+            source,
+        })?;
+        stats.read += 1;
+        stats.written += 1;
+        stats.bytes += line.len() as u64;
+        progress(&stats);
+        Ok(())
+    })
+    .await?;
+    out.flush().map_err(|source| TransferError::Io {
+        context: "writing the export".into(),
+        source,
+    })?;
+    Ok(stats)
+}
+
+/// Parses one line (1-based `line` for messages). Blank lines are `None`.
+pub fn parse_line(line: u64, text: &str) -> Result<Option<Item>, TransferError> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let item: Item =
+        serde_path_to_error::deserialize(&mut de).map_err(|e| TransferError::Malformed {
+            line,
+            reason: match e.path().to_string().as_str() {
+                "." => e.inner().to_string(),
+                path => format!("{path}: {}", e.inner()),
+            },
+        })?;
+    de.end().map_err(|e| TransferError::Malformed {
+        line,
+        reason: e.to_string(),
+    })?;
+    item.validate().map_err(|reason| TransferError::Malformed {
+        line,
+        reason: format!("{}: {reason}", item.describe()),
+    })?;
+    Ok(Some(item))
+}
+
+/// Checks every line of an export without writing anything; returns how
+/// many items it holds.
+pub fn validate(input: impl BufRead) -> Result<u64, TransferError> {
+    let mut items = 0;
+    for (i, text) in input.lines().enumerate() {
+        let line = i as u64 + 1;
+        let text = text.map_err(|source| TransferError::Io {
+            context: format!("reading line {line}"),
+            source,
+        })?;
+        if parse_line(line, &text)?.is_some() {
+            items += 1;
+        }
+    }
+    Ok(items)
+}
+
+/// Imports JSON Lines into `dest`, a batch at a time. A malformed line stops
+/// the import before its batch is written. Run [`validate`] first to refuse
+/// a file with any bad line before anything is written (the program does).
+pub async fn import(
+    dest: &dyn Datastore,
+    input: impl BufRead,
+    mut progress: impl FnMut(&TransferStats),
+) -> Result<TransferStats, TransferError> {
+    let mut writer = BatchWriter::new(dest);
+    for (i, text) in input.lines().enumerate() {
+        let line = i as u64 + 1;
+        let text = text.map_err(|source| TransferError::Io {
+            context: format!("reading line {line}"),
+            source,
+        })?;
+        writer.stats.bytes += text.len() as u64 + 1;
+        if let Some(item) = parse_line(line, &text)? {
+            writer.push(line, item).await?;
+            progress(&writer.stats);
+        }
+    }
+    writer.flush().await?;
+    progress(&writer.stats);
+    Ok(writer.stats)
+}
+
+/// Copies every record of `source` into `dest` (see the module docs for
+/// what happens to records `dest` already holds).
+pub async fn copy(
+    source: &dyn Datastore,
+    dest: &dyn Datastore,
+    mut progress: impl FnMut(&TransferStats),
+) -> Result<TransferStats, TransferError> {
+    let mut writer = BatchWriter::new(dest);
+    let mut n = 0;
+    for_each_item(source, async |item| {
+        n += 1;
+        writer.push(n, item).await?;
+        progress(&writer.stats);
+        Ok(())
+    })
+    .await?;
+    writer.flush().await?;
+    progress(&writer.stats);
+    Ok(writer.stats)
+}
+
+/// Collects items and writes them in atomic batches, skipping what the
+/// destination already holds.
+struct BatchWriter<'a> {
+    dest: &'a dyn Datastore,
+    pending: Vec<(u64, Item)>,
+    stats: TransferStats,
+}
+
+impl<'a> BatchWriter<'a> {
+    fn new(dest: &'a dyn Datastore) -> Self {
+        BatchWriter {
+            dest,
+            pending: Vec::with_capacity(BATCH_SIZE),
+            stats: TransferStats::default(),
+        }
+    }
+
+    async fn push(&mut self, line: u64, item: Item) -> Result<(), TransferError> {
+        self.stats.read += 1;
+        self.pending.push((line, item));
+        if self.pending.len() >= BATCH_SIZE {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), TransferError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let items = std::mem::take(&mut self.pending);
+        let first = items[0].0;
+        let last = items[items.len() - 1].0;
+        let context = |what: &str| format!("lines {first}-{last}: {what}");
+        let store_err = |what: &'static str| {
+            let context = context(what);
+            move |source: Error| TransferError::Store {
+                context: context.clone(),
+                source,
+            }
+        };
+
+        // What the destination already holds, kind by kind.
+        let mut existing: HashMap<String, Item> = HashMap::new();
+        macro_rules! load {
+            ($variant:ident, $store:expr) => {{
+                let ids: Vec<_> = items
+                    .iter()
+                    .filter_map(|(_, i)| match i {
+                        Item::$variant(r) => Some(r.id()),
+                        _ => None,
+                    })
+                    .collect();
+                if !ids.is_empty() {
+                    let found = $store
+                        .get_many(&ids)
+                        .await
+                        .map_err(store_err("reading the destination"))?;
+                    for v in found.into_iter().flatten() {
+                        let item = Item::$variant(v.value);
+                        existing.insert(item.describe(), item);
+                    }
+                }
+            }};
+        }
+        load!(Profile, self.dest.profiles());
+        load!(Workflow, self.dest.workflows());
+        load!(Run, self.dest.runs());
+        load!(Key, self.dest.keys());
+        load!(Collection, self.dest.collections());
+
+        let mut ops = Vec::new();
+        let mut lines = Vec::new();
+        let mut skipped = 0;
+        // Log appends: per log, its length in the destination and the ops
+        // to append after it.
+        let mut logs: Vec<(LogId, u64, Vec<datastore_core::LogOp>, u64)> = Vec::new();
+        for (line, item) in items {
+            let what = item.describe();
+            if let Item::LogEntry(entry) = item {
+                let at = match logs.iter().position(|(l, ..)| *l == entry.log_id) {
+                    Some(at) => at,
+                    None => {
+                        let len = self
+                            .dest
+                            .logs()
+                            .length(&entry.log_id)
+                            .await
+                            .map_err(store_err("reading the destination"))?;
+                        logs.push((entry.log_id.clone(), len, Vec::new(), line));
+                        logs.len() - 1
+                    }
+                };
+                let (_, has, ops, _) = &mut logs[at];
+                let next = *has + ops.len() as u64;
+                if entry.seq < *has {
+                    skipped += 1; // already there
+                } else if entry.seq == next {
+                    ops.push(entry.op);
+                } else {
+                    return Err(TransferError::LogGap {
+                        line,
+                        what,
+                        has: next,
+                        seq: entry.seq,
+                    });
+                }
+                continue;
+            }
+            match existing.get(&what) {
+                Some(held) if *held == item => {
+                    skipped += 1;
+                    continue;
+                }
+                Some(_) => return Err(TransferError::Conflict { line, what }),
+                None => {}
+            }
+            let record = match item {
+                Item::Profile(r) => AnyRecord::Profile(r),
+                Item::Workflow(r) => AnyRecord::Workflow(r),
+                Item::Run(r) => AnyRecord::Run(r),
+                Item::Key(r) => AnyRecord::Key(r),
+                Item::Collection(r) => AnyRecord::Collection(r),
+                Item::LogEntry(_) => unreachable!("handled above"),
+            };
+            lines.push((record.key(), line));
+            ops.push(BatchOp::Put {
+                record,
+                precondition: Precondition::MustNotExist,
+            });
+        }
+        for (log_id, expected_len, log_ops, _) in logs {
+            if !log_ops.is_empty() {
+                ops.push(BatchOp::AppendLog {
+                    log_id,
+                    expected_len,
+                    ops: log_ops,
+                });
+            }
+        }
+        let writes = ops
+            .iter()
+            .map(|op| match op {
+                BatchOp::AppendLog { ops, .. } => ops.len() as u64,
+                _ => 1,
+            })
+            .sum::<u64>();
+        if !ops.is_empty() {
+            self.dest.apply(Batch { ops }).await.map_err(|source| {
+                // Name the line of the record the store complained about.
+                let line = error_key(&source)
+                    .and_then(|key| lines.iter().find(|(k, _)| *k == key).map(|(_, l)| *l));
+                TransferError::Store {
+                    context: match line {
+                        Some(line) => format!(
+                            "line {line} (batch of lines {first}-{last}, nothing of it written)"
+                        ),
+                        None => format!("lines {first}-{last} (nothing of them written)"),
+                    },
+                    source,
+                }
+            })?;
+        }
+        self.stats.written += writes;
+        self.stats.skipped += skipped;
+        Ok(())
+    }
+}
+
+fn error_key(e: &Error) -> Option<String> {
+    match e {
+        Error::NotFound { key, .. }
+        | Error::AlreadyExists { key, .. }
+        | Error::Conflict { key, .. }
+        | Error::Invalid { key, .. }
+        | Error::Corrupt { key, .. } => Some(key.clone()),
+        _ => None,
+    }
+}
