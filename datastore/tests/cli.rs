@@ -447,3 +447,66 @@ async fn check_runs_against_postgres_in_schemas_of_its_own() {
     );
     schema.drop().await;
 }
+
+#[test]
+fn serve_answers_over_http_and_stops_gracefully() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/served.db", dir.path().display());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_datastore"))
+        .args(["serve", "--url", &url, "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    // A plain HTTP/1.1 request, as any client would send it.
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    let body = r#"{"id": "p1", "username": "alice"}"#;
+    write!(
+        stream,
+        "PUT /v1/profiles/p1 HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    assert!(answer.to_lowercase().contains("etag: \""), "{answer}");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    assert!(rest.contains("stopped"), "{rest}");
+    // The write is in the store.
+    let out = datastore().args(["export", &url]).output().unwrap();
+    assert!(stdout(&out).contains("\"alice\""), "{}", stdout(&out));
+}
+
+#[test]
+fn serve_refuses_to_listen_beyond_loopback_without_a_token() {
+    let out = datastore()
+        .args(["serve", "--url", "memory://", "--listen", "0.0.0.0:0"])
+        .env_remove("DATASTORE_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("token is required"),
+        "{}",
+        stderr(&out)
+    );
+}
