@@ -264,16 +264,26 @@ pub fn parse_line(line: u64, text: &str) -> Result<Option<Item>, TransferError> 
     Ok(Some(item))
 }
 
+/// The lines of `input`, numbered from 1; a read error names its line.
+fn numbered_lines(
+    input: impl BufRead,
+) -> impl Iterator<Item = Result<(u64, String), TransferError>> {
+    input.lines().enumerate().map(|(i, text)| {
+        let line = i as u64 + 1;
+        text.map(|text| (line, text))
+            .map_err(|source| TransferError::Io {
+                context: format!("reading line {line}"),
+                source,
+            })
+    })
+}
+
 /// Checks every line of an export without writing anything; returns how
 /// many items it holds.
 pub fn validate(input: impl BufRead) -> Result<u64, TransferError> {
     let mut items = 0;
-    for (i, text) in input.lines().enumerate() {
-        let line = i as u64 + 1;
-        let text = text.map_err(|source| TransferError::Io {
-            context: format!("reading line {line}"),
-            source,
-        })?;
+    for numbered in numbered_lines(input) {
+        let (line, text) = numbered?;
         if parse_line(line, &text)?.is_some() {
             items += 1;
         }
@@ -290,12 +300,8 @@ pub async fn import(
     mut progress: impl FnMut(&TransferStats),
 ) -> Result<TransferStats, TransferError> {
     let mut writer = BatchWriter::new(dest);
-    for (i, text) in input.lines().enumerate() {
-        let line = i as u64 + 1;
-        let text = text.map_err(|source| TransferError::Io {
-            context: format!("reading line {line}"),
-            source,
-        })?;
+    for numbered in numbered_lines(input) {
+        let (line, text) = numbered?;
         writer.stats.bytes += text.len() as u64 + 1;
         if let Some(item) = parse_line(line, &text)? {
             writer.push(line, item).await?;

@@ -38,18 +38,26 @@ async fn eventually(mut check: impl AsyncFnMut() -> bool) -> bool {
     false
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_hundred_concurrent_gets_of_one_record_make_one_backend_read() {
-    let (_dir, backend) = sqlite().await;
-    backend
-        .profiles()
-        .put(profile("p1", "one"), Precondition::MustNotExist)
-        .await
-        .unwrap();
+/// A cache over a slow SQLite store (every profile get takes 200 ms more),
+/// with the backend's reads counted underneath.
+async fn slow_counted_cache(
+    seed: Option<Profile>,
+) -> (
+    tempfile::TempDir,
+    Arc<Cached>,
+    Arc<datastore::Instrumentation>,
+) {
+    let (dir, backend) = sqlite().await;
+    if let Some(p) = seed {
+        backend
+            .profiles()
+            .put(p, Precondition::MustNotExist)
+            .await
+            .unwrap();
+    }
     let counted = Instrumented::wrap(backend);
     let stats = counted.layer().clone();
     let slow = Faulty::wrap(counted.into_dyn());
-    // A slow backend read, so all hundred gets overlap it.
     slow.layer().inject(Fault::on(
         StoreName::Profiles,
         "get",
@@ -60,15 +68,30 @@ async fn a_hundred_concurrent_gets_of_one_record_make_one_backend_read() {
             .await
             .unwrap(),
     );
-    let id = ProfileId::new("p1");
+    (dir, cached, stats)
+}
+
+/// A hundred concurrent gets of `id` through `cached`.
+async fn hundred_gets(
+    cached: &Arc<Cached>,
+    id: &str,
+) -> Vec<datastore::Result<Versioned<Profile>>> {
     let gets = (0..100).map(|_| {
-        let cached = cached.clone();
-        let id = id.clone();
+        let (cached, id) = (cached.clone(), ProfileId::new(id));
         tokio::spawn(async move { RecordStore::<Profile>::get(&*cached, &id).await })
     });
-    let results = futures::future::join_all(gets).await;
-    for r in &results {
-        assert_eq!(r.as_ref().unwrap().as_ref().unwrap().value.name, "one");
+    futures::future::join_all(gets)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hundred_concurrent_gets_of_one_record_make_one_backend_read() {
+    let (_dir, cached, stats) = slow_counted_cache(Some(profile("p1", "one"))).await;
+    for r in hundred_gets(&cached, "p1").await {
+        assert_eq!(r.unwrap().value.name, "one");
     }
     assert_eq!(stats.stats(StoreName::Profiles, "get").calls, 1);
     let cache = cached.layer().stats();
@@ -77,28 +100,9 @@ async fn a_hundred_concurrent_gets_of_one_record_make_one_backend_read() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hundred_concurrent_gets_of_a_missing_record_make_one_backend_read() {
-    let (_dir, backend) = sqlite().await;
-    let counted = Instrumented::wrap(backend);
-    let stats = counted.layer().clone();
-    let slow = Faulty::wrap(counted.into_dyn());
-    slow.layer().inject(Fault::on(
-        StoreName::Profiles,
-        "get",
-        FaultAction::DelayAfter(Duration::from_millis(200)),
-    ));
-    let cached = Arc::new(
-        Cached::wrap(slow.into_dyn(), CacheConfig::default())
-            .await
-            .unwrap(),
-    );
-    let gets = (0..100).map(|_| {
-        let cached = cached.clone();
-        tokio::spawn(async move {
-            RecordStore::<Profile>::get(&*cached, &ProfileId::new("nobody")).await
-        })
-    });
-    for r in futures::future::join_all(gets).await {
-        assert!(r.unwrap().unwrap_err().is_not_found());
+    let (_dir, cached, stats) = slow_counted_cache(None).await;
+    for r in hundred_gets(&cached, "nobody").await {
+        assert!(r.unwrap_err().is_not_found());
     }
     assert_eq!(stats.stats(StoreName::Profiles, "get").calls, 1);
     // A write through the cache replaces the remembered absence.
