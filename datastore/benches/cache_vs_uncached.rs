@@ -18,7 +18,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use datastore::{Batch, CacheConfig, Cached, Config, Datastore, Precondition, Run, RunId, StepRun};
+use datastore::{
+    Batch, CacheConfig, Cached, Config, Datastore, Precondition, Profile, ProfileId, Run, RunId,
+    StepRun, Workflow, WorkflowId,
+};
 
 const RUNS: usize = 10_000;
 const HOT: usize = 1_000;
@@ -42,13 +45,24 @@ fn finish(
 }
 
 async fn seed(ds: &dyn Datastore) -> Vec<RunId> {
+    // Runs refer to their workflow and owner, which must exist.
+    let mut owner = Profile::new("owner");
+    owner.id = ProfileId::new("owner");
+    let mut batch = Batch::new().put(owner, Precondition::MustNotExist);
+    for w in 0..10 {
+        let mut workflow = Workflow::new(format!("ds{w}"), "owner");
+        workflow.id = WorkflowId::new(format!("w{w}"));
+        batch = batch.put(workflow, Precondition::MustNotExist);
+    }
+    ds.apply(batch).await.unwrap();
     let mut ids = Vec::with_capacity(RUNS);
     for chunk in 0..RUNS / 500 {
         let mut batch = Batch::new();
         for i in chunk * 500..(chunk + 1) * 500 {
             let mut run = Run::new(format!("w{}", i % 10), vec![StepRun::new("s", "transform")]);
             run.id = RunId::new(format!("run-{i:05}"));
-            run.number = i as u64 + 1;
+            run.number = i as u64 / 10 + 1;
+            run.owner_id = ProfileId::new("owner");
             ids.push(run.id.clone());
             batch = batch.put(run, Precondition::MustNotExist);
         }
@@ -72,26 +86,22 @@ async fn backends() -> Vec<Backend> {
         c.rocksdb.sync_on_commit = false;
         c
     };
-    let dir = tempfile::tempdir().unwrap();
-    let rocks = datastore::open(&uncached(format!("rocksdb://{}/r", dir.path().display())))
-        .await
-        .unwrap();
-    out.push(Backend {
-        name: "rocksdb",
-        uncached: rocks,
-        cleanup: None,
-        _dir: Some(dir),
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = datastore::open(&uncached(format!("sqlite://{}/s.db", dir.path().display())))
-        .await
-        .unwrap();
-    out.push(Backend {
-        name: "sqlite",
-        uncached: sqlite,
-        cleanup: None,
-        _dir: Some(dir),
-    });
+    for (name, file) in [
+        ("rocksdb", "rocksdb://{}/r"),
+        ("sqlite", "sqlite://{}/s.db"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let url = file.replace("{}", &dir.path().display().to_string());
+        match datastore::open(&uncached(url)).await {
+            Ok(ds) => out.push(Backend {
+                name,
+                uncached: ds,
+                cleanup: None,
+                _dir: Some(dir),
+            }),
+            Err(e) => eprintln!("skipping {name}: {e}"),
+        }
+    }
     let url = std::env::var("DATASTORE_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let schema = format!("ds_bench_cache_{}", std::process::id());
