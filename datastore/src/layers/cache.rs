@@ -298,14 +298,17 @@ async fn follow(cache: Weak<Cache>, inner: Arc<dyn Datastore>, mut from: FeedCur
 }
 
 impl Layer for Cache {
+    // Spelled out rather than `async fn`: the trait promises a `Send` future.
+    #[allow(clippy::manual_async_fn)]
     fn read<'a, R: Editable>(
         &'a self,
-        key: &'a str,
-        load: BoxFuture<'a, Result<Versioned<R>>>,
-    ) -> BoxFuture<'a, Result<Versioned<R>>> {
-        Box::pin(async move {
+        key: String,
+        load: impl FnOnce() -> BoxFuture<'a, Result<Versioned<R>>> + Send + 'a,
+    ) -> impl Future<Output = Result<Versioned<R>>> + Send + 'a {
+        async move {
             let kind = R::KIND;
-            let cache_key = (kind, key.to_string());
+            let cache_key = (kind, key);
+            let key = cache_key.1.as_str();
             if let Some(found) = self
                 .entries
                 .get(&cache_key)
@@ -318,6 +321,8 @@ impl Layer for Cache {
             // Load under the key's compute lock: concurrent readers of this
             // key wait for this load and are answered by it; invalidations
             // of this key wait too.
+            let owned_key = cache_key.1.clone();
+            let key = owned_key.as_str();
             let mut load = Some(load);
             let mut loaded: Option<Result<Versioned<R>>> = None;
             let result = self
@@ -340,7 +345,7 @@ impl Layer for Cache {
                         let Some(load) = load else {
                             return Ok(Op::Nop);
                         };
-                        let result = load.await;
+                        let result = load().await;
                         let op = match &result {
                             Ok(found) if seen.is_none_or(|s| found.revision >= s) => {
                                 Op::Put(Slot::present(found))
@@ -362,7 +367,7 @@ impl Layer for Cache {
                     source: "cache: the load did not run".into(),
                 })
             })
-        })
+        }
     }
 
     fn read_many<'a, R: Editable>(

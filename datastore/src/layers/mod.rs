@@ -81,14 +81,16 @@ pub trait Layer: Send + Sync + 'static {
         Ok(record)
     }
 
-    /// A point read by id; `load` reads it from the inner datastore (caching).
+    /// A point read by id (`key`, moved in); `load` starts the read from
+    /// the inner datastore, and is only called if the layer needs it
+    /// (caching), so a hit costs no inner call at all.
     fn read<'a, R: Editable>(
         &'a self,
-        key: &'a str,
-        load: BoxFuture<'a, Result<Versioned<R>>>,
-    ) -> BoxFuture<'a, Result<Versioned<R>>> {
+        key: String,
+        load: impl FnOnce() -> BoxFuture<'a, Result<Versioned<R>>> + Send + 'a,
+    ) -> impl Future<Output = Result<Versioned<R>>> + Send + 'a {
         let _ = key;
-        load
+        load()
     }
 
     /// Several point reads; `load` reads the given keys from the inner
@@ -208,8 +210,19 @@ impl<L> fmt::Debug for Layered<L> {
 impl<L: Layer, R: Substore> RecordStore<R> for Layered<L> {
     async fn get(&self, id: &R::Id) -> Result<Versioned<R>> {
         let key = id.key();
-        let load = self.call(R::KIND.store(), "get", &key, R::of(&*self.inner).get(id));
-        let found = self.layer.read(&key, load).await?;
+        // Built only when the layer asks for it (a cache miss).
+        let load = move || -> BoxFuture<'_, Result<Versioned<R>>> {
+            Box::pin(async move {
+                let key = id.key();
+                let call = Call {
+                    store: R::KIND.store(),
+                    op: "get",
+                    key: &key,
+                };
+                self.layer.around(call, R::of(&*self.inner).get(id)).await
+            })
+        };
+        let found = self.layer.read(key, load).await?;
         self.layer.outbound(found)
     }
 
