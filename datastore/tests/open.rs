@@ -72,3 +72,18 @@ async fn a_config_file_with_environment_overrides_opens_its_store() {
     assert!(dir.path().join("from-env.db").exists());
     assert!(!dir.path().join("from-file.db").exists());
 }
+
+/// Closing a cached RocksDB store lets go of the database at once: the
+/// cache's feed follower must not keep its lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_cached_rocksdb_store_can_be_opened_again_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("rocksdb://{}/again", dir.path().display());
+    for round in 0..20 {
+        let ds = datastore::open_url(&url)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        ds.close().await.unwrap();
+        drop(ds);
+    }
+}

@@ -439,10 +439,28 @@ impl Layer for Cache {
         })
     }
 
-    fn close(&self) {
-        if let Some(task) = self
+    fn close(&self) -> BoxFuture<'_, ()> {
+        let task = self
             .follower
             .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        Box::pin(async move {
+            if let Some(task) = task {
+                task.abort();
+                // Wait until the follower is gone, with its handle on the
+                // inner store (RocksDB's lock is released with the last one).
+                let _ = task.await;
+            }
+        })
+    }
+}
+
+impl Drop for Cache {
+    fn drop(&mut self) {
+        if let Some(task) = self
+            .follower
+            .get_mut()
             .unwrap_or_else(|e| e.into_inner())
             .take()
         {

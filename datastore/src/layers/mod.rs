@@ -116,8 +116,11 @@ pub trait Layer: Send + Sync + 'static {
         Box::pin(async {})
     }
 
-    /// The datastore is closing.
-    fn close(&self) {}
+    /// The datastore is closing: stop background work (and let go of the
+    /// inner store) before the inner store closes.
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// Reads a list of ids from the inner datastore (see [`Layer::read_many`]).
@@ -662,7 +665,7 @@ impl<L: Layer> Datastore for Layered<L> {
     }
 
     async fn close(&self) -> Result<()> {
-        self.layer.close();
+        self.layer.close().await;
         self.inner.close().await
     }
 }
