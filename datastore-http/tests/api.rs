@@ -40,25 +40,6 @@ fn profile(id: &str, username: &str) -> Value {
     json!({ "id": id, "username": username })
 }
 
-/// A profile `p1` and workflows `w1`, `w2` that runs can refer to.
-async fn owners(server: &common::Running) {
-    let c = client();
-    c.put(server.url("/v1/profiles/p1"))
-        .json(&profile("p1", "owner"))
-        .send()
-        .await
-        .unwrap();
-    for w in ["w1", "w2"] {
-        let r = c
-            .put(server.url(&format!("/v1/workflows/{w}")))
-            .json(&json!({"id": w, "init_id": format!("ds-{w}"), "owner_id": "p1"}))
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "{:?}", r.text().await);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_status_maps_from_the_error_enum() {
     for backend in BACKENDS {
@@ -258,7 +239,7 @@ async fn of_concurrent_if_match_writers_exactly_one_wins() {
 async fn lists_page_with_cursors_and_filters() {
     for backend in BACKENDS {
         let server = serve(backend).await;
-        owners(&server).await;
+        common::owners(&server).await;
         let c = client();
         for i in 0..7 {
             let run = json!({"id": format!("r{i}"), "workflow_id": if i % 2 == 0 { "w1" } else { "w2" }, "owner_id": "p1"});
@@ -332,7 +313,7 @@ fn urlencode(s: &str) -> String {
 async fn run_events_logs_and_batches() {
     for backend in BACKENDS {
         let server = serve(backend).await;
-        owners(&server).await;
+        common::owners(&server).await;
         let c = client();
         let run = json!({"id": "r1", "workflow_id": "w1", "owner_id": "p1", "steps": [{"name": "s", "category": "transform"}]});
         c.post(server.url("/v1/runs"))

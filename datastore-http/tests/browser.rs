@@ -115,16 +115,7 @@ async fn the_page_shows_a_new_run_live() {
     }
     let server = common::serve(common::Backend::Sqlite).await;
     let api = reqwest::Client::new();
-    api.put(server.url("/v1/profiles/p1"))
-        .json(&json!({"id": "p1", "username": "owner"}))
-        .send()
-        .await
-        .unwrap();
-    api.put(server.url("/v1/workflows/w1"))
-        .json(&json!({"id": "w1", "init_id": "ds-1", "owner_id": "p1"}))
-        .send()
-        .await
-        .unwrap();
+    common::owners(&server).await;
     let first = api
         .post(server.url("/v1/runs"))
         .json(&json!({"id": "r-first", "workflow_id": "w1", "owner_id": "p1"}))

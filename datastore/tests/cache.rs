@@ -122,24 +122,53 @@ async fn a_hundred_concurrent_gets_of_a_missing_record_make_one_backend_read() {
     assert_eq!(found.value.name, "now somebody");
 }
 
+/// A profile at revision 1 in SQLite, and a cache over it whose inner calls
+/// can be slowed down.
+struct Race {
+    _dir: tempfile::TempDir,
+    backend: Arc<dyn Datastore>,
+    first: Versioned<Profile>,
+    faults: Arc<datastore::Faults>,
+    cached: Arc<Cached>,
+}
+
+impl Race {
+    async fn new() -> Race {
+        let (_dir, backend) = sqlite().await;
+        let first = backend
+            .profiles()
+            .put(profile("p1", "first"), Precondition::MustNotExist)
+            .await
+            .unwrap();
+        let faulty = Faulty::wrap(backend.clone());
+        let faults = faulty.layer().clone();
+        let cached = Arc::new(
+            Cached::wrap(faulty.into_dyn(), CacheConfig::default())
+                .await
+                .unwrap(),
+        );
+        Race {
+            _dir,
+            backend,
+            first,
+            faults,
+            cached,
+        }
+    }
+}
+
 /// The race moka's `try_get_with` loses: a slow load of revision 1 finishes
 /// after revision 2 was written by someone else and its invalidation
 /// arrived. The cache must end up serving revision 2, and never 1 again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_slow_load_never_puts_an_older_revision_back() {
-    let (_dir, backend) = sqlite().await;
-    let first = backend
-        .profiles()
-        .put(profile("p1", "first"), Precondition::MustNotExist)
-        .await
-        .unwrap();
-    let faulty = Faulty::wrap(backend.clone());
-    let faults = faulty.layer().clone();
-    let cached = Arc::new(
-        Cached::wrap(faulty.into_dyn(), CacheConfig::default())
-            .await
-            .unwrap(),
-    );
+    let Race {
+        _dir,
+        backend,
+        first,
+        faults,
+        cached,
+    } = Race::new().await;
     faults.inject(
         Fault::on(
             StoreName::Profiles,
@@ -189,19 +218,13 @@ async fn a_slow_load_never_puts_an_older_revision_back() {
 /// moment that write returns, no read answers with the older revision.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn after_a_write_through_the_cache_returns_no_read_is_older() {
-    let (_dir, backend) = sqlite().await;
-    let first = backend
-        .profiles()
-        .put(profile("p1", "first"), Precondition::MustNotExist)
-        .await
-        .unwrap();
-    let faulty = Faulty::wrap(backend.clone());
-    let faults = faulty.layer().clone();
-    let cached = Arc::new(
-        Cached::wrap(faulty.into_dyn(), CacheConfig::default())
-            .await
-            .unwrap(),
-    );
+    let Race {
+        _dir,
+        backend: _,
+        first,
+        faults,
+        cached,
+    } = Race::new().await;
     for op in ["get", "get_many"] {
         faults.inject(
             Fault::on(

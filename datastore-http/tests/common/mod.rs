@@ -149,3 +149,24 @@ impl SseReader {
         }
     }
 }
+
+/// A profile `p1` and workflows `w1`, `w2` that runs can refer to.
+pub async fn owners(server: &Running) {
+    let c = reqwest::Client::new();
+    let r = c
+        .put(server.url("/v1/profiles/p1"))
+        .json(&serde_json::json!({"id": "p1", "username": "owner"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{:?}", r.text().await);
+    for w in ["w1", "w2"] {
+        let r = c
+            .put(server.url(&format!("/v1/workflows/{w}")))
+            .json(&serde_json::json!({"id": w, "init_id": format!("ds-{w}"), "owner_id": "p1"}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{:?}", r.text().await);
+    }
+}

@@ -171,10 +171,7 @@ impl<L: Layer> Layered<L> {
         self.layer.around(Call { store, op, key }, Box::pin(inner))
     }
 
-    async fn outbound_page<R: Editable>(
-        &self,
-        page: Page<Versioned<R>>,
-    ) -> Result<Page<Versioned<R>>> {
+    fn outbound_page<R: Editable>(&self, page: Page<Versioned<R>>) -> Result<Page<Versioned<R>>> {
         let Page { items, next } = page;
         let items = items
             .into_iter()
@@ -279,7 +276,7 @@ impl<L: Layer, R: Substore> RecordStore<R> for Layered<L> {
         let page = self
             .call(R::KIND.store(), "list", "", store.list(query))
             .await?;
-        self.outbound_page(page).await
+        self.outbound_page(page)
     }
 }
 
@@ -330,7 +327,7 @@ impl<L: Layer> WorkflowStore for Layered<L> {
                 inner.list_by_owner(owner, page),
             )
             .await?;
-        self.outbound_page(page).await
+        self.outbound_page(page)
     }
 
     async fn list_active(&self, page: PageRequest) -> Result<Page<Versioned<Workflow>>> {
@@ -343,7 +340,7 @@ impl<L: Layer> WorkflowStore for Layered<L> {
                 inner.list_active(page),
             )
             .await?;
-        self.outbound_page(page).await
+        self.outbound_page(page)
     }
 }
 
@@ -374,7 +371,7 @@ impl<L: Layer> RunStore for Layered<L> {
                 inner.list_by_workflow(workflow, page),
             )
             .await?;
-        self.outbound_page(page).await
+        self.outbound_page(page)
     }
 
     async fn latest(&self, workflow: &WorkflowId) -> Result<Versioned<Run>> {
@@ -409,7 +406,7 @@ impl<L: Layer> RunStore for Layered<L> {
                 inner.list_by_owner_and_status(owner, status, page),
             )
             .await?;
-        self.outbound_page(page).await
+        self.outbound_page(page)
     }
 
     async fn append_event(
@@ -449,7 +446,7 @@ impl<L: Layer> KeyStore for Layered<L> {
                 inner.list_by_profile(profile, page),
             )
             .await?;
-        self.outbound_page(page).await
+        self.outbound_page(page)
     }
 }
 
@@ -471,7 +468,7 @@ impl<L: Layer> CollectionStore for Layered<L> {
                 inner.list_by_profile(profile, order, page),
             )
             .await?;
-        self.outbound_page(page).await
+        self.outbound_page(page)
     }
 
     async fn update_by_init_id(
