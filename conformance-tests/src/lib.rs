@@ -207,6 +207,7 @@ macro_rules! __with_cases {
                 run_numbers_without_gap,
                 unique_username_race,
                 must_not_exist_race,
+                concurrent_commits_keep_their_own_results,
             },
             batches {
                 applies_across_substores,

@@ -22,6 +22,7 @@ mod engine;
 mod engine_store;
 mod error;
 mod feed;
+pub mod group_commit;
 mod ids;
 pub mod keycodec;
 #[cfg(feature = "mock")]

@@ -1,65 +1,63 @@
 //! The RocksDB [`Engine`].
 //!
-//! Writes are serialized by one commit lock: a commit reads what its
-//! preconditions and unique indexes need, builds one `WriteBatch` holding
-//! records, index entries, feed entries and metadata, and writes it
-//! atomically. Nothing else writes in between, so the checks cannot race.
-//! Reads take a snapshot and never wait for the lock.
+//! Writes go through one writer thread (see [`crate::writer`]): it reads
+//! what each commit's preconditions and unique indexes need, builds one
+//! `WriteBatch` for a group of commits holding records, index entries, feed
+//! entries and metadata, and writes it atomically with one sync. Nothing
+//! else writes in between, so the checks cannot race. Reads run on the
+//! caller's task, take a snapshot where they read more than one key, and
+//! never wait for the writer.
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
 
 use async_trait::async_trait;
-use chrono::Utc;
+use datastore_core::group_commit::{CommitQueue, GroupStats, commit_queue};
 use datastore_core::keycodec::{encode_values, prefix_end};
 use datastore_core::{
-    Capabilities, Change, ChangeOp, Committed, Compaction, Direction, Engine, Error, IndexValue,
-    Kind, LiveChanges, Mutation, Result, Retention, Revision, Scan, StoreName, StoredRecord,
-    check_precondition, unique_violation,
+    Capabilities, Change, Committed, Compaction, Direction, Engine, Error, IndexValue, Kind,
+    LiveChanges, Mutation, Result, Retention, Scan, StoreName, StoredRecord,
 };
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBRawIteratorWithThreadMode, ErrorKind,
-    Options, ReadOptions, WriteBatch, WriteOptions,
+    Options, ReadOptions, WriteOptions,
 };
 use tokio::sync::broadcast;
 
 use crate::config::RocksConfig;
-use crate::layout::{self, Envelope, Header};
+use crate::layout::{self, Envelope};
 use crate::migrations;
+use crate::writer::{MAX_GROUP, Writer};
 
 /// The RocksDB engine. Open it with [`RocksEngine::open`].
 pub struct RocksEngine {
-    db: DB,
-    config: RocksConfig,
-    writer: Mutex<Writer>,
-    live: LiveChanges,
-    head: AtomicU64,
+    inner: Arc<Inner>,
+    /// Commits go to the writer thread through this queue (`None` only
+    /// while dropping, so the thread sees the queue close).
+    queue: Option<CommitQueue>,
+    writer: Option<JoinHandle<()>>,
+}
+
+/// What the engine and its writer thread share.
+pub(crate) struct Inner {
+    pub(crate) db: DB,
+    pub(crate) config: RocksConfig,
+    pub(crate) live: LiveChanges,
+    /// The newest durable sequence number, for `head` without a read.
+    pub(crate) head: AtomicU64,
     closed: AtomicBool,
 }
 
 impl std::fmt::Debug for RocksEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RocksEngine")
-            .field("path", &self.config.path)
-            .field("head", &self.head.load(Ordering::Relaxed))
+            .field("path", &self.inner.config.path)
+            .field("head", &self.inner.head.load(Ordering::Relaxed))
             .finish()
     }
-}
-
-/// State only the committer touches.
-struct Writer {
-    head: u64,
-    compacted_through: u64,
-}
-
-/// What a commit has written so far, so later mutations see earlier ones.
-#[derive(Default)]
-struct Overlay {
-    records: HashMap<Vec<u8>, Option<Header>>,
-    claims: HashMap<Vec<u8>, Option<Vec<u8>>>,
-    counters: HashMap<String, u64>,
 }
 
 /// Maps a RocksDB error to the datastore's, naming the store and key.
@@ -86,7 +84,7 @@ pub(crate) fn db_error(store: StoreName, key: impl Into<String>, e: rocksdb::Err
     }
 }
 
-fn corrupt(kind: Kind, key: &[u8], reason: impl Into<String>) -> Error {
+pub(crate) fn corrupt(kind: Kind, key: &[u8], reason: impl Into<String>) -> Error {
     Error::Corrupt {
         store: kind.store(),
         key: String::from_utf8_lossy(&key[1.min(key.len())..]).into_owned(),
@@ -130,16 +128,27 @@ impl RocksEngine {
             get_u64(&db, layout::HEAD).map_err(|e| db_error(StoreName::Datastore, &shown, e))?;
         let compacted_through = get_u64(&db, layout::COMPACTED_THROUGH)
             .map_err(|e| db_error(StoreName::Datastore, &shown, e))?;
-        Ok(RocksEngine {
+        let inner = Arc::new(Inner {
             db,
-            writer: Mutex::new(Writer {
-                head,
-                compacted_through,
-            }),
             live: LiveChanges::new(config.subscriber_buffer),
             head: AtomicU64::new(head),
             closed: AtomicBool::new(false),
             config,
+        });
+        let (queue, jobs) = commit_queue(shown.clone(), MAX_GROUP);
+        let writer = Writer::new(inner.clone(), head, compacted_through);
+        let thread = std::thread::Builder::new()
+            .name("datastore-rocks-writer".into())
+            .spawn(move || writer.run(jobs))
+            .map_err(|e| Error::Backend {
+                store: StoreName::Datastore,
+                key: shown.clone(),
+                source: format!("cannot start the writer thread: {e}").into(),
+            })?;
+        Ok(RocksEngine {
+            inner,
+            queue: Some(queue),
+            writer: Some(thread),
         })
     }
 
@@ -166,12 +175,18 @@ impl RocksEngine {
     /// The raw database, for benchmarks and tools. Writing to it bypasses
     /// every check and the feed.
     pub fn db(&self) -> &DB {
-        &self.db
+        &self.inner.db
     }
 
     /// The database directory.
     pub fn path(&self) -> &Path {
-        &self.config.path
+        &self.inner.config.path
+    }
+
+    /// How commits have been grouped since the database was opened (one
+    /// WAL write and sync per group).
+    pub fn commit_stats(&self) -> GroupStats {
+        self.queue().stats()
     }
 
     /// The schema version of the open database.
@@ -179,13 +194,87 @@ impl RocksEngine {
         migrations::CURRENT
     }
 
-    fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
+    /// Checks that every index entry points at a record that owns it, and
+    /// every record's index entries exist. Returns the problems found.
+    pub fn check_indexes(&self) -> Result<Vec<String>> {
+        let mut problems = Vec::new();
+        let snapshot = self.inner.db.snapshot();
+        let records = self.inner.cf(layout::RECORDS);
+        let indexes = self.inner.cf(layout::INDEXES);
+        let mut owned: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+        let mut it = self
+            .inner
+            .db
+            .raw_iterator_cf_opt(records, Inner::read_opts(&snapshot));
+        it.seek_to_first();
+        while it.valid() {
+            let raw = it.key().unwrap_or_default().to_vec();
+            match Envelope::decode(it.value().unwrap_or_default()) {
+                Ok((header, _)) => {
+                    for k in header.index_keys {
+                        owned.insert(k, raw.clone());
+                    }
+                }
+                Err(reason) => problems.push(format!(
+                    "record {:?}: {reason}",
+                    String::from_utf8_lossy(&raw)
+                )),
+            }
+            it.next();
+        }
+        it.status()
+            .map_err(|e| db_error(StoreName::Datastore, "", e))?;
+        let mut it = self
+            .inner
+            .db
+            .raw_iterator_cf_opt(indexes, Inner::read_opts(&snapshot));
+        it.seek_to_first();
+        let mut seen = 0usize;
+        while it.valid() {
+            let k = it.key().unwrap_or_default();
+            let target = it.value().unwrap_or_default();
+            match owned.get(k) {
+                None => problems.push(format!("index entry {k:?} has no record owning it")),
+                Some(raw) if raw[1..] != *target => problems.push(format!(
+                    "index entry {k:?} points at {target:?}, owned by {raw:?}"
+                )),
+                Some(_) => seen += 1,
+            }
+            it.next();
+        }
+        it.status()
+            .map_err(|e| db_error(StoreName::Datastore, "", e))?;
+        if seen != owned.len() {
+            problems.push(format!("{} index entries are missing", owned.len() - seen));
+        }
+        Ok(problems)
+    }
+
+    fn queue(&self) -> &CommitQueue {
+        self.queue.as_ref().expect("the queue lives until drop")
+    }
+}
+
+impl Drop for RocksEngine {
+    /// Closes the queue and waits for the writer thread to finish what was
+    /// queued and let go of the database, so the directory can be opened
+    /// again as soon as the engine is gone.
+    fn drop(&mut self) {
+        self.queue = None;
+        if let Some(thread) = self.writer.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Inner {
+    pub(crate) fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
         self.db
             .cf_handle(name)
             .expect("column family opened at start")
     }
 
-    fn check_open(&self) -> Result<()> {
+    pub(crate) fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Unavailable {
                 store: StoreName::Datastore,
@@ -214,35 +303,14 @@ impl RocksEngine {
         })
     }
 
-    fn header_at(&self, overlay: &Overlay, kind: Kind, raw: &[u8]) -> Result<Option<Header>> {
-        if let Some(h) = overlay.records.get(raw) {
-            return Ok(h.clone());
-        }
-        match self
-            .db
-            .get_pinned_cf(self.cf(layout::RECORDS), raw)
-            .map_err(|e| db_error(kind.store(), String::from_utf8_lossy(&raw[1..]), e))?
-        {
-            Some(v) => Envelope::decode(&v)
-                .map(|(h, _)| Some(h))
-                .map_err(|reason| corrupt(kind, raw, reason)),
-            None => Ok(None),
-        }
+    pub(crate) fn write_opts(&self) -> WriteOptions {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(self.config.sync_on_commit);
+        wo
     }
 
-    fn claim_at(&self, overlay: &Overlay, kind: Kind, ukey: &[u8]) -> Result<Option<Vec<u8>>> {
-        if let Some(c) = overlay.claims.get(ukey) {
-            return Ok(c.clone());
-        }
-        self.db
-            .get_cf(self.cf(layout::INDEXES), ukey)
-            .map_err(|e| db_error(kind.store(), "", e))
-    }
-
-    fn counter_at(&self, overlay: &Overlay, name: &str) -> Result<u64> {
-        if let Some(v) = overlay.counters.get(name) {
-            return Ok(*v);
-        }
+    /// A counter's durable value (0 when never raised).
+    pub(crate) fn counter(&self, name: &str) -> Result<u64> {
         Ok(self
             .db
             .get_cf(self.cf(layout::META), layout::counter_key(name))
@@ -250,123 +318,9 @@ impl RocksEngine {
             .and_then(|v| layout::read_u64(&v))
             .unwrap_or(0))
     }
-
-    /// Removes a record's index keys from the batch and the overlay.
-    fn drop_index_keys(&self, batch: &mut WriteBatch, overlay: &mut Overlay, keys: &[Vec<u8>]) {
-        let cf = self.cf(layout::INDEXES);
-        for k in keys {
-            batch.delete_cf(cf, k);
-            if k.first() == Some(&b'u') {
-                overlay.claims.insert(k.clone(), None);
-            }
-        }
-    }
-
-    /// Feed entries outside the retention window, as a range to delete:
-    /// (first kept seq after compaction, removed count).
-    fn retention_cut(&self, writer: &Writer, head: u64, retention: &Retention) -> Result<u64> {
-        let mut cut = writer.compacted_through;
-        if let Some(max) = retention.max_changes {
-            cut = cut.max(head.saturating_sub(max));
-        }
-        if let Some(age) = retention
-            .max_age
-            .and_then(|a| chrono::Duration::from_std(a).ok())
-        {
-            let oldest_kept = Utc::now() - age;
-            let mut ro = ReadOptions::default();
-            ro.set_iterate_lower_bound(layout::feed_key(cut + 1).to_vec());
-            let mut it = self.db.raw_iterator_cf_opt(self.cf(layout::FEED), ro);
-            it.seek_to_first();
-            while it.valid() {
-                let change: Change = decode_change(it.value().unwrap_or_default())?;
-                if change.at >= oldest_kept {
-                    break;
-                }
-                cut = change.seq;
-                it.next();
-            }
-        }
-        Ok(cut.min(head))
-    }
-
-    fn apply_cut(&self, batch: &mut WriteBatch, writer: &Writer, cut: u64) {
-        if cut > writer.compacted_through {
-            batch.delete_range_cf(
-                self.cf(layout::FEED),
-                layout::feed_key(writer.compacted_through + 1),
-                layout::feed_key(cut + 1),
-            );
-            batch.put_cf(
-                self.cf(layout::META),
-                layout::COMPACTED_THROUGH,
-                cut.to_be_bytes(),
-            );
-        }
-    }
-
-    fn write_opts(&self) -> WriteOptions {
-        let mut wo = WriteOptions::default();
-        wo.set_sync(self.config.sync_on_commit);
-        wo
-    }
-
-    /// Checks that every index entry points at a record that owns it, and
-    /// every record's index entries exist. Returns the problems found.
-    pub fn check_indexes(&self) -> Result<Vec<String>> {
-        let mut problems = Vec::new();
-        let snapshot = self.db.snapshot();
-        let records = self.cf(layout::RECORDS);
-        let indexes = self.cf(layout::INDEXES);
-        let mut owned: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
-        let mut it = self
-            .db
-            .raw_iterator_cf_opt(records, Self::read_opts(&snapshot));
-        it.seek_to_first();
-        while it.valid() {
-            let raw = it.key().unwrap_or_default().to_vec();
-            match Envelope::decode(it.value().unwrap_or_default()) {
-                Ok((header, _)) => {
-                    for k in header.index_keys {
-                        owned.insert(k, raw.clone());
-                    }
-                }
-                Err(reason) => problems.push(format!(
-                    "record {:?}: {reason}",
-                    String::from_utf8_lossy(&raw)
-                )),
-            }
-            it.next();
-        }
-        it.status()
-            .map_err(|e| db_error(StoreName::Datastore, "", e))?;
-        let mut it = self
-            .db
-            .raw_iterator_cf_opt(indexes, Self::read_opts(&snapshot));
-        it.seek_to_first();
-        let mut seen = 0usize;
-        while it.valid() {
-            let k = it.key().unwrap_or_default();
-            let target = it.value().unwrap_or_default();
-            match owned.get(k) {
-                None => problems.push(format!("index entry {k:?} has no record owning it")),
-                Some(raw) if raw[1..] != *target => problems.push(format!(
-                    "index entry {k:?} points at {target:?}, owned by {raw:?}"
-                )),
-                Some(_) => seen += 1,
-            }
-            it.next();
-        }
-        it.status()
-            .map_err(|e| db_error(StoreName::Datastore, "", e))?;
-        if seen != owned.len() {
-            problems.push(format!("{} index entries are missing", owned.len() - seen));
-        }
-        Ok(problems)
-    }
 }
 
-fn decode_change(bytes: &[u8]) -> Result<Change> {
+pub(crate) fn decode_change(bytes: &[u8]) -> Result<Change> {
     serde_json::from_slice(bytes).map_err(|e| Error::Corrupt {
         store: StoreName::Changes,
         key: String::new(),
@@ -453,27 +407,31 @@ fn collect<'a>(
 #[async_trait]
 impl Engine for RocksEngine {
     async fn get(&self, kind: Kind, keys: &[String]) -> Result<Vec<Option<StoredRecord>>> {
-        self.check_open()?;
-        let cf = self.cf(layout::RECORDS);
+        self.inner.check_open()?;
+        let cf = self.inner.cf(layout::RECORDS);
         if let [key] = keys {
             let raw = layout::record_key(kind, key);
             let value = self
+                .inner
                 .db
                 .get_pinned_cf(cf, &raw)
                 .map_err(|e| db_error(kind.store(), key.clone(), e))?;
             return Ok(vec![
                 value
-                    .map(|v| Self::decode_record(kind, &raw, &v))
+                    .map(|v| Inner::decode_record(kind, &raw, &v))
                     .transpose()?,
             ]);
         }
         let raw: Vec<Vec<u8>> = keys.iter().map(|k| layout::record_key(kind, k)).collect();
-        let values = self.db.multi_get_cf(raw.iter().map(|k| (cf, k.as_slice())));
+        let values = self
+            .inner
+            .db
+            .multi_get_cf(raw.iter().map(|k| (cf, k.as_slice())));
         raw.iter()
             .zip(values)
             .map(|(k, v)| {
                 match v.map_err(|e| db_error(kind.store(), String::from_utf8_lossy(&k[1..]), e))? {
-                    Some(bytes) => Self::decode_record(kind, k, &bytes).map(Some),
+                    Some(bytes) => Inner::decode_record(kind, k, &bytes).map(Some),
                     None => Ok(None),
                 }
             })
@@ -481,9 +439,9 @@ impl Engine for RocksEngine {
     }
 
     async fn scan(&self, kind: Kind, scan: &Scan) -> Result<Vec<StoredRecord>> {
-        self.check_open()?;
-        let snapshot = self.db.snapshot();
-        let records = self.cf(layout::RECORDS);
+        self.inner.check_open()?;
+        let snapshot = self.inner.db.snapshot();
+        let records = self.inner.cf(layout::RECORDS);
         let store = kind.store();
         match scan.index {
             None => {
@@ -494,16 +452,16 @@ impl Engine for RocksEngine {
                     after,
                     scan.direction,
                 );
-                let mut ro = Self::read_opts(&snapshot);
+                let mut ro = Inner::read_opts(&snapshot);
                 ro.set_iterate_lower_bound(lo);
                 ro.set_iterate_upper_bound(hi);
                 let mut out = Vec::new();
                 let mut failure = None;
                 collect(
-                    self.db.raw_iterator_cf_opt(records, ro),
+                    self.inner.db.raw_iterator_cf_opt(records, ro),
                     scan.direction,
                     scan.limit,
-                    |k, v| match Self::decode_record(kind, k, v) {
+                    |k, v| match Inner::decode_record(kind, k, v) {
                         Ok(r) => out.push(r),
                         Err(e) => failure = failure.take().or(Some(e)),
                     },
@@ -523,12 +481,14 @@ impl Engine for RocksEngine {
                     .as_ref()
                     .map(|p| layout::index_key(kind, index, &p.values, &p.id));
                 let (lo, hi) = scan_bounds(base, end, after, scan.direction);
-                let mut ro = Self::read_opts(&snapshot);
+                let mut ro = Inner::read_opts(&snapshot);
                 ro.set_iterate_lower_bound(lo);
                 ro.set_iterate_upper_bound(hi);
                 let mut keys = Vec::new();
                 collect(
-                    self.db.raw_iterator_cf_opt(self.cf(layout::INDEXES), ro),
+                    self.inner
+                        .db
+                        .raw_iterator_cf_opt(self.inner.cf(layout::INDEXES), ro),
                     scan.direction,
                     scan.limit,
                     |_, v| {
@@ -536,9 +496,9 @@ impl Engine for RocksEngine {
                     },
                 )
                 .map_err(|e| db_error(store, "", e))?;
-                let values = self.db.multi_get_cf_opt(
+                let values = self.inner.db.multi_get_cf_opt(
                     keys.iter().map(|k| (records, k.as_slice())),
-                    &Self::read_opts(&snapshot),
+                    &Inner::read_opts(&snapshot),
                 );
                 let mut out = Vec::with_capacity(keys.len());
                 for (k, v) in keys.iter().zip(values) {
@@ -546,7 +506,7 @@ impl Engine for RocksEngine {
                     let v = v.ok_or_else(|| {
                         corrupt(kind, k, format!("index {index} names a missing record"))
                     })?;
-                    out.push(Self::decode_record(kind, k, &v)?);
+                    out.push(Inner::decode_record(kind, k, &v)?);
                 }
                 Ok(out)
             }
@@ -554,13 +514,16 @@ impl Engine for RocksEngine {
     }
 
     async fn count(&self, kind: Kind, index: &'static str, prefix: &[IndexValue]) -> Result<u64> {
-        self.check_open()?;
+        self.inner.check_open()?;
         let mut base = layout::index_base(kind, index, false);
         base.extend_from_slice(&encode_values(prefix));
         let mut ro = ReadOptions::default();
         ro.set_iterate_upper_bound(prefix_end(&base));
         ro.set_iterate_lower_bound(base);
-        let mut it = self.db.raw_iterator_cf_opt(self.cf(layout::INDEXES), ro);
+        let mut it = self
+            .inner
+            .db
+            .raw_iterator_cf_opt(self.inner.cf(layout::INDEXES), ro);
         it.seek_to_first();
         let mut n = 0;
         while it.valid() {
@@ -572,156 +535,20 @@ impl Engine for RocksEngine {
     }
 
     async fn counter(&self, name: &str) -> Result<u64> {
-        self.check_open()?;
-        self.counter_at(&Overlay::default(), name)
+        self.inner.check_open()?;
+        self.inner.counter(name)
     }
 
     async fn commit(&self, mutations: Vec<Mutation>) -> Result<Vec<Committed>> {
-        self.check_open()?;
-        let mut writer = self.writer.lock().map_err(|_| poisoned())?;
-        let now = datastore_core::commit_time();
-        let mut head = writer.head;
-        let mut batch = WriteBatch::default();
-        let mut overlay = Overlay::default();
-        let mut committed = Vec::new();
-        let (records, indexes, meta) = (
-            self.cf(layout::RECORDS),
-            self.cf(layout::INDEXES),
-            self.cf(layout::META),
-        );
-        for m in mutations {
-            match m {
-                Mutation::Put {
-                    kind,
-                    key,
-                    body,
-                    index,
-                    precondition,
-                    parent,
-                } => {
-                    let raw = layout::record_key(kind, &key);
-                    let current = self.header_at(&overlay, kind, &raw)?;
-                    check_precondition(
-                        kind,
-                        &key,
-                        precondition,
-                        current.as_ref().map(|h| h.revision),
-                        false,
-                    )?;
-                    if let Some(old) = &current {
-                        self.drop_index_keys(&mut batch, &mut overlay, &old.index_keys);
-                    }
-                    for e in index.iter().filter(|e| e.unique) {
-                        let ukey = layout::unique_key(kind, e.index, &e.values);
-                        let holder = self.claim_at(&overlay, kind, &ukey)?;
-                        if holder.is_some_and(|h| h != key.as_bytes()) {
-                            return Err(unique_violation(kind, e));
-                        }
-                        overlay.claims.insert(ukey, Some(key.as_bytes().to_vec()));
-                    }
-                    let index_keys = layout::owned_index_keys(kind, &key, &index);
-                    for k in &index_keys {
-                        batch.put_cf(indexes, k, key.as_bytes());
-                    }
-                    head += 1;
-                    let header = Header {
-                        revision: Revision::new(head),
-                        created: current.as_ref().map_or(now, |h| h.created),
-                        updated: now,
-                        index_keys,
-                    };
-                    batch.put_cf(records, &raw, Envelope::encode(&header, &body));
-                    committed.push(Committed {
-                        kind,
-                        key: key.clone(),
-                        op: ChangeOp::Put,
-                        revision: header.revision,
-                        created: header.created,
-                        updated: now,
-                        parent: parent.clone(),
-                    });
-                    overlay.records.insert(raw, Some(header));
-                }
-                Mutation::Delete {
-                    kind,
-                    key,
-                    precondition,
-                } => {
-                    let raw = layout::record_key(kind, &key);
-                    let current = self.header_at(&overlay, kind, &raw)?;
-                    check_precondition(
-                        kind,
-                        &key,
-                        precondition,
-                        current.as_ref().map(|h| h.revision),
-                        true,
-                    )?;
-                    let old = current.expect("checked: the record exists");
-                    self.drop_index_keys(&mut batch, &mut overlay, &old.index_keys);
-                    batch.delete_cf(records, &raw);
-                    head += 1;
-                    committed.push(Committed {
-                        kind,
-                        key: key.clone(),
-                        op: ChangeOp::Delete,
-                        revision: Revision::new(head),
-                        created: old.created,
-                        updated: now,
-                        parent: None,
-                    });
-                    overlay.records.insert(raw, None);
-                }
-                Mutation::Require {
-                    kind,
-                    key,
-                    precondition,
-                } => {
-                    let raw = layout::record_key(kind, &key);
-                    let current = self.header_at(&overlay, kind, &raw)?;
-                    check_precondition(
-                        kind,
-                        &key,
-                        precondition,
-                        current.map(|h| h.revision),
-                        false,
-                    )?;
-                }
-                Mutation::RaiseCounter { name, to } => {
-                    if self.counter_at(&overlay, &name)? < to {
-                        batch.put_cf(meta, layout::counter_key(&name), to.to_be_bytes());
-                        overlay.counters.insert(name, to);
-                    }
-                }
-            }
-        }
-        let changes: Vec<Change> = committed.iter().map(Committed::change).collect();
-        let feed = self.cf(layout::FEED);
-        for c in &changes {
-            let json = serde_json::to_vec(c).expect("a change serializes");
-            batch.put_cf(feed, layout::feed_key(c.seq), json);
-        }
-        if head != writer.head {
-            batch.put_cf(meta, layout::HEAD, head.to_be_bytes());
-        }
-        let cut = self.retention_cut(&writer, head, &self.config.retention)?;
-        self.apply_cut(&mut batch, &writer, cut);
-        self.db
-            .write_opt(batch, &self.write_opts())
-            .map_err(|e| db_error(StoreName::Datastore, "", e))?;
-        writer.head = head;
-        writer.compacted_through = writer.compacted_through.max(cut);
-        self.head.store(head, Ordering::Release);
-        // Still under the commit lock, so published in commit order.
-        self.live.publish(changes);
-        drop(writer);
-        Ok(committed)
+        self.inner.check_open()?;
+        self.queue().commit(mutations).await
     }
 
     async fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<Change>> {
-        self.check_open()?;
-        let snapshot = self.db.snapshot();
+        self.inner.check_open()?;
+        let snapshot = self.inner.db.snapshot();
         let compacted = snapshot
-            .get_cf(self.cf(layout::META), layout::COMPACTED_THROUGH)
+            .get_cf(self.inner.cf(layout::META), layout::COMPACTED_THROUGH)
             .map_err(|e| db_error(StoreName::Changes, "", e))?
             .and_then(|v| layout::read_u64(&v))
             .unwrap_or(0);
@@ -732,12 +559,14 @@ impl Engine for RocksEngine {
                 compacted_through: compacted,
             });
         }
-        let mut ro = Self::read_opts(&snapshot);
+        let mut ro = Inner::read_opts(&snapshot);
         ro.set_iterate_lower_bound(layout::feed_key(after + 1).to_vec());
         let mut out = Vec::new();
         let mut failure = None;
         collect(
-            self.db.raw_iterator_cf_opt(self.cf(layout::FEED), ro),
+            self.inner
+                .db
+                .raw_iterator_cf_opt(self.inner.cf(layout::FEED), ro),
             Direction::Asc,
             limit,
             |_, v| match decode_change(v) {
@@ -753,63 +582,42 @@ impl Engine for RocksEngine {
     }
 
     async fn head(&self) -> Result<u64> {
-        self.check_open()?;
-        Ok(self.head.load(Ordering::Acquire))
+        self.inner.check_open()?;
+        Ok(self.inner.head.load(Ordering::Acquire))
     }
 
     async fn compact(&self, retention: &Retention) -> Result<Compaction> {
-        self.check_open()?;
-        let mut writer = self.writer.lock().map_err(|_| poisoned())?;
-        let cut = self.retention_cut(&writer, writer.head, retention)?;
-        let removed = cut.saturating_sub(writer.compacted_through);
-        if removed > 0 {
-            let mut batch = WriteBatch::default();
-            self.apply_cut(&mut batch, &writer, cut);
-            self.db
-                .write_opt(batch, &self.write_opts())
-                .map_err(|e| db_error(StoreName::Changes, "", e))?;
-            writer.compacted_through = cut;
-        }
-        Ok(Compaction {
-            removed,
-            compacted_through: writer.compacted_through,
-        })
+        self.inner.check_open()?;
+        self.queue().compact(*retention).await
     }
 
     fn live(&self) -> broadcast::Receiver<Change> {
-        self.live.subscribe()
+        self.inner.live.subscribe()
     }
 
     fn retention(&self) -> Retention {
-        self.config.retention
+        self.inner.config.retention
     }
 
     fn capabilities(&self) -> Capabilities {
         let mut caps = Capabilities::new("rocksdb");
         caps.durable = true;
-        caps.subscriber_buffer = self.config.subscriber_buffer;
-        caps.max_record_bytes = self.config.max_record_bytes;
+        caps.subscriber_buffer = self.inner.config.subscriber_buffer;
+        caps.max_record_bytes = self.inner.config.max_record_bytes;
         caps
     }
 
     async fn close(&self) -> Result<()> {
-        let _writer = self.writer.lock().map_err(|_| poisoned())?;
-        self.live.close();
-        self.closed.store(true, Ordering::Release);
-        self.db.flush_wal(true).map_err(|e| {
+        // Commits already queued finish; later ones are refused.
+        self.inner.closed.store(true, Ordering::Release);
+        let _ = self.queue().flush().await;
+        self.inner.live.close();
+        self.inner.db.flush_wal(true).map_err(|e| {
             db_error(
                 StoreName::Datastore,
-                self.config.path.display().to_string(),
+                self.inner.config.path.display().to_string(),
                 e,
             )
         })
-    }
-}
-
-fn poisoned() -> Error {
-    Error::Backend {
-        store: StoreName::Datastore,
-        key: String::new(),
-        source: "a writer panicked while holding the commit lock".into(),
     }
 }

@@ -1,12 +1,15 @@
 //! The SQL [`Engine`] for SQLite and PostgreSQL.
 //!
-//! Every write is one transaction that holds the store's write lock for its
-//! whole length: `BEGIN IMMEDIATE` on SQLite's single writer connection, a
-//! transaction-scoped advisory lock (`pg_advisory_xact_lock`) on PostgreSQL.
-//! Feed sequence numbers are handed out inside that lock, so sequence order
-//! is commit order on both databases and a reader of `seq > cursor` can never
-//! miss a change that commits later with a smaller number (serialized
-//! append, DESIGN §5). On PostgreSQL the transaction also sends
+//! Commits go to a writer task (see `writer.rs`) that makes every commit
+//! waiting at that moment durable in one transaction (group commit), each
+//! under a savepoint of its own. The transaction holds the store's write
+//! lock for its whole length: `BEGIN IMMEDIATE` on SQLite's single writer
+//! connection, a transaction-scoped advisory lock (`pg_advisory_xact_lock`)
+//! on PostgreSQL. Feed sequence numbers are handed out inside that lock, so
+//! sequence order is commit order on both databases and a reader of
+//! `seq > cursor` can never miss a change that commits later with a smaller
+//! number (serialized append; the proof is in docs/architecture.md). On
+//! PostgreSQL the transaction also sends
 //! `pg_notify`, delivered at commit to every process listening; a listener
 //! task per store reads the table from its last sequence number on each
 //! wake-up (and every second, in case a notification was lost) and feeds
@@ -20,17 +23,19 @@ use std::time::Duration;
 use async_trait::async_trait;
 use datastore_core::{
     Capabilities, Change, ChangeOp, Committed, Compaction, Engine, Error, IndexValue, Kind,
-    LiveChanges, Mutation, Precondition, Result, Retention, Revision, Scan, StoreName,
-    StoredRecord, check_precondition, commit_time, unique_violation,
+    LiveChanges, Mutation, Result, Retention, Revision, Scan, StoreName, StoredRecord,
 };
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use tokio::sync::{Notify, broadcast};
 
 use crate::config::SqlConfig;
-use crate::driver::{Dialect, Pools, Row, Tx, Value, db_error};
-use crate::schema::{self, column_values, encode, record_columns, scan_sql, table};
+use crate::driver::{Dialect, Pools, Row, Value, db_error};
+use crate::schema::{encode, record_columns, scan_sql, table};
+use datastore_core::group_commit::{CommitQueue, GroupStats, commit_queue};
 use datastore_core::redact_url;
+
+use crate::writer::{MAX_GROUP_POSTGRES, MAX_GROUP_SQLITE, Writer};
 
 /// The table recording this project's migrations (never `_sqlx_migrations`,
 /// so a host service's own migrations cannot collide).
@@ -50,11 +55,10 @@ pub struct SqlEngine {
     dialect: Dialect,
     config: SqlConfig,
     shown_url: String,
-    /// PostgreSQL: the advisory lock key and notification channel of this schema.
-    lock_key: i64,
+    /// PostgreSQL: the notification channel of this schema.
     channel: String,
-    /// SQLite: keeps commit and publication in order within the process.
-    write_lock: tokio::sync::Mutex<()>,
+    /// Commits go to the writer task through this queue.
+    queue: CommitQueue,
     live: Arc<LiveChanges>,
     shutdown: Arc<Notify>,
     closed: AtomicBool,
@@ -81,11 +85,15 @@ fn kind_named(name: &str) -> Option<Kind> {
     Kind::ALL.into_iter().find(|k| k.as_str() == name)
 }
 
-fn micros(t: chrono::DateTime<chrono::Utc>) -> i64 {
+pub(crate) fn micros(t: chrono::DateTime<chrono::Utc>) -> i64 {
     t.timestamp_micros()
 }
 
-fn time(store: StoreName, key: &str, micros: i64) -> Result<chrono::DateTime<chrono::Utc>> {
+pub(crate) fn time(
+    store: StoreName,
+    key: &str,
+    micros: i64,
+) -> Result<chrono::DateTime<chrono::Utc>> {
     chrono::DateTime::from_timestamp_micros(micros).ok_or_else(|| Error::Corrupt {
         store,
         key: key.to_string(),
@@ -186,13 +194,31 @@ impl SqlEngine {
             Pools::Sqlite { .. } => config.url.clone(),
         };
         let live = Arc::new(LiveChanges::new(config.subscriber_buffer));
+        let lock_key = fnv(&namespace) as i64;
+        let channel = format!("datastore_{:016x}", fnv(&namespace));
+        let (queue, jobs) = commit_queue(
+            shown.clone(),
+            match dialect {
+                Dialect::Sqlite => MAX_GROUP_SQLITE,
+                Dialect::Postgres => MAX_GROUP_POSTGRES,
+            },
+        );
+        let writer = Writer {
+            pools: pools.clone(),
+            dialect,
+            retention: config.retention,
+            shown_url: shown.clone(),
+            lock_key,
+            channel: channel.clone(),
+            live: live.clone(),
+        };
+        tokio::spawn(writer.run(jobs));
         let engine = SqlEngine {
             dialect,
-            lock_key: fnv(&namespace) as i64,
-            channel: format!("datastore_{:016x}", fnv(&namespace)),
+            channel,
             pools,
             shown_url: shown,
-            write_lock: tokio::sync::Mutex::new(()),
+            queue,
             live: live.clone(),
             shutdown: Arc::new(Notify::new()),
             closed: AtomicBool::new(false),
@@ -216,6 +242,12 @@ impl SqlEngine {
             ));
         }
         Ok(engine)
+    }
+
+    /// How commits have been grouped since the store was opened (one
+    /// transaction per group).
+    pub fn commit_stats(&self) -> GroupStats {
+        self.queue.stats()
     }
 
     /// The URL, without its password.
@@ -272,311 +304,6 @@ impl SqlEngine {
             )?,
             parent: row.opt_text(offset + 6).map_err(bad)?,
         })
-    }
-
-    /// Revision and first-write time of a record inside the transaction.
-    async fn current(tx: &mut Tx, kind: Kind, key: &str) -> Result<Option<(Revision, i64)>> {
-        let sql = format!(
-            "SELECT revision, stored_created FROM {} WHERE key = ?",
-            table(kind)
-        );
-        let row = tx
-            .fetch_optional(&sql, &[Value::Text(key.to_string())])
-            .await
-            .map_err(|e| db_error(kind.store(), key, e))?;
-        match row {
-            Some(r) => {
-                let bad = |e| db_error(kind.store(), key, e);
-                Ok(Some((
-                    Revision::new(r.int(0).map_err(bad)? as u64),
-                    r.int(1).map_err(bad)?,
-                )))
-            }
-            None => Ok(None),
-        }
-    }
-
-    async fn meta(tx: &mut Tx, name: &str) -> Result<u64> {
-        let row = tx
-            .fetch_optional(
-                "SELECT value FROM ds_meta WHERE name = ?",
-                &[Value::Text(name.into())],
-            )
-            .await
-            .map_err(|e| db_error(StoreName::Datastore, name, e))?;
-        Ok(match row {
-            Some(r) => {
-                r.int(0)
-                    .map_err(|e| db_error(StoreName::Datastore, name, e))? as u64
-            }
-            None => 0,
-        })
-    }
-
-    async fn set_meta(tx: &mut Tx, name: &str, value: u64) -> Result<()> {
-        tx.execute(
-            "UPDATE ds_meta SET value = ? WHERE name = ?",
-            &[Value::Int(value as i64), Value::Text(name.into())],
-        )
-        .await
-        .map_err(|e| db_error(StoreName::Datastore, name, e))?;
-        Ok(())
-    }
-
-    /// Deletes feed entries outside `retention`; returns (removed, compacted_through).
-    async fn cut_feed(tx: &mut Tx, head: u64, retention: &Retention) -> Result<(u64, u64)> {
-        let compacted = Self::meta(tx, "compacted_through").await?;
-        let mut cut = compacted;
-        if let Some(max) = retention.max_changes {
-            cut = cut.max(head.saturating_sub(max));
-        }
-        if let Some(age) = retention
-            .max_age
-            .and_then(|a| chrono::Duration::from_std(a).ok())
-        {
-            let oldest_kept = micros(commit_time() - age);
-            let row = tx
-                .fetch_optional(
-                    "SELECT MAX(seq) FROM ds_changes WHERE at < ?",
-                    &[Value::Int(oldest_kept)],
-                )
-                .await
-                .map_err(|e| db_error(StoreName::Changes, "", e))?;
-            if let Some(seq) = row.and_then(|r| r.opt_int(0).ok().flatten()) {
-                cut = cut.max(seq as u64);
-            }
-        }
-        let cut = cut.min(head);
-        if cut > compacted {
-            tx.execute(
-                "DELETE FROM ds_changes WHERE seq <= ?",
-                &[Value::Int(cut as i64)],
-            )
-            .await
-            .map_err(|e| db_error(StoreName::Changes, "", e))?;
-            Self::set_meta(tx, "compacted_through", cut).await?;
-        }
-        Ok((cut - compacted, cut))
-    }
-
-    async fn begin(&self) -> Result<Tx> {
-        let mut tx = self
-            .pools
-            .begin_write()
-            .await
-            .map_err(|e| db_error(StoreName::Datastore, &self.shown_url, e))?;
-        if self.dialect == Dialect::Postgres {
-            tx.execute(
-                "SELECT pg_advisory_xact_lock(?)",
-                &[Value::Int(self.lock_key)],
-            )
-            .await
-            .map_err(|e| db_error(StoreName::Datastore, &self.shown_url, e))?;
-        }
-        Ok(tx)
-    }
-
-    async fn apply(
-        &self,
-        tx: &mut Tx,
-        mutations: Vec<Mutation>,
-    ) -> Result<(Vec<Committed>, Vec<Change>, u64)> {
-        let now = commit_time();
-        // Reserve this commit's sequence numbers in one statement; a failed
-        // commit rolls the reservation back with everything else.
-        let writes = mutations
-            .iter()
-            .filter(|m| matches!(m, Mutation::Put { .. } | Mutation::Delete { .. }))
-            .count() as u64;
-        let mut head = 0;
-        if writes > 0 {
-            let row = tx
-                .fetch_optional(
-                    "UPDATE ds_meta SET value = value + ? WHERE name = 'head' RETURNING value",
-                    &[Value::Int(writes as i64)],
-                )
-                .await
-                .map_err(|e| db_error(StoreName::Changes, "head", e))?;
-            let reserved = row
-                .map(|r| r.int(0))
-                .transpose()
-                .map_err(|e| db_error(StoreName::Changes, "head", e))?
-                .unwrap_or(0) as u64;
-            head = reserved - writes;
-        }
-        let mut committed = Vec::new();
-        for m in mutations {
-            match m {
-                Mutation::Put {
-                    kind,
-                    key,
-                    body,
-                    index,
-                    precondition,
-                    parent,
-                } => {
-                    let store = kind.store();
-                    // A create needs no read: the primary key refuses an
-                    // existing key (AlreadyExists) and the commit rolls back.
-                    let current = match precondition {
-                        Precondition::MustNotExist => None,
-                        _ => Self::current(tx, kind, &key).await?,
-                    };
-                    check_precondition(kind, &key, precondition, current.map(|c| c.0), false)?;
-                    for e in index.iter().filter(|e| e.unique) {
-                        let def = kind.index(e.index).expect("declared index");
-                        let mut conditions: Vec<String> = def
-                            .fields
-                            .iter()
-                            .map(|f| format!("{} = ?", f.name))
-                            .collect();
-                        conditions.push("key <> ?".into());
-                        let mut args: Vec<Value> = def
-                            .fields
-                            .iter()
-                            .zip(&e.values)
-                            .map(|(f, v)| encode(v, f.ty))
-                            .collect();
-                        args.push(Value::Text(key.clone()));
-                        let sql = format!(
-                            "SELECT key FROM {} WHERE {} LIMIT 1",
-                            table(kind),
-                            conditions.join(" AND ")
-                        );
-                        if tx
-                            .fetch_optional(&sql, &args)
-                            .await
-                            .map_err(|e| db_error(store, &key, e))?
-                            .is_some()
-                        {
-                            return Err(unique_violation(kind, e));
-                        }
-                    }
-                    head += 1;
-                    let body = String::from_utf8(body)
-                        .map_err(|e| Error::invalid(store, &key, "record", e.to_string()))?;
-                    let cols = schema::columns(kind);
-                    let values = column_values(kind, &index);
-                    let created = current.map_or(micros(now), |c| c.1);
-                    if current.is_some() {
-                        let sets: Vec<String> =
-                            cols.iter().map(|(c, _)| format!("{c} = ?")).collect();
-                        let sql = format!(
-                            "UPDATE {} SET revision = ?, stored_updated = ?, body = {}{}{} WHERE key = ?",
-                            table(kind),
-                            self.dialect.body_param(),
-                            if sets.is_empty() { "" } else { ", " },
-                            sets.join(", ")
-                        );
-                        let mut args = vec![
-                            Value::Int(head as i64),
-                            Value::Int(micros(now)),
-                            Value::Text(body),
-                        ];
-                        args.extend(values);
-                        args.push(Value::Text(key.clone()));
-                        tx.execute(&sql, &args)
-                            .await
-                            .map_err(|e| db_error(store, &key, e))?;
-                    } else {
-                        let names: Vec<&str> = cols.iter().map(|(c, _)| *c).collect();
-                        let sql = format!(
-                            "INSERT INTO {} (key, revision, stored_created, stored_updated, body{}{}) VALUES (?, ?, ?, ?, {}{})",
-                            table(kind),
-                            if names.is_empty() { "" } else { ", " },
-                            names.join(", "),
-                            self.dialect.body_param(),
-                            ", ?".repeat(names.len())
-                        );
-                        let mut args = vec![
-                            Value::Text(key.clone()),
-                            Value::Int(head as i64),
-                            Value::Int(created),
-                            Value::Int(micros(now)),
-                            Value::Text(body),
-                        ];
-                        args.extend(values);
-                        tx.execute(&sql, &args)
-                            .await
-                            .map_err(|e| db_error(store, &key, e))?;
-                    }
-                    committed.push(Committed {
-                        kind,
-                        key: key.clone(),
-                        op: ChangeOp::Put,
-                        revision: Revision::new(head),
-                        created: time(store, &key, created)?,
-                        updated: now,
-                        parent: parent.clone(),
-                    });
-                }
-                Mutation::Delete {
-                    kind,
-                    key,
-                    precondition,
-                } => {
-                    let store = kind.store();
-                    let current = Self::current(tx, kind, &key).await?;
-                    check_precondition(kind, &key, precondition, current.map(|c| c.0), true)?;
-                    let created = current.map_or(micros(now), |c| c.1);
-                    tx.execute(
-                        &format!("DELETE FROM {} WHERE key = ?", table(kind)),
-                        &[Value::Text(key.clone())],
-                    )
-                    .await
-                    .map_err(|e| db_error(store, &key, e))?;
-                    head += 1;
-                    committed.push(Committed {
-                        kind,
-                        key: key.clone(),
-                        op: ChangeOp::Delete,
-                        revision: Revision::new(head),
-                        created: time(store, &key, created)?,
-                        updated: now,
-                        parent: None,
-                    });
-                }
-                Mutation::Require {
-                    kind,
-                    key,
-                    precondition,
-                } => {
-                    let current = Self::current(tx, kind, &key).await?;
-                    check_precondition(kind, &key, precondition, current.map(|c| c.0), false)?;
-                }
-                Mutation::RaiseCounter { name, to } => {
-                    tx.execute(
-                        "INSERT INTO ds_counters (name, value) VALUES (?, ?) \
-                         ON CONFLICT (name) DO UPDATE SET value = CASE WHEN excluded.value > ds_counters.value \
-                         THEN excluded.value ELSE ds_counters.value END",
-                        &[Value::Text(name.clone()), Value::Int(to as i64)],
-                    )
-                    .await
-                    .map_err(|e| db_error(StoreName::Runs, &name, e))?;
-                }
-            }
-        }
-        let changes: Vec<Change> = committed.iter().map(Committed::change).collect();
-        for c in &changes {
-            tx.execute(
-                "INSERT INTO ds_changes (seq, kind, key, op, revision, at, parent) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                &[
-                    Value::Int(c.seq as i64),
-                    Value::Text(c.store.as_str().into()),
-                    Value::Text(c.id.clone()),
-                    Value::Text(if c.op == ChangeOp::Delete { "delete" } else { "put" }.into()),
-                    Value::Int(c.revision.get() as i64),
-                    Value::Int(micros(c.at)),
-                    c.parent.clone().map_or(Value::NullText, Value::Text),
-                ],
-            )
-            .await
-            .map_err(|e| db_error(StoreName::Changes, &c.id, e))?;
-        }
-        if writes > 0 && self.config.retention != Retention::FOREVER {
-            Self::cut_feed(tx, head, &self.config.retention).await?;
-        }
-        Ok((committed, changes, head))
     }
 }
 
@@ -741,32 +468,7 @@ impl Engine for SqlEngine {
 
     async fn commit(&self, mutations: Vec<Mutation>) -> Result<Vec<Committed>> {
         self.check_open()?;
-        let _order = match self.dialect {
-            Dialect::Sqlite => Some(self.write_lock.lock().await),
-            Dialect::Postgres => None,
-        };
-        let mut tx = self.begin().await?;
-        let (committed, changes, head) = self.apply(&mut tx, mutations).await?;
-        if self.dialect == Dialect::Postgres && !changes.is_empty() {
-            tx.execute(
-                "SELECT pg_notify(?, ?)",
-                &[
-                    Value::Text(self.channel.clone()),
-                    Value::Text(head.to_string()),
-                ],
-            )
-            .await
-            .map_err(|e| db_error(StoreName::Changes, "", e))?;
-        }
-        tx.commit()
-            .await
-            .map_err(|e| db_error(StoreName::Datastore, &self.shown_url, e))?;
-        // SQLite publishes here, still in commit order under the write lock;
-        // PostgreSQL publishes from the listener, for every process alike.
-        if self.dialect == Dialect::Sqlite {
-            self.live.publish(changes);
-        }
-        Ok(committed)
+        self.queue.commit(mutations).await
     }
 
     async fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<Change>> {
@@ -820,20 +522,7 @@ impl Engine for SqlEngine {
 
     async fn compact(&self, retention: &Retention) -> Result<Compaction> {
         self.check_open()?;
-        let _order = match self.dialect {
-            Dialect::Sqlite => Some(self.write_lock.lock().await),
-            Dialect::Postgres => None,
-        };
-        let mut tx = self.begin().await?;
-        let head = Self::meta(&mut tx, "head").await?;
-        let (removed, compacted_through) = Self::cut_feed(&mut tx, head, retention).await?;
-        tx.commit()
-            .await
-            .map_err(|e| db_error(StoreName::Changes, "", e))?;
-        Ok(Compaction {
-            removed,
-            compacted_through,
-        })
+        self.queue.compact(*retention).await
     }
 
     fn live(&self) -> broadcast::Receiver<Change> {
@@ -857,7 +546,9 @@ impl Engine for SqlEngine {
     }
 
     async fn close(&self) -> Result<()> {
+        // Commits already queued finish; later ones are refused.
         self.closed.store(true, Ordering::Release);
+        let _ = self.queue.flush().await;
         self.live.close();
         self.shutdown.notify_waiters();
         self.shutdown.notify_one();

@@ -20,6 +20,7 @@ mod config;
 mod driver;
 pub mod engine;
 pub mod schema;
+mod writer;
 
 use std::sync::Arc;
 

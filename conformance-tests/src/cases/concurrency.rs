@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use datastore_core::{
-    CollectionKey, Datastore, Error, LogId, Precondition, Profile, ProfileId, Run,
+    Batch, CollectionKey, Datastore, Error, Kind, LogId, Precondition, Profile, ProfileId,
+    RecordId, Revision, Run,
 };
 use tokio::sync::Barrier;
 
@@ -185,4 +186,201 @@ pub async fn must_not_exist_race(ds: Arc<dyn Datastore>) {
         1
     );
     assert!(head.0 >= 1);
+}
+
+/// What one writer expects of one of its commits.
+struct Outcome {
+    /// (kind, id, revision) of every write the commit acknowledged.
+    written: Vec<(Kind, String, Revision)>,
+    /// Profiles a failed commit tried to write: they must not exist.
+    absent: Vec<String>,
+}
+
+/// 32 writers commit at once, round after round (so durable backends gather
+/// them into groups): plain creates that succeed, creates of one contended
+/// id of which exactly one wins, batches whose last op fails on a stale
+/// revision, and batches of a profile and a log entry that succeed. Every
+/// commit gets its own right result; every acknowledged write has exactly
+/// one feed entry with its revision; a failed batch leaves nothing; a batch
+/// is never half applied (its changes are consecutive).
+pub async fn concurrent_commits_keep_their_own_results(ds: Arc<dyn Datastore>) {
+    const WRITERS: usize = 32;
+    const ROUNDS: usize = 8;
+    for w in 0..WRITERS {
+        let mut base = Profile::new(format!("base{w}"));
+        base.id = ProfileId::new(format!("base-{w}"));
+        ds.profiles()
+            .put(base, Precondition::MustNotExist)
+            .await
+            .unwrap();
+    }
+    let start = ds.changes().head().await.unwrap();
+    let barrier = Arc::new(Barrier::new(WRITERS));
+    let mut tasks = Vec::new();
+    for w in 0..WRITERS {
+        let (ds, barrier) = (ds.clone(), barrier.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut outcomes = Vec::new();
+            let mut contended_wins = vec![0usize; ROUNDS];
+            let log = LogId::new(format!("log-{w}"));
+            let mut log_len = 0u64;
+            for (r, wins) in contended_wins.iter_mut().enumerate() {
+                barrier.wait().await;
+                let named = |suffix: &str| {
+                    let mut p = Profile::new(format!("r{r}w{w}{suffix}"));
+                    p.id = ProfileId::new(format!("r{r}-w{w}{suffix}"));
+                    p
+                };
+                match (w + r) % 4 {
+                    0 => {
+                        let p = ds
+                            .profiles()
+                            .put(named(""), Precondition::MustNotExist)
+                            .await
+                            .unwrap_or_else(|e| panic!("writer {w} round {r}: {e}"));
+                        outcomes.push(Outcome {
+                            written: vec![(Kind::Profile, p.value.id.key(), p.revision)],
+                            absent: vec![],
+                        });
+                    }
+                    1 => {
+                        let mut p = named("-c");
+                        p.id = ProfileId::new(format!("r{r}-contended"));
+                        match ds.profiles().put(p, Precondition::MustNotExist).await {
+                            Ok(p) => {
+                                *wins += 1;
+                                outcomes.push(Outcome {
+                                    written: vec![(Kind::Profile, p.value.id.key(), p.revision)],
+                                    absent: vec![],
+                                });
+                            }
+                            Err(Error::AlreadyExists { .. }) => {}
+                            Err(e) => panic!("writer {w} round {r}: unexpected {e}"),
+                        }
+                    }
+                    2 => {
+                        let fresh = named("-a");
+                        let absent = vec![fresh.id.key()];
+                        let mut base = Profile::new(format!("base{w}"));
+                        base.id = ProfileId::new(format!("base-{w}"));
+                        let batch = Batch::new()
+                            .put(fresh, Precondition::MustNotExist)
+                            .put(base, Precondition::MustBeAt(Revision::new(u64::MAX / 2)));
+                        match ds.apply(batch).await {
+                            Err(Error::Conflict { .. }) => {}
+                            other => {
+                                panic!("writer {w} round {r}: expected Conflict, got {other:?}")
+                            }
+                        }
+                        outcomes.push(Outcome {
+                            written: vec![],
+                            absent,
+                        });
+                    }
+                    _ => {
+                        let fresh = named("-b");
+                        let id = fresh.id.key();
+                        let batch = Batch::new()
+                            .put(fresh, Precondition::MustNotExist)
+                            .append_log(log.clone(), log_len, vec![op(&format!("r{r}"))]);
+                        let revs = ds
+                            .apply(batch)
+                            .await
+                            .unwrap_or_else(|e| panic!("writer {w} round {r}: {e}"));
+                        assert_eq!(revs.len(), 2);
+                        assert_eq!(
+                            revs[1].get(),
+                            revs[0].get() + 1,
+                            "a batch's writes are consecutive"
+                        );
+                        outcomes.push(Outcome {
+                            written: vec![
+                                (Kind::Profile, id, revs[0]),
+                                (Kind::Log, log.to_string(), revs[1]),
+                            ],
+                            absent: vec![],
+                        });
+                        log_len += 1;
+                    }
+                }
+            }
+            (outcomes, contended_wins, log_len)
+        }));
+    }
+    let mut outcomes = Vec::new();
+    let mut wins = vec![0usize; ROUNDS];
+    for (w, t) in tasks.into_iter().enumerate() {
+        let (o, won, log_len) = t.await.unwrap();
+        outcomes.extend(o);
+        for (total, n) in wins.iter_mut().zip(won) {
+            *total += n;
+        }
+        assert_eq!(
+            ds.logs()
+                .length(&LogId::new(format!("log-{w}")))
+                .await
+                .unwrap(),
+            log_len,
+            "writer {w}: every acknowledged append is there"
+        );
+    }
+    assert!(
+        wins.iter().all(|&n| n == 1),
+        "exactly one create of the contended id wins each round: {wins:?}"
+    );
+
+    let mut feed = Vec::new();
+    let mut cursor = start;
+    loop {
+        let page = ds.changes().since(cursor, 1000).await.unwrap();
+        let Some(last) = page.last() else { break };
+        cursor = last.cursor();
+        feed.extend(page);
+    }
+    for pair in feed.windows(2) {
+        assert!(pair[0].seq < pair[1].seq, "the feed is in sequence order");
+    }
+    let mut expected: Vec<(u64, Kind)> = outcomes
+        .iter()
+        .flat_map(|o| o.written.iter().map(|(k, _, r)| (r.get(), *k)))
+        .collect();
+    expected.sort_unstable_by_key(|(seq, _)| *seq);
+    let found: Vec<(u64, Kind)> = feed.iter().map(|c| (c.revision.get(), c.store)).collect();
+    assert_eq!(
+        found, expected,
+        "exactly one feed entry per acknowledged write, with its revision, and nothing else"
+    );
+    for c in &feed {
+        assert_eq!(c.seq, c.revision.get());
+    }
+    for o in &outcomes {
+        for (kind, id, revision) in &o.written {
+            if *kind == Kind::Profile {
+                let got = ds
+                    .profiles()
+                    .get(&ProfileId::new(id.clone()))
+                    .await
+                    .unwrap();
+                assert_eq!(got.revision, *revision, "{id} is as written");
+            }
+        }
+        for id in &o.absent {
+            let missing = ds.profiles().get(&ProfileId::new(id.clone())).await;
+            assert!(
+                matches!(missing, Err(Error::NotFound { .. })),
+                "{id}: a failed batch writes nothing, got {missing:?}"
+            );
+        }
+    }
+    for w in 0..WRITERS {
+        let base = ds
+            .profiles()
+            .get(&ProfileId::new(format!("base-{w}")))
+            .await
+            .unwrap();
+        assert!(
+            base.revision.get() <= start.0,
+            "base-{w} was never rewritten"
+        );
+    }
 }

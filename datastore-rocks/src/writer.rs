@@ -1,0 +1,419 @@
+//! The writer thread: group commit off the async runtime.
+//!
+//! Every commit is queued for one thread per database. The thread takes
+//! every commit waiting in the queue as one group, applies them in order
+//! (each sees the ones before it; each keeps its own preconditions), writes
+//! the writes of the commits that succeeded as one `WriteBatch` with one WAL
+//! sync, then publishes their changes and answers each committer. A commit
+//! that fails leaves nothing: its writes are kept aside and only join the
+//! group's batch once all of its mutations succeeded. No tokio worker ever
+//! waits on an fsync; it awaits its answer instead.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use chrono::{DateTime, Utc};
+use datastore_core::group_commit::{PendingCommit, WriteJob, WriteJobs, group_failure};
+use datastore_core::{
+    Change, ChangeOp, Committed, Compaction, Kind, Mutation, Result, Retention, Revision,
+    StoreName, check_precondition, unique_violation,
+};
+use rocksdb::{ReadOptions, WriteBatch};
+
+use crate::engine::{Inner, corrupt, db_error, decode_change};
+use crate::layout::{self, Envelope, Header};
+
+/// The most commits one group takes (a bound on one `WriteBatch`).
+pub(crate) const MAX_GROUP: usize = 1024;
+
+/// One write of a commit, kept aside until the whole commit succeeded.
+enum Op {
+    Put(&'static str, Vec<u8>, Vec<u8>),
+    Delete(&'static str, Vec<u8>),
+}
+
+/// What writes so far have changed, so later mutations see earlier ones:
+/// record headers, unique claims and counters (`None`: deleted or freed).
+#[derive(Default)]
+struct Overlay {
+    records: HashMap<Vec<u8>, Option<Header>>,
+    claims: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    counters: HashMap<String, u64>,
+}
+
+impl Overlay {
+    fn absorb(&mut self, later: Overlay) {
+        self.records.extend(later.records);
+        self.claims.extend(later.claims);
+        self.counters.extend(later.counters);
+    }
+}
+
+/// A commit applied on top of its group so far, not yet part of it.
+struct Applied {
+    ops: Vec<Op>,
+    overlay: Overlay,
+    committed: Vec<Committed>,
+}
+
+/// The writer's state: only the writer thread touches it.
+pub(crate) struct Writer {
+    inner: Arc<Inner>,
+    head: u64,
+    compacted_through: u64,
+}
+
+impl Writer {
+    pub(crate) fn new(inner: Arc<Inner>, head: u64, compacted_through: u64) -> Self {
+        Writer {
+            inner,
+            head,
+            compacted_through,
+        }
+    }
+
+    /// Runs jobs until every queue handle is dropped.
+    pub(crate) fn run(mut self, mut jobs: WriteJobs) {
+        while let Some(job) = jobs.blocking_next() {
+            match job {
+                WriteJob::Group(commits) => self.commit_group(commits),
+                WriteJob::Compact { retention, reply } => {
+                    let _ = reply.send(self.compact(&retention));
+                }
+                WriteJob::Flush { reply } => {
+                    let _ = reply.send(());
+                }
+            }
+        }
+    }
+
+    fn commit_group(&mut self, commits: Vec<PendingCommit>) {
+        let now = datastore_core::commit_time();
+        let mut head = self.head;
+        let mut group = Overlay::default();
+        let mut ops = Vec::new();
+        let mut results = Vec::with_capacity(commits.len());
+        let mut waiting = Vec::with_capacity(commits.len());
+        for mut commit in commits {
+            let mutations = std::mem::take(&mut commit.mutations);
+            let before = head;
+            match self.apply(&group, &mut head, now, mutations) {
+                Ok(applied) => {
+                    ops.extend(applied.ops);
+                    group.absorb(applied.overlay);
+                    results.push(Ok(applied.committed));
+                }
+                Err(e) => {
+                    head = before;
+                    results.push(Err(e));
+                }
+            }
+            waiting.push(commit);
+        }
+        if let Err(e) = self.write(ops, head) {
+            for r in results.iter_mut().filter(|r| r.is_ok()) {
+                *r = Err(group_failure(&e));
+            }
+        }
+        let changes = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .flatten()
+            .map(Committed::change);
+        // Published before anyone is answered, in commit order.
+        self.inner.live.publish(changes);
+        for (commit, result) in waiting.into_iter().zip(results) {
+            commit.finish(result);
+        }
+    }
+
+    /// Writes the group's batch (plus head and retention) with one sync.
+    fn write(&mut self, ops: Vec<Op>, head: u64) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        for op in ops {
+            match op {
+                Op::Put(cf, k, v) => batch.put_cf(self.inner.cf(cf), k, v),
+                Op::Delete(cf, k) => batch.delete_cf(self.inner.cf(cf), k),
+            }
+        }
+        if head != self.head {
+            batch.put_cf(
+                self.inner.cf(layout::META),
+                layout::HEAD,
+                head.to_be_bytes(),
+            );
+        }
+        let cut = self.retention_cut(head, &self.inner.config.retention)?;
+        self.apply_cut(&mut batch, cut);
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.inner
+            .db
+            .write_opt(batch, &self.inner.write_opts())
+            .map_err(|e| db_error(StoreName::Datastore, "", e))?;
+        self.head = head;
+        self.compacted_through = self.compacted_through.max(cut);
+        self.inner.head.store(head, Ordering::Release);
+        Ok(())
+    }
+
+    fn header_at(&self, overlays: [&Overlay; 2], kind: Kind, raw: &[u8]) -> Result<Option<Header>> {
+        for o in overlays {
+            if let Some(h) = o.records.get(raw) {
+                return Ok(h.clone());
+            }
+        }
+        let db = &self.inner.db;
+        match db
+            .get_pinned_cf(self.inner.cf(layout::RECORDS), raw)
+            .map_err(|e| db_error(kind.store(), String::from_utf8_lossy(&raw[1..]), e))?
+        {
+            Some(v) => Envelope::decode(&v)
+                .map(|(h, _)| Some(h))
+                .map_err(|reason| corrupt(kind, raw, reason)),
+            None => Ok(None),
+        }
+    }
+
+    fn claim_at(
+        &self,
+        overlays: [&Overlay; 2],
+        kind: Kind,
+        ukey: &[u8],
+    ) -> Result<Option<Vec<u8>>> {
+        for o in overlays {
+            if let Some(c) = o.claims.get(ukey) {
+                return Ok(c.clone());
+            }
+        }
+        self.inner
+            .db
+            .get_cf(self.inner.cf(layout::INDEXES), ukey)
+            .map_err(|e| db_error(kind.store(), "", e))
+    }
+
+    fn counter_at(&self, overlays: [&Overlay; 2], name: &str) -> Result<u64> {
+        for o in overlays {
+            if let Some(v) = o.counters.get(name) {
+                return Ok(*v);
+            }
+        }
+        self.inner.counter(name)
+    }
+
+    /// Applies one commit's mutations on top of the group so far; its
+    /// writes are returned, not yet written.
+    fn apply(
+        &self,
+        group: &Overlay,
+        head: &mut u64,
+        now: DateTime<Utc>,
+        mutations: Vec<Mutation>,
+    ) -> Result<Applied> {
+        let mut own = Overlay::default();
+        let mut ops = Vec::new();
+        let mut committed = Vec::new();
+        for m in mutations {
+            match m {
+                Mutation::Put {
+                    kind,
+                    key,
+                    body,
+                    index,
+                    precondition,
+                    parent,
+                } => {
+                    let raw = layout::record_key(kind, &key);
+                    let current = self.header_at([&own, group], kind, &raw)?;
+                    check_precondition(
+                        kind,
+                        &key,
+                        precondition,
+                        current.as_ref().map(|h| h.revision),
+                        false,
+                    )?;
+                    if let Some(old) = &current {
+                        drop_index_keys(&mut ops, &mut own, &old.index_keys);
+                    }
+                    for e in index.iter().filter(|e| e.unique) {
+                        let ukey = layout::unique_key(kind, e.index, &e.values);
+                        let holder = self.claim_at([&own, group], kind, &ukey)?;
+                        if holder.is_some_and(|h| h != key.as_bytes()) {
+                            return Err(unique_violation(kind, e));
+                        }
+                        own.claims.insert(ukey, Some(key.as_bytes().to_vec()));
+                    }
+                    let index_keys = layout::owned_index_keys(kind, &key, &index);
+                    for k in &index_keys {
+                        ops.push(Op::Put(layout::INDEXES, k.clone(), key.as_bytes().to_vec()));
+                    }
+                    *head += 1;
+                    let header = Header {
+                        revision: Revision::new(*head),
+                        created: current.as_ref().map_or(now, |h| h.created),
+                        updated: now,
+                        index_keys,
+                    };
+                    ops.push(Op::Put(
+                        layout::RECORDS,
+                        raw.clone(),
+                        Envelope::encode(&header, &body),
+                    ));
+                    committed.push(Committed {
+                        kind,
+                        key,
+                        op: ChangeOp::Put,
+                        revision: header.revision,
+                        created: header.created,
+                        updated: now,
+                        parent,
+                    });
+                    own.records.insert(raw, Some(header));
+                }
+                Mutation::Delete {
+                    kind,
+                    key,
+                    precondition,
+                } => {
+                    let raw = layout::record_key(kind, &key);
+                    let current = self.header_at([&own, group], kind, &raw)?;
+                    check_precondition(
+                        kind,
+                        &key,
+                        precondition,
+                        current.as_ref().map(|h| h.revision),
+                        true,
+                    )?;
+                    let old = current.expect("checked: the record exists");
+                    drop_index_keys(&mut ops, &mut own, &old.index_keys);
+                    ops.push(Op::Delete(layout::RECORDS, raw.clone()));
+                    *head += 1;
+                    committed.push(Committed {
+                        kind,
+                        key,
+                        op: ChangeOp::Delete,
+                        revision: Revision::new(*head),
+                        created: old.created,
+                        updated: now,
+                        parent: None,
+                    });
+                    own.records.insert(raw, None);
+                }
+                Mutation::Require {
+                    kind,
+                    key,
+                    precondition,
+                } => {
+                    let raw = layout::record_key(kind, &key);
+                    let current = self.header_at([&own, group], kind, &raw)?;
+                    check_precondition(
+                        kind,
+                        &key,
+                        precondition,
+                        current.map(|h| h.revision),
+                        false,
+                    )?;
+                }
+                Mutation::RaiseCounter { name, to } => {
+                    if self.counter_at([&own, group], &name)? < to {
+                        ops.push(Op::Put(
+                            layout::META,
+                            layout::counter_key(&name),
+                            to.to_be_bytes().to_vec(),
+                        ));
+                        own.counters.insert(name, to);
+                    }
+                }
+            }
+        }
+        for c in &committed {
+            let change = c.change();
+            let json = serde_json::to_vec(&change).expect("a change serializes");
+            ops.push(Op::Put(
+                layout::FEED,
+                layout::feed_key(change.seq).to_vec(),
+                json,
+            ));
+        }
+        Ok(Applied {
+            ops,
+            overlay: own,
+            committed,
+        })
+    }
+
+    /// The last sequence number outside the retention window (the feed is
+    /// cut through it).
+    fn retention_cut(&self, head: u64, retention: &Retention) -> Result<u64> {
+        let mut cut = self.compacted_through;
+        if let Some(max) = retention.max_changes {
+            cut = cut.max(head.saturating_sub(max));
+        }
+        if let Some(age) = retention
+            .max_age
+            .and_then(|a| chrono::Duration::from_std(a).ok())
+        {
+            let oldest_kept = Utc::now() - age;
+            let mut ro = ReadOptions::default();
+            ro.set_iterate_lower_bound(layout::feed_key(cut + 1).to_vec());
+            let db = &self.inner.db;
+            let mut it = db.raw_iterator_cf_opt(self.inner.cf(layout::FEED), ro);
+            it.seek_to_first();
+            while it.valid() {
+                let change: Change = decode_change(it.value().unwrap_or_default())?;
+                if change.at >= oldest_kept {
+                    break;
+                }
+                cut = change.seq;
+                it.next();
+            }
+        }
+        Ok(cut.min(head))
+    }
+
+    fn apply_cut(&self, batch: &mut WriteBatch, cut: u64) {
+        if cut > self.compacted_through {
+            batch.delete_range_cf(
+                self.inner.cf(layout::FEED),
+                layout::feed_key(self.compacted_through + 1),
+                layout::feed_key(cut + 1),
+            );
+            batch.put_cf(
+                self.inner.cf(layout::META),
+                layout::COMPACTED_THROUGH,
+                cut.to_be_bytes(),
+            );
+        }
+    }
+
+    fn compact(&mut self, retention: &Retention) -> Result<Compaction> {
+        let cut = self.retention_cut(self.head, retention)?;
+        let removed = cut.saturating_sub(self.compacted_through);
+        if removed > 0 {
+            let mut batch = WriteBatch::default();
+            self.apply_cut(&mut batch, cut);
+            self.inner
+                .db
+                .write_opt(batch, &self.inner.write_opts())
+                .map_err(|e| db_error(StoreName::Changes, "", e))?;
+            self.compacted_through = cut;
+        }
+        Ok(Compaction {
+            removed,
+            compacted_through: self.compacted_through,
+        })
+    }
+}
+
+/// Removes a record's index keys: deletes in the batch, freed unique claims
+/// in the overlay.
+fn drop_index_keys(ops: &mut Vec<Op>, overlay: &mut Overlay, keys: &[Vec<u8>]) {
+    for k in keys {
+        ops.push(Op::Delete(layout::INDEXES, k.clone()));
+        if k.first() == Some(&b'u') {
+            overlay.claims.insert(k.clone(), None);
+        }
+    }
+}
