@@ -106,6 +106,8 @@ macro_rules! __with_cases {
                 get_many_keeps_order,
                 revision_grows_across_delete_and_recreate,
                 empty_id_get_is_invalid,
+                rename_carries_into_collection_entries,
+                rename_checks_precondition_and_username,
             },
             keys {
                 put_then_get_with_private_key,
@@ -115,6 +117,9 @@ macro_rules! __with_cases {
                 stale_put_is_conflict,
                 stale_delete_is_conflict,
                 delete_then_missing,
+                id_must_match_public_key,
+                profile_is_fixed,
+                empty_profile_id_in_list_is_invalid,
             },
             workflows {
                 put_then_get,
@@ -127,6 +132,7 @@ macro_rules! __with_cases {
                 stale_delete_is_conflict,
                 empty_owner_is_invalid,
                 moving_init_id_frees_old,
+                owner_is_fixed,
             },
             runs {
                 create_assigns_numbers_and_owner,
@@ -147,6 +153,9 @@ macro_rules! __with_cases {
                 stale_put_is_conflict,
                 stale_delete_is_conflict,
                 get_missing_is_not_found,
+                identity_is_fixed,
+                list_latest_by_status,
+                empty_ids_in_lists_are_invalid,
             },
             collections {
                 put_then_get,
@@ -158,6 +167,12 @@ macro_rules! __with_cases {
                 stale_put_is_conflict,
                 stale_delete_is_conflict,
                 delete_then_get_is_not_found,
+                update_by_init_id_sets_version_fields,
+                update_by_init_id_clears_fields,
+                update_by_init_id_increments_counts,
+                list_by_profile_by_updated,
+                empty_username_or_name_is_invalid,
+                empty_profile_id_in_list_is_invalid,
             },
             logs {
                 append_and_range,

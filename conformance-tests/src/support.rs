@@ -52,9 +52,9 @@ pub async fn run(ds: &Arc<dyn Datastore>, workflow: &Versioned<Workflow>) -> Ver
         .expect("create run")
 }
 
-/// A collection entry.
+/// A collection entry of a dataset owned by `owner`.
 pub fn entry(profile: &str, init: &str, name: &str) -> CollectionEntry {
-    CollectionEntry::new(profile, init, name)
+    CollectionEntry::new(profile, init, "owner", name)
 }
 
 /// A log op with that name.

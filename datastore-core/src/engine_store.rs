@@ -1,6 +1,7 @@
 //! [`EngineStore`]: the typed substores, batches and the feed, built once
 //! over any [`Engine`]. Backends construct it around their engine.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -24,7 +25,7 @@ use crate::records::{
 };
 use crate::revision::{Precondition, Revision, Versioned};
 use crate::stores::{
-    CollectionStore, Datastore, KeyStore, LogStore, ProfileStore, RecordStore, RunStore,
+    CollectionStore, Datastore, KeyStore, LogStore, ProfileStore, RecordStore, Renamed, RunStore,
     WorkflowStore,
 };
 
@@ -57,6 +58,63 @@ struct PreparedPut {
     key: String,
     mutations: Vec<Mutation>,
     references: Vec<Reference>,
+}
+
+/// A batch ready to commit.
+struct PreparedBatch {
+    mutations: Vec<Mutation>,
+    references: Vec<(StoreName, String, Reference)>,
+    /// How many committed writes each op produces, to find its revision.
+    writes_per_op: Vec<usize>,
+    /// Records whose precondition was strengthened by a fixed-field check.
+    pinned: Vec<(Kind, String)>,
+}
+
+/// The precondition a put commits with after its fixed fields were checked.
+struct Pinned {
+    precondition: Precondition,
+    /// True when it is stricter than the caller's, so losing a race against
+    /// another write means checking again, not failing.
+    strengthened: bool,
+}
+
+/// Sets the precondition of a prepared put (its first mutation).
+fn set_precondition(m: &mut Mutation, to: Precondition) {
+    if let Mutation::Put { precondition, .. } = m {
+        *precondition = to;
+    }
+}
+
+/// True when a commit failed on the precondition of this record.
+fn lost_race(e: &Error, kind: Kind, key: &str) -> bool {
+    match e {
+        Error::Conflict { store, key: k, .. }
+        | Error::AlreadyExists { store, key: k }
+        | Error::NotFound { store, key: k } => *store == kind.store() && k == key,
+        _ => false,
+    }
+}
+
+/// `Invalid` naming the first fixed field a put would change.
+fn check_fixed(
+    kind: Kind,
+    key: &str,
+    stored: &[(&'static str, String)],
+    wanted: &[(&'static str, String)],
+) -> Result<()> {
+    for ((field, old), (_, new)) in stored.iter().zip(wanted) {
+        if old != new {
+            return Err(Error::invalid(
+                kind.store(),
+                key,
+                *field,
+                format!(
+                    "is fixed when the record is created: stored {old:?}, this put has {new:?}"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl<E: Engine> EngineStore<E> {
@@ -185,7 +243,40 @@ impl<E: Engine> EngineStore<E> {
         })
     }
 
+    /// A put from a caller: keeps the record's fixed fields (see
+    /// [`EngineStore::pin_fixed`]), retrying when a concurrent write moved
+    /// the record between the check and the commit.
     async fn put_record<R: Record>(
+        &self,
+        mut record: R,
+        precondition: Precondition,
+    ) -> Result<Versioned<R>> {
+        let mut prepared = self.prepare_put(&mut record, precondition)?;
+        let refs: Vec<_> = prepared
+            .references
+            .iter()
+            .map(|r| (R::KIND.store(), prepared.key.clone(), r.clone()))
+            .collect();
+        for _ in 0..RMW_ATTEMPTS {
+            let pinned = self.pin_fixed(&record, &prepared.key, precondition).await?;
+            set_precondition(&mut prepared.mutations[0], pinned.precondition);
+            match self.commit(prepared.mutations.clone(), &refs).await {
+                Err(e) if pinned.strengthened && lost_race(&e, R::KIND, &prepared.key) => {
+                    tokio::task::yield_now().await;
+                }
+                result => return Self::versioned(record, prepared.key, result?),
+            }
+        }
+        Err(Error::Unavailable {
+            store: R::KIND.store(),
+            key: prepared.key,
+            source: "too much contention writing the record".into(),
+        })
+    }
+
+    /// A put of a record derived from the stored one (run numbers, events,
+    /// patches): its fixed fields are the stored ones by construction.
+    async fn write_derived<R: Record>(
         &self,
         mut record: R,
         precondition: Precondition,
@@ -196,18 +287,48 @@ impl<E: Engine> EngineStore<E> {
             .into_iter()
             .map(|r| (R::KIND.store(), prepared.key.clone(), r))
             .collect();
-        let committed = self.commit(prepared.mutations, &refs).await?;
+        let committed = self.commit(prepared.mutations, &refs).await;
+        Self::versioned(record, prepared.key, committed?)
+    }
+
+    fn versioned<R: Record>(
+        value: R,
+        key: String,
+        committed: Vec<Committed>,
+    ) -> Result<Versioned<R>> {
         let c = committed.into_iter().next().ok_or_else(|| Error::Backend {
             store: R::KIND.store(),
-            key: prepared.key,
+            key,
             source: "commit reported no write".into(),
         })?;
         Ok(Versioned {
-            value: record,
+            value,
             revision: c.revision,
             created: c.created,
             updated: c.updated,
         })
+    }
+
+    /// Checks that a put keeps the fixed fields of the stored record (see
+    /// [`Record::fixed_fields`]) and returns the precondition that makes the
+    /// commit fail if the record changes after the check: the revision
+    /// checked (or must-not-exist when there was none), marked
+    /// `strengthened` when that is stricter than the caller's. Kinds without
+    /// fixed fields read nothing.
+    async fn pin_fixed<R: Record>(
+        &self,
+        record: &R,
+        key: &str,
+        precondition: Precondition,
+    ) -> Result<Pinned> {
+        let fixed = record.fixed_fields();
+        if fixed.is_empty() {
+            return Ok(Pinned {
+                precondition,
+                strengthened: false,
+            });
+        }
+        self.pin_stored(R::KIND, key, &fixed, precondition).await
     }
 
     async fn get_record<R: Record>(&self, id: &R::Id) -> Result<Versioned<R>> {
@@ -322,6 +443,26 @@ impl<E: Engine> EngineStore<E> {
         Ok(Page { items, next })
     }
 
+    /// Every record a filter selects, read page by page.
+    async fn all_records<R: Record>(&self, filter: R::Filter) -> Result<Vec<Versioned<R>>> {
+        let mut out = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self
+                .list_records(
+                    Query::<R>::new(filter.clone())
+                        .limit(crate::query::MAX_PAGE_LIMIT)
+                        .after(cursor),
+                )
+                .await?;
+            out.extend(page.items);
+            cursor = page.next;
+            if cursor.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
     /// The first record of an index prefix, or `NotFound` naming `key`.
     async fn first_by_index<R: Record>(
         &self,
@@ -341,6 +482,161 @@ impl<E: Engine> EngineStore<E> {
             Some(s) => Self::decode(s),
             None => Err(Error::not_found(R::KIND.store(), key)),
         }
+    }
+
+    /// Validates every op of a batch and turns it into one commit's
+    /// mutations. A put of a kind with fixed fields is checked against the
+    /// same record put earlier in the batch, or else the stored one (and
+    /// pinned to the revision checked).
+    async fn prepare_batch(&self, batch: Batch) -> Result<PreparedBatch> {
+        let mut out = PreparedBatch {
+            mutations: Vec::new(),
+            references: Vec::new(),
+            writes_per_op: Vec::with_capacity(batch.ops.len()),
+            pinned: Vec::new(),
+        };
+        // Fixed fields of records put earlier in this batch.
+        let mut earlier: HashMap<(Kind, String), Vec<(&'static str, String)>> = HashMap::new();
+        for op in batch.ops {
+            match op {
+                BatchOp::Put {
+                    record,
+                    precondition,
+                } => {
+                    let kind = record.kind();
+                    let (mut prepared, fixed) = match record {
+                        AnyRecord::Profile(mut r) => self.prepare_fixed(&mut r, precondition)?,
+                        AnyRecord::Workflow(mut r) => self.prepare_fixed(&mut r, precondition)?,
+                        AnyRecord::Run(mut r) => self.prepare_fixed(&mut r, precondition)?,
+                        AnyRecord::Key(mut r) => self.prepare_fixed(&mut r, precondition)?,
+                        AnyRecord::Collection(mut r) => self.prepare_fixed(&mut r, precondition)?,
+                    };
+                    if !fixed.is_empty() {
+                        let slot = (kind, prepared.key.clone());
+                        match earlier.get(&slot) {
+                            Some(before) => check_fixed(kind, &prepared.key, before, &fixed)?,
+                            None => {
+                                let pinned = self
+                                    .pin_stored(kind, &prepared.key, &fixed, precondition)
+                                    .await?;
+                                set_precondition(&mut prepared.mutations[0], pinned.precondition);
+                                if pinned.strengthened {
+                                    out.pinned.push(slot.clone());
+                                }
+                            }
+                        }
+                        earlier.insert(slot, fixed);
+                    }
+                    out.mutations.append(&mut prepared.mutations);
+                    out.references.extend(
+                        prepared
+                            .references
+                            .into_iter()
+                            .map(|r| (kind.store(), prepared.key.clone(), r)),
+                    );
+                    out.writes_per_op.push(1);
+                }
+                BatchOp::Delete {
+                    kind,
+                    key,
+                    precondition,
+                } => {
+                    if kind == Kind::Log {
+                        return Err(Error::invalid(
+                            StoreName::Batch,
+                            key,
+                            "kind",
+                            "log entries are never deleted one by one; remove the whole log",
+                        ));
+                    }
+                    crate::ids::check_id("key", key.split('/').next().unwrap_or_default())
+                        .map_err(|e| e.into_error(kind.store(), key.clone()))?;
+                    earlier.remove(&(kind, key.clone()));
+                    out.mutations
+                        .push(Self::delete_mutation(kind, key, precondition)?);
+                    out.writes_per_op.push(1);
+                }
+                BatchOp::AppendLog {
+                    log_id,
+                    expected_len,
+                    ops,
+                } => {
+                    let (mut m, entries) = self.prepare_append(&log_id, expected_len, ops)?;
+                    out.mutations.append(&mut m);
+                    out.writes_per_op.push(entries.len());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// [`EngineStore::prepare_put`], plus the record's fixed fields.
+    fn prepare_fixed<R: Record>(
+        &self,
+        record: &mut R,
+        precondition: Precondition,
+    ) -> Result<(PreparedPut, Vec<(&'static str, String)>)> {
+        let prepared = self.prepare_put(record, precondition)?;
+        Ok((prepared, record.fixed_fields()))
+    }
+
+    /// [`EngineStore::pin_fixed`] for a record known by kind, key and fixed
+    /// fields (a batch's records are not typed).
+    async fn pin_stored(
+        &self,
+        kind: Kind,
+        key: &str,
+        fixed: &[(&'static str, String)],
+        precondition: Precondition,
+    ) -> Result<Pinned> {
+        fn stored_fixed<R: Record>(body: &[u8]) -> Option<Vec<(&'static str, String)>> {
+            serde_json::from_slice::<R>(body)
+                .ok()
+                .map(|r| r.fixed_fields())
+        }
+        let unchanged = Pinned {
+            precondition,
+            strengthened: false,
+        };
+        if precondition == Precondition::MustNotExist {
+            return Ok(unchanged);
+        }
+        let Some(stored) = self
+            .engine
+            .get(kind, &[key.to_string()])
+            .await?
+            .pop()
+            .flatten()
+        else {
+            return Ok(match precondition {
+                Precondition::Any => Pinned {
+                    precondition: Precondition::MustNotExist,
+                    strengthened: true,
+                },
+                _ => unchanged,
+            });
+        };
+        let before = match kind {
+            Kind::Run => stored_fixed::<Run>(&stored.body),
+            Kind::Workflow => stored_fixed::<Workflow>(&stored.body),
+            Kind::Key => stored_fixed::<Key>(&stored.body),
+            Kind::Profile => stored_fixed::<Profile>(&stored.body),
+            Kind::Collection => stored_fixed::<CollectionEntry>(&stored.body),
+            Kind::Log => stored_fixed::<LogEntry>(&stored.body),
+        }
+        .ok_or_else(|| Error::Corrupt {
+            store: kind.store(),
+            key: key.to_string(),
+            reason: "the stored record does not decode".into(),
+        })?;
+        check_fixed(kind, key, &before, fixed)?;
+        Ok(match precondition {
+            Precondition::Any | Precondition::MustExist => Pinned {
+                precondition: Precondition::MustBeAt(stored.revision),
+                strengthened: true,
+            },
+            _ => unchanged,
+        })
     }
 
     fn log_entry_key(log: &LogId, seq: u64) -> String {
@@ -469,6 +765,78 @@ impl<E: Engine> ProfileStore for EngineStore<E> {
         )
         .await
     }
+
+    async fn rename(
+        &self,
+        id: &ProfileId,
+        username: &str,
+        precondition: Precondition,
+    ) -> Result<Renamed> {
+        if precondition == Precondition::MustNotExist {
+            return Err(Error::invalid(
+                StoreName::Profiles,
+                id.as_str(),
+                "precondition",
+                "must-not-exist makes no sense for a rename",
+            ));
+        }
+        for _ in 0..RMW_ATTEMPTS {
+            let current: Versioned<Profile> = self.get_record(id).await?;
+            if let Precondition::MustBeAt(want) = precondition
+                && current.revision != want
+            {
+                return Err(Error::Conflict {
+                    store: StoreName::Profiles,
+                    key: id.to_string(),
+                    expected: precondition,
+                    found: Some(current.revision),
+                });
+            }
+            let old = current.value.username.clone();
+            let mut renamed = current.value.clone();
+            renamed.username = username.to_string();
+            let mut prepared =
+                self.prepare_put(&mut renamed, Precondition::MustBeAt(current.revision))?;
+            let mut mutations = std::mem::take(&mut prepared.mutations);
+            let mut entries = Vec::new();
+            if old != username {
+                entries = self
+                    .all_records::<CollectionEntry>(CollectionFilter::Username(old))
+                    .await?;
+                for entry in &mut entries {
+                    entry.value.username = username.to_string();
+                    let expect = entry.expect();
+                    mutations.append(&mut self.prepare_put(&mut entry.value, expect)?.mutations);
+                }
+            }
+            let committed = match self.commit(mutations, &[]).await {
+                Err(Error::Conflict { .. } | Error::NotFound { .. }) => {
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                other => other?,
+            };
+            let mut written = committed.into_iter();
+            let profile =
+                Self::versioned(renamed, prepared.key, written.by_ref().take(1).collect())?;
+            let entries = entries
+                .into_iter()
+                .zip(written)
+                .map(|(e, c)| Versioned {
+                    value: e.value,
+                    revision: c.revision,
+                    created: c.created,
+                    updated: c.updated,
+                })
+                .collect();
+            return Ok(Renamed { profile, entries });
+        }
+        Err(Error::Unavailable {
+            store: StoreName::Profiles,
+            key: id.to_string(),
+            source: "too much contention renaming the profile".into(),
+        })
+    }
 }
 
 #[async_trait]
@@ -527,7 +895,7 @@ impl<E: Engine> RunStore for EngineStore<E> {
         for _ in 0..RMW_ATTEMPTS {
             run.number = self.engine.counter(&counter).await? + 1;
             match self
-                .put_record(run.clone(), Precondition::MustNotExist)
+                .write_derived(run.clone(), Precondition::MustNotExist)
                 .await
             {
                 // Another create took this number first: take the next one.
@@ -600,6 +968,72 @@ impl<E: Engine> RunStore for EngineStore<E> {
         .await
     }
 
+    async fn list_latest_by_status(
+        &self,
+        status: RunStatus,
+        page: PageRequest,
+    ) -> Result<Page<Versioned<Run>>> {
+        /// Workflows read per scan.
+        const WORKFLOWS_PER_SCAN: usize = 100;
+        let cursor_key = page
+            .cursor
+            .as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_default();
+        let invalid = |e: FieldError| e.into_error(StoreName::Runs, cursor_key.clone());
+        check_limit(page.limit).map_err(invalid)?;
+        // Cursors of this list are positions among workflows, told apart
+        // from other lists' by a plan of their own.
+        let plan =
+            crate::record::Plan::index("latest_by_status", vec![IndexValue::str(status.as_str())]);
+        let fingerprint = query_fingerprint(Kind::Run, &plan, Direction::Asc);
+        let mut after = match &page.cursor {
+            Some(c) => Some(decode_cursor(c, fingerprint).map_err(invalid)?),
+            None => None,
+        };
+        let mut items = Vec::new();
+        loop {
+            let scan = Scan {
+                index: None,
+                prefix: Vec::new(),
+                after: after.clone(),
+                direction: Direction::Asc,
+                limit: WORKFLOWS_PER_SCAN,
+            };
+            let workflows = self.engine.scan(Kind::Workflow, &scan).await?;
+            let exhausted = workflows.len() < WORKFLOWS_PER_SCAN;
+            for w in workflows {
+                let latest = Scan {
+                    index: Some("workflow_number"),
+                    prefix: vec![IndexValue::str(w.key.as_str())],
+                    after: None,
+                    direction: Direction::Desc,
+                    limit: 1,
+                };
+                after = Some(Position {
+                    values: Vec::new(),
+                    id: w.key,
+                });
+                if let Some(run) = self.engine.scan(Kind::Run, &latest).await?.pop() {
+                    let run: Versioned<Run> = Self::decode(run)?;
+                    if run.value.status == status {
+                        items.push(run);
+                        if items.len() == page.limit as usize {
+                            let at = after.as_ref().expect("set above");
+                            return Ok(Page {
+                                items,
+                                next: Some(encode_cursor(fingerprint, at)),
+                            });
+                        }
+                    }
+                }
+            }
+            if exhausted {
+                return Ok(Page { items, next: None });
+            }
+        }
+    }
+
     async fn append_event(
         &self,
         run: &RunId,
@@ -630,7 +1064,7 @@ impl<E: Engine> RunStore for EngineStore<E> {
             };
             target.output.push(event.clone());
             match self
-                .put_record(current.value, Precondition::MustBeAt(current.revision))
+                .write_derived(current.value, Precondition::MustBeAt(current.revision))
                 .await
             {
                 Err(Error::Conflict { .. }) => tokio::task::yield_now().await,
@@ -681,36 +1115,28 @@ impl<E: Engine> CollectionStore for EngineStore<E> {
         init_id
             .check("init_id")
             .map_err(|e| e.into_error(StoreName::Collections, init_id.as_str()))?;
-        'attempt: for _ in 0..RMW_ATTEMPTS {
+        for _ in 0..RMW_ATTEMPTS {
             let mut changed = Vec::new();
             let mut mutations = Vec::new();
-            let mut cursor = None;
-            loop {
-                let page = self
-                    .list_records(
-                        Query::<CollectionEntry>::new(CollectionFilter::InitId(init_id.clone()))
-                            .limit(crate::query::MAX_PAGE_LIMIT)
-                            .after(cursor),
-                    )
-                    .await?;
-                for mut entry in page.items {
-                    if patch.apply(&mut entry.value) {
-                        let expect = entry.expect();
-                        let mut prepared = self.prepare_put(&mut entry.value, expect)?;
-                        mutations.append(&mut prepared.mutations);
-                        changed.push(entry.value);
-                    }
-                }
-                cursor = page.next;
-                if cursor.is_none() {
-                    break;
+            let entries = self
+                .all_records::<CollectionEntry>(CollectionFilter::InitId(init_id.clone()))
+                .await?;
+            for mut entry in entries {
+                if patch.apply(&mut entry.value) {
+                    let expect = entry.expect();
+                    let mut prepared = self.prepare_put(&mut entry.value, expect)?;
+                    mutations.append(&mut prepared.mutations);
+                    changed.push(entry.value);
                 }
             }
             if mutations.is_empty() {
                 return Ok(Vec::new());
             }
             let committed = match self.commit(mutations, &[]).await {
-                Err(Error::Conflict { .. } | Error::NotFound { .. }) => continue 'attempt,
+                Err(Error::Conflict { .. } | Error::NotFound { .. }) => {
+                    tokio::task::yield_now().await;
+                    continue;
+                }
                 other => other?,
             };
             return Ok(changed
@@ -911,70 +1337,33 @@ impl<E: Engine> Datastore for EngineStore<E> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let mut mutations = Vec::new();
-        let mut references = Vec::new();
-        // How many committed writes each op produces, to find its revision.
-        let mut writes_per_op = Vec::with_capacity(batch.ops.len());
-        for op in batch.ops {
-            match op {
-                BatchOp::Put {
-                    record,
-                    precondition,
-                } => {
-                    let kind = record.kind();
-                    let mut prepared = match record {
-                        AnyRecord::Profile(mut r) => self.prepare_put(&mut r, precondition)?,
-                        AnyRecord::Workflow(mut r) => self.prepare_put(&mut r, precondition)?,
-                        AnyRecord::Run(mut r) => self.prepare_put(&mut r, precondition)?,
-                        AnyRecord::Key(mut r) => self.prepare_put(&mut r, precondition)?,
-                        AnyRecord::Collection(mut r) => self.prepare_put(&mut r, precondition)?,
-                    };
-                    mutations.append(&mut prepared.mutations);
-                    references.extend(
-                        prepared
-                            .references
-                            .into_iter()
-                            .map(|r| (kind.store(), prepared.key.clone(), r)),
-                    );
-                    writes_per_op.push(1);
+        for _ in 0..RMW_ATTEMPTS {
+            let prepared = self.prepare_batch(batch.clone()).await?;
+            let committed = match self.commit(prepared.mutations, &prepared.references).await {
+                Err(e)
+                    if prepared
+                        .pinned
+                        .iter()
+                        .any(|(kind, key)| lost_race(&e, *kind, key)) =>
+                {
+                    tokio::task::yield_now().await;
+                    continue;
                 }
-                BatchOp::Delete {
-                    kind,
-                    key,
-                    precondition,
-                } => {
-                    if kind == Kind::Log {
-                        return Err(Error::invalid(
-                            StoreName::Batch,
-                            key,
-                            "kind",
-                            "log entries are never deleted one by one; remove the whole log",
-                        ));
-                    }
-                    crate::ids::check_id("key", key.split('/').next().unwrap_or_default())
-                        .map_err(|e| e.into_error(kind.store(), key.clone()))?;
-                    mutations.push(Self::delete_mutation(kind, key, precondition)?);
-                    writes_per_op.push(1);
-                }
-                BatchOp::AppendLog {
-                    log_id,
-                    expected_len,
-                    ops,
-                } => {
-                    let (mut m, entries) = self.prepare_append(&log_id, expected_len, ops)?;
-                    mutations.append(&mut m);
-                    writes_per_op.push(entries.len());
-                }
+                other => other?,
+            };
+            let mut revisions = Vec::with_capacity(prepared.writes_per_op.len());
+            let mut at = 0;
+            for n in prepared.writes_per_op {
+                at += n;
+                revisions.push(committed[at - 1].revision);
             }
+            return Ok(revisions);
         }
-        let committed = self.commit(mutations, &references).await?;
-        let mut revisions = Vec::with_capacity(writes_per_op.len());
-        let mut at = 0;
-        for n in writes_per_op {
-            at += n;
-            revisions.push(committed[at - 1].revision);
-        }
-        Ok(revisions)
+        Err(Error::Unavailable {
+            store: StoreName::Batch,
+            key: String::new(),
+            source: "too much contention writing the batch".into(),
+        })
     }
 
     fn capabilities(&self) -> Capabilities {

@@ -122,9 +122,27 @@ string_id!(
     RunId
 );
 string_id!(
-    /// Identifies a key pair.
+    /// Identifies a key pair: derived from its public key (see
+    /// [`KeyId::for_public_key`]).
     KeyId
 );
+
+impl KeyId {
+    /// The id of the key pair with this encoded public key: `key-` and the
+    /// first 20 bytes of the SHA-256 of the public key, in hex. A key is
+    /// stored under this id and no other, so an id names one public key
+    /// (as Qri's key ids are hashes of their public keys).
+    pub fn for_public_key(public_key: &str) -> KeyId {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(public_key.as_bytes());
+        let mut id = String::with_capacity(44);
+        id.push_str("key-");
+        for b in &digest[..20] {
+            id.push_str(&format!("{b:02x}"));
+        }
+        KeyId(id)
+    }
+}
 string_id!(
     /// Identifies a dataset by its initialization (stable across versions).
     InitId

@@ -62,8 +62,8 @@ pub use records::*;
 pub use redact::redact_url;
 pub use revision::{Precondition, Revision, Versioned};
 pub use stores::{
-    CollectionStore, Datastore, KeyStore, LogStore, ProfileStore, RecordStore, RunStore, Substore,
-    WorkflowStore,
+    CollectionStore, Datastore, KeyStore, LogStore, ProfileStore, RecordStore, Renamed, RunStore,
+    Substore, WorkflowStore,
 };
 
 #[cfg(feature = "mock")]

@@ -13,7 +13,7 @@ use crate::records::{
 };
 use crate::revision::{Precondition, Revision, Versioned};
 use crate::stores::{
-    CollectionStore, KeyStore, ProfileStore, RecordStore, RunStore, WorkflowStore,
+    CollectionStore, KeyStore, ProfileStore, RecordStore, Renamed, RunStore, WorkflowStore,
 };
 
 mockall::mock! {
@@ -32,6 +32,7 @@ mockall::mock! {
     #[async_trait]
     impl ProfileStore for ProfileStore {
         async fn get_by_username(&self, username: &str) -> Result<Versioned<Profile>>;
+        async fn rename(&self, id: &ProfileId, username: &str, precondition: Precondition) -> Result<Renamed>;
     }
 }
 
@@ -76,6 +77,7 @@ mockall::mock! {
         async fn latest(&self, workflow: &WorkflowId) -> Result<Versioned<Run>>;
         async fn count(&self, workflow: &WorkflowId) -> Result<u64>;
         async fn list_by_owner_and_status(&self, owner: &ProfileId, status: RunStatus, page: PageRequest) -> Result<Page<Versioned<Run>>>;
+        async fn list_latest_by_status(&self, status: RunStatus, page: PageRequest) -> Result<Page<Versioned<Run>>>;
         async fn append_event(&self, run: &RunId, step: usize, event: RunEvent) -> Result<Versioned<Run>>;
     }
 }

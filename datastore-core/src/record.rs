@@ -257,6 +257,14 @@ pub trait Record:
     fn counters(&self) -> Vec<(String, u64)> {
         Vec::new()
     }
+
+    /// Fields fixed when the record is created, with their values: a put
+    /// that would change one of them on a stored record is `Invalid` naming
+    /// the field (a run cannot move to another workflow). Fields that make
+    /// up the id need not be listed: changing them names another record.
+    fn fixed_fields(&self) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
 }
 
 /// The kinds written through the generic get/put/delete/list path

@@ -44,6 +44,26 @@ pub trait RecordStore<R: Editable>: Send + Sync {
 pub trait ProfileStore: RecordStore<Profile> {
     /// The profile with that username, or `NotFound`.
     async fn get_by_username(&self, username: &str) -> Result<Versioned<Profile>>;
+
+    /// Changes a profile's username and, in the same atomic write, the
+    /// username of every collection entry that copies it (entries of
+    /// datasets it owns, in any profile's collection). The precondition
+    /// applies to the profile.
+    async fn rename(
+        &self,
+        id: &ProfileId,
+        username: &str,
+        precondition: Precondition,
+    ) -> Result<Renamed>;
+}
+
+/// What [`ProfileStore::rename`] wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Renamed {
+    /// The profile with its new username.
+    pub profile: Versioned<Profile>,
+    /// The collection entries that now carry it.
+    pub entries: Vec<Versioned<CollectionEntry>>,
 }
 
 /// Workflows: at most one per dataset (init id).
@@ -88,6 +108,16 @@ pub trait RunStore: RecordStore<Run> {
     async fn list_by_owner_and_status(
         &self,
         owner: &ProfileId,
+        status: RunStatus,
+        page: PageRequest,
+    ) -> Result<Page<Versioned<Run>>>;
+
+    /// The latest run of each workflow, where that run is in `status`
+    /// (Qri's `ListByStatus`), in workflow id order. A page looks at
+    /// workflows until it holds `limit` runs; `next` is set while workflows
+    /// remain to look at, so the last page can be empty.
+    async fn list_latest_by_status(
+        &self,
         status: RunStatus,
         page: PageRequest,
     ) -> Result<Page<Versioned<Run>>>;

@@ -256,6 +256,7 @@ impl Resource for CollectionEntry {
                 ("key", CollectionOrder::Key),
                 ("name", CollectionOrder::Name),
                 ("commit_time", CollectionOrder::CommitTime),
+                ("updated", CollectionOrder::Updated),
             ],
         )?;
         Ok((filter, order))

@@ -77,6 +77,22 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
+/// GETs one after another from a client of their own (a thread and runtime
+/// apart from the writers' clients, so they do not queue behind them),
+/// timing each; sorted.
+fn reader(base: &str, n: usize) -> Vec<Duration> {
+    let base = base.to_string();
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(timed_gets(&reqwest::Client::new(), &base, n))
+    })
+    .join()
+    .unwrap()
+}
+
 /// GETs one after another, timing each.
 async fn timed_gets(http: &reqwest::Client, base: &str, n: usize) -> Vec<Duration> {
     let mut took = Vec::with_capacity(n);
@@ -134,7 +150,7 @@ fn get_latency_while_32_clients_write_on_rocksdb() {
                 .unwrap();
             assert!(r.status().is_success());
         }
-        let idle = timed_gets(&http, &base, GETS).await;
+        let idle = reader(&base, GETS);
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let writing = Instant::now();
         let writers: Vec<_> = (0..WRITERS)
@@ -160,7 +176,7 @@ fn get_latency_while_32_clients_write_on_rocksdb() {
             .collect();
         // Let the writers get going before measuring.
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let loaded = timed_gets(&http, &base, GETS).await;
+        let loaded = reader(&base, GETS);
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let mut written = 0;
         for w in writers {

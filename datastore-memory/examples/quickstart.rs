@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use datastore_core::{
     CollectionEntry, CollectionOrder, CollectionPatch, Datastore, FeedCursor, FeedEvent, LogOp,
-    PageRequest, Precondition, Profile, Result, Run, RunEvent, RunStatus, StepRun, Workflow,
+    PageRequest, Patch, Precondition, Profile, Result, Run, RunEvent, RunStatus, StepRun, Workflow,
 };
 use futures::StreamExt;
 
@@ -52,8 +52,7 @@ async fn main() -> Result<()> {
         .workflows()
         .put(workflow, Precondition::MustNotExist)
         .await?;
-    let mut entry = CollectionEntry::new(alice.value.id.clone(), "weather-init", "weather");
-    entry.username = "alice".into();
+    let entry = CollectionEntry::new(alice.value.id.clone(), "weather-init", "alice", "weather");
     ds.collections().put(entry, Precondition::Any).await?;
 
     println!("running the workflow three times");
@@ -88,8 +87,8 @@ async fn main() -> Result<()> {
             .update_by_init_id(
                 &"weather-init".into(),
                 CollectionPatch {
-                    run_id: Some(done.value.id.clone()),
-                    run_status: Some(done.value.status),
+                    run_id: Patch::Set(done.value.id.clone()),
+                    run_status: Patch::Set(done.value.status),
                     ..CollectionPatch::default()
                 },
             )

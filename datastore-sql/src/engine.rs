@@ -2,10 +2,10 @@
 //!
 //! Commits go to a writer task (see `writer.rs`) that makes every commit
 //! waiting at that moment durable in one transaction (group commit), each
-//! under a savepoint of its own. The transaction holds the store's write
-//! lock for its whole length: `BEGIN IMMEDIATE` on SQLite's single writer
-//! connection, a transaction-scoped advisory lock (`pg_advisory_xact_lock`)
-//! on PostgreSQL. Feed sequence numbers are handed out inside that lock, so
+//! failing alone (with a savepoint per commit when a failure left writes
+//! behind). The transaction holds the store's write lock for its whole
+//! length: `BEGIN IMMEDIATE` on SQLite's single writer connection, the row
+//! lock of the head in `ds_meta` on PostgreSQL. Feed sequence numbers are handed out inside that lock, so
 //! sequence order is commit order on both databases and a reader of
 //! `seq > cursor` can never miss a change that commits later with a smaller
 //! number (serialized append; the proof is in docs/architecture.md). On
@@ -194,7 +194,6 @@ impl SqlEngine {
             Pools::Sqlite { .. } => config.url.clone(),
         };
         let live = Arc::new(LiveChanges::new(config.subscriber_buffer));
-        let lock_key = fnv(&namespace) as i64;
         let channel = format!("datastore_{:016x}", fnv(&namespace));
         let (queue, jobs) = commit_queue(
             shown.clone(),
@@ -208,10 +207,10 @@ impl SqlEngine {
             dialect,
             retention: config.retention,
             shown_url: shown.clone(),
-            lock_key,
             channel: channel.clone(),
             live: live.clone(),
         };
+        writer.reindex().await?;
         tokio::spawn(writer.run(jobs));
         let engine = SqlEngine {
             dialect,

@@ -19,6 +19,7 @@
 mod config;
 mod driver;
 pub mod engine;
+mod reindex;
 pub mod schema;
 mod writer;
 

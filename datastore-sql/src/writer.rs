@@ -3,12 +3,13 @@
 //! Every commit is queued for one writer task per store (per process). The
 //! task takes every commit waiting at that moment as one group and makes
 //! it durable in one transaction: `BEGIN IMMEDIATE` on SQLite's writer
-//! connection, or `BEGIN` and the store's advisory lock on PostgreSQL. Each
-//! commit of a group runs under a `SAVEPOINT`, so a commit whose
-//! precondition fails is rolled back alone and the others land. The feed
-//! rows of the group, the head and the retention cut are written once, at
-//! the end, and the transaction commits with one sync. Only then is each
-//! committer answered (and, on SQLite, the changes published in order).
+//! connection, or `BEGIN` and the row lock of the store's head on
+//! PostgreSQL. A commit whose precondition fails fails alone and the others
+//! land; one that fails after writing sends the group round again with a
+//! `SAVEPOINT` per commit (see [`Writer::run_group`]). The feed rows of the
+//! group, the head and the retention cut are written once, at the end, and
+//! the transaction commits with one sync. Only then is each committer
+//! answered (and, on SQLite, the changes published in order).
 //!
 //! Sequence numbers are handed out inside the lock, so sequence order is
 //! commit order across every process (serialized append, see
@@ -20,13 +21,14 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use datastore_core::group_commit::{PendingCommit, WriteJob, WriteJobs, group_failure};
 use datastore_core::{
-    Change, ChangeOp, Committed, Compaction, Error, LiveChanges, Mutation, Precondition, Result,
-    Retention, Revision, StoreName, check_precondition, commit_time, unique_violation,
+    Change, ChangeOp, Committed, Compaction, Error, IndexEntry, LiveChanges, Mutation,
+    Precondition, Result, Retention, Revision, StoreName, check_precondition, commit_time,
+    unique_violation,
 };
 
 use crate::driver::{Dialect, Pools, Tx, Value, db_error};
 use crate::engine::{micros, time};
-use crate::schema::{self, column_values, encode, table};
+use crate::schema::{self, column_values, table};
 use datastore_core::Kind;
 
 /// The most commits in one PostgreSQL group. Each savepoint that writes is
@@ -38,13 +40,15 @@ pub(crate) const MAX_GROUP_SQLITE: usize = 512;
 /// Feed rows per multi-row insert (7 parameters each).
 const FEED_ROWS_PER_INSERT: usize = 500;
 
+/// Each commit's result, and the changes of those that landed.
+type GroupOutcome = (Vec<Result<Vec<Committed>>>, Vec<Change>);
+
 /// What the writer task owns: the pools, and how to lock and notify.
 pub(crate) struct Writer {
     pub(crate) pools: Pools,
     pub(crate) dialect: Dialect,
     pub(crate) retention: Retention,
     pub(crate) shown_url: String,
-    pub(crate) lock_key: i64,
     pub(crate) channel: String,
     pub(crate) live: Arc<LiveChanges>,
 }
@@ -88,38 +92,79 @@ impl Writer {
 
     /// One transaction for the group: each commit's own result, and the
     /// changes of those that landed. `Err` when the group as a whole failed.
-    async fn run_group(
+    ///
+    /// A group of several commits is first tried without savepoints (each
+    /// one a round trip to PostgreSQL): a commit that fails before writing
+    /// anything (a precondition, most often) just fails. Only when a commit
+    /// fails after writing, or the database refuses a statement (which on
+    /// PostgreSQL aborts the whole transaction), is the group rolled back
+    /// and run again with a savepoint per commit.
+    async fn run_group(&self, batches: Vec<Vec<Mutation>>) -> Result<GroupOutcome> {
+        if batches.len() > 1
+            && let Some(outcome) = self.try_group(batches.clone(), false).await?
+        {
+            return Ok(outcome);
+        }
+        let outcome = self.try_group(batches, true).await?;
+        Ok(outcome.expect("with savepoints a group never needs running again"))
+    }
+
+    /// One attempt at a group; `None` when it must run again with
+    /// savepoints (`savepoints` false only).
+    async fn try_group(
         &self,
         batches: Vec<Vec<Mutation>>,
-    ) -> Result<(Vec<Result<Vec<Committed>>>, Vec<Change>)> {
+        savepoints: bool,
+    ) -> Result<Option<GroupOutcome>> {
         let group_error = |e| db_error(StoreName::Datastore, &self.shown_url, e);
         let mut tx = self.begin().await?;
-        let start = Self::meta(&mut tx, "head").await?;
+        let start = self.lock_head(&mut tx).await?;
         let mut head = start;
         let now = commit_time();
         let single = batches.len() == 1;
         let mut results = Vec::with_capacity(batches.len());
         for mutations in batches {
-            if !single {
+            let savepoint = savepoints && !single;
+            if savepoint {
                 tx.execute("SAVEPOINT ds_commit", &[])
                     .await
                     .map_err(group_error)?;
             }
             let before = head;
-            match self.apply(&mut tx, &mut head, now, mutations).await {
+            let mut wrote = false;
+            match self
+                .apply(&mut tx, &mut head, now, mutations, &mut wrote)
+                .await
+            {
                 Ok(committed) => results.push(Ok(committed)),
-                Err(e) if single => return Ok((vec![Err(e)], Vec::new())),
-                Err(e) => {
+                Err(e) if single => return Ok(Some((vec![Err(e)], Vec::new()))),
+                Err(e) if savepoint => {
                     head = before;
                     tx.execute("ROLLBACK TO SAVEPOINT ds_commit", &[])
                         .await
                         .map_err(group_error)?;
                     results.push(Err(e));
                 }
+                // Nothing of it was written, and the transaction is fine
+                // (a precondition failed, not a statement): it fails alone.
+                Err(e)
+                    if !wrote
+                        && !matches!(
+                            e,
+                            Error::Unavailable { .. }
+                                | Error::Backend { .. }
+                                | Error::Corrupt { .. }
+                        ) =>
+                {
+                    head = before;
+                    results.push(Err(e));
+                }
+                // Part of it is in the transaction: start over, carefully.
+                Err(_) => return Ok(None),
             }
         }
         if results.iter().all(|r| r.is_err()) {
-            return Ok((results, Vec::new()));
+            return Ok(Some((results, Vec::new())));
         }
         let changes: Vec<Change> = results
             .iter()
@@ -127,35 +172,79 @@ impl Writer {
             .flatten()
             .map(Committed::change)
             .collect();
-        Self::insert_changes(&mut tx, &changes).await?;
         if head != start {
-            Self::set_meta(&mut tx, "head", head).await?;
             if self.retention != Retention::FOREVER {
                 Self::cut_feed(&mut tx, head, &self.retention).await?;
             }
-            if self.dialect == Dialect::Postgres {
-                tx.execute(
-                    "SELECT pg_notify(?, ?)",
-                    &[
-                        Value::Text(self.channel.clone()),
-                        Value::Text(head.to_string()),
-                    ],
-                )
-                .await
-                .map_err(|e| db_error(StoreName::Changes, "", e))?;
-            }
+            self.finish_group(&mut tx, &changes, head).await?;
         }
         tx.commit().await.map_err(group_error)?;
-        Ok((results, changes))
+        Ok(Some((results, changes)))
     }
 
-    /// The group's feed rows, in multi-row inserts.
-    async fn insert_changes(tx: &mut Tx, changes: &[Change]) -> Result<()> {
-        for chunk in changes.chunks(FEED_ROWS_PER_INSERT) {
-            let sql = format!(
+    /// Takes the store's write lock (held to the end of the transaction)
+    /// and reads the head. On SQLite `BEGIN IMMEDIATE` took the lock already.
+    /// On PostgreSQL the lock is the row lock of the head: an `UPDATE`
+    /// waits for the transaction holding it to end, then reads the head it
+    /// committed, so every writer of the store, in any process, takes its
+    /// turn (and an older build's writers, which update the same row first,
+    /// take theirs alike).
+    pub(crate) async fn lock_head(&self, tx: &mut Tx) -> Result<u64> {
+        if self.dialect == Dialect::Sqlite {
+            return Self::meta(tx, "head").await;
+        }
+        let row = tx
+            .fetch_optional(
+                "UPDATE ds_meta SET value = value WHERE name = 'head' RETURNING value",
+                &[],
+            )
+            .await
+            .map_err(|e| db_error(StoreName::Datastore, &self.shown_url, e))?;
+        row.map(|r| r.int(0))
+            .transpose()
+            .map_err(|e| db_error(StoreName::Changes, "head", e))
+            .map(|v| v.unwrap_or(0) as u64)
+    }
+
+    /// Writes the group's feed rows and the new head, and on PostgreSQL
+    /// sends the notification: one statement there (data-modifying CTEs),
+    /// since every statement is a round trip to the server.
+    async fn finish_group(&self, tx: &mut Tx, changes: &[Change], head: u64) -> Result<()> {
+        if self.dialect == Dialect::Sqlite {
+            Self::insert_changes(tx, changes, None).await?;
+            return Self::set_meta(tx, "head", head).await;
+        }
+        let finish = format!(
+            "head AS (UPDATE ds_meta SET value = {head} WHERE name = 'head') SELECT pg_notify(?, '{head}')"
+        );
+        Self::insert_changes(tx, changes, Some((finish, self.channel.clone()))).await
+    }
+
+    /// The group's feed rows, in multi-row inserts; `then` (PostgreSQL)
+    /// joins the last insert as a CTE with a final statement and its one
+    /// parameter.
+    async fn insert_changes(
+        tx: &mut Tx,
+        changes: &[Change],
+        then: Option<(String, String)>,
+    ) -> Result<()> {
+        let chunks: Vec<&[Change]> = changes.chunks(FEED_ROWS_PER_INSERT).collect();
+        let last = chunks.len().saturating_sub(1);
+        if let (true, Some((finish, arg))) = (chunks.is_empty(), &then) {
+            let sql = format!("WITH {finish}");
+            tx.execute(&sql, &[Value::Text(arg.clone())])
+                .await
+                .map_err(|e| db_error(StoreName::Changes, "", e))?;
+        }
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            let insert = format!(
                 "INSERT INTO ds_changes (seq, kind, key, op, revision, at, parent) VALUES {}",
                 vec!["(?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ")
             );
+            let sql = match &then {
+                Some((finish, _)) if i == last => format!("WITH feed AS ({insert}), {finish}"),
+                _ => insert,
+            };
             let mut args = Vec::with_capacity(chunk.len() * 7);
             for c in chunk {
                 args.extend([
@@ -175,6 +264,9 @@ impl Writer {
                     c.parent.clone().map_or(Value::NullText, Value::Text),
                 ]);
             }
+            if let (Some((_, arg)), true) = (&then, i == last) {
+                args.push(Value::Text(arg.clone()));
+            }
             tx.execute(&sql, &args)
                 .await
                 .map_err(|e| db_error(StoreName::Changes, &chunk[0].id, e))?;
@@ -184,7 +276,7 @@ impl Writer {
 
     async fn compact(&self, retention: &Retention) -> Result<Compaction> {
         let mut tx = self.begin().await?;
-        let head = Self::meta(&mut tx, "head").await?;
+        let head = self.lock_head(&mut tx).await?;
         let (removed, compacted_through) = Self::cut_feed(&mut tx, head, retention).await?;
         tx.commit()
             .await
@@ -280,21 +372,13 @@ impl Writer {
         Ok((cut - compacted, cut))
     }
 
-    async fn begin(&self) -> Result<Tx> {
-        let mut tx = self
-            .pools
+    /// Begins a write transaction; [`Writer::lock_head`] then takes the
+    /// store's write lock.
+    pub(crate) async fn begin(&self) -> Result<Tx> {
+        self.pools
             .begin_write()
             .await
-            .map_err(|e| db_error(StoreName::Datastore, &self.shown_url, e))?;
-        if self.dialect == Dialect::Postgres {
-            tx.execute(
-                "SELECT pg_advisory_xact_lock(?)",
-                &[Value::Int(self.lock_key)],
-            )
-            .await
-            .map_err(|e| db_error(StoreName::Datastore, &self.shown_url, e))?;
-        }
-        Ok(tx)
+            .map_err(|e| db_error(StoreName::Datastore, &self.shown_url, e))
     }
 
     /// Applies one commit's mutations in the transaction, numbering its
@@ -305,6 +389,7 @@ impl Writer {
         head: &mut u64,
         now: DateTime<Utc>,
         mutations: Vec<Mutation>,
+        wrote: &mut bool,
     ) -> Result<Vec<Committed>> {
         let mut committed = Vec::new();
         for m in mutations {
@@ -318,42 +403,19 @@ impl Writer {
                     parent,
                 } => {
                     let store = kind.store();
-                    // A create needs no read: the primary key refuses an
-                    // existing key (AlreadyExists) and the commit rolls back.
-                    let current = match precondition {
-                        Precondition::MustNotExist => None,
+                    // A create on PostgreSQL needs no read: the primary key
+                    // (the table's first index, so checked first) refuses
+                    // an existing key, and the commit rolls back. SQLite
+                    // may report another unique index first, and a read
+                    // there costs no round trip.
+                    let current = match (precondition, self.dialect) {
+                        (Precondition::MustNotExist, Dialect::Postgres) => None,
                         _ => Self::current(tx, kind, &key).await?,
                     };
                     check_precondition(kind, &key, precondition, current.map(|c| c.0), false)?;
-                    for e in index.iter().filter(|e| e.unique) {
-                        let def = kind.index(e.index).expect("declared index");
-                        let mut conditions: Vec<String> = def
-                            .fields
-                            .iter()
-                            .map(|f| format!("{} = ?", f.name))
-                            .collect();
-                        conditions.push("key <> ?".into());
-                        let mut args: Vec<Value> = def
-                            .fields
-                            .iter()
-                            .zip(&e.values)
-                            .map(|(f, v)| encode(v, f.ty))
-                            .collect();
-                        args.push(Value::Text(key.clone()));
-                        let sql = format!(
-                            "SELECT key FROM {} WHERE {} LIMIT 1",
-                            table(kind),
-                            conditions.join(" AND ")
-                        );
-                        if tx
-                            .fetch_optional(&sql, &args)
-                            .await
-                            .map_err(|e| db_error(store, &key, e))?
-                            .is_some()
-                        {
-                            return Err(unique_violation(kind, e));
-                        }
-                    }
+                    // Unique indexes are enforced by the database: a row
+                    // write they refuse fails, and the commit is rolled
+                    // back to its savepoint (see `write_error`).
                     *head += 1;
                     let body = String::from_utf8(body)
                         .map_err(|e| Error::invalid(store, &key, "record", e.to_string()))?;
@@ -377,9 +439,10 @@ impl Writer {
                         ];
                         args.extend(values);
                         args.push(Value::Text(key.clone()));
+                        *wrote = true;
                         tx.execute(&sql, &args)
                             .await
-                            .map_err(|e| db_error(store, &key, e))?;
+                            .map_err(|e| write_error(kind, &key, &index, e))?;
                     } else {
                         let names: Vec<&str> = cols.iter().map(|(c, _)| *c).collect();
                         let sql = format!(
@@ -398,9 +461,10 @@ impl Writer {
                             Value::Text(body),
                         ];
                         args.extend(values);
+                        *wrote = true;
                         tx.execute(&sql, &args)
                             .await
-                            .map_err(|e| db_error(store, &key, e))?;
+                            .map_err(|e| write_error(kind, &key, &index, e))?;
                     }
                     committed.push(Committed {
                         kind,
@@ -421,6 +485,7 @@ impl Writer {
                     let current = Self::current(tx, kind, &key).await?;
                     check_precondition(kind, &key, precondition, current.map(|c| c.0), true)?;
                     let created = current.map_or(micros(now), |c| c.1);
+                    *wrote = true;
                     tx.execute(
                         &format!("DELETE FROM {} WHERE key = ?", table(kind)),
                         &[Value::Text(key.clone())],
@@ -447,6 +512,7 @@ impl Writer {
                     check_precondition(kind, &key, precondition, current.map(|c| c.0), false)?;
                 }
                 Mutation::RaiseCounter { name, to } => {
+                    *wrote = true;
                     tx.execute(
                         "INSERT INTO ds_counters (name, value) VALUES (?, ?) \
                          ON CONFLICT (name) DO UPDATE SET value = CASE WHEN excluded.value > ds_counters.value \
@@ -460,4 +526,49 @@ impl Writer {
         }
         Ok(committed)
     }
+}
+
+/// A row write that failed: a unique index refusing the values is
+/// `AlreadyExists` naming the index and values as `unique_violation` does
+/// on every backend; the primary key refusing an existing key is
+/// `AlreadyExists` naming the key.
+fn write_error(kind: Kind, key: &str, index: &[IndexEntry], e: sqlx::Error) -> Error {
+    if let sqlx::Error::Database(db) = &e
+        && db.is_unique_violation()
+    {
+        let table = table(kind);
+        let violated = match db.constraint() {
+            // PostgreSQL names the index: `ds_profiles_username_uq`.
+            Some(name) => name
+                .strip_prefix(table)
+                .and_then(|r| r.strip_prefix('_'))
+                .and_then(|r| r.strip_suffix("_uq"))
+                .and_then(|name| kind.index(name)),
+            // SQLite names the columns: `UNIQUE constraint failed:
+            // ds_profiles.username`.
+            None => {
+                let columns: Vec<&str> = db
+                    .message()
+                    .rsplit(": ")
+                    .next()
+                    .unwrap_or_default()
+                    .split(", ")
+                    .filter_map(|c| c.strip_prefix(table)?.strip_prefix('.'))
+                    .collect();
+                kind.indexes().iter().find(|def| {
+                    def.unique
+                        && def.fields.len() == columns.len()
+                        && def.fields.iter().zip(&columns).all(|(f, c)| f.name == *c)
+                })
+            }
+        };
+        if let Some(entry) = violated.and_then(|def| index.iter().find(|e| e.index == def.name)) {
+            return unique_violation(kind, entry);
+        }
+        return Error::AlreadyExists {
+            store: kind.store(),
+            key: key.to_string(),
+        };
+    }
+    db_error(kind.store(), key, e)
 }

@@ -173,3 +173,97 @@ async fn postgres_fresh_concurrent_reopen_and_newer() {
     assert!(matches!(err, Error::Unsupported { .. }), "{err}");
     schema.drop_schema().await;
 }
+
+/// Index columns a migration added are filled from the record bodies at the
+/// next open: rows written before (simulated by clearing the columns and
+/// the recorded index definitions) list in the new order, and a rename
+/// reaches them.
+async fn columns_added_by_a_migration_are_filled(
+    open: impl AsyncFn() -> std::sync::Arc<dyn datastore_core::Datastore>,
+    run_sql: impl AsyncFn(&str),
+) {
+    use datastore_core::{CollectionEntry, CollectionOrder, PageRequest, ProfileId};
+    let ds = open().await;
+    let alice = ds
+        .profiles()
+        .put(Profile::new("alice"), Precondition::MustNotExist)
+        .await
+        .unwrap();
+    for (init, commit) in [("late", 50), ("early", 10)] {
+        let mut e = CollectionEntry::new("p1", init, "alice", init);
+        e.commit_time = Some(chrono::DateTime::from_timestamp(1_700_000_000 + commit, 0).unwrap());
+        ds.collections().put(e, Precondition::Any).await.unwrap();
+    }
+    ds.close().await.unwrap();
+    drop(ds);
+    run_sql("UPDATE ds_collections SET updated = NULL, username = NULL").await;
+    run_sql("DELETE FROM ds_index_fingerprint").await;
+
+    let ds = open().await;
+    let names: Vec<String> = ds
+        .collections()
+        .list_by_profile(
+            &ProfileId::new("p1"),
+            CollectionOrder::Updated,
+            PageRequest::default(),
+        )
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|e| e.value.name)
+        .collect();
+    assert_eq!(names, ["early", "late"]);
+    let renamed = ds
+        .profiles()
+        .rename(&alice.value.id, "alicia", Precondition::Any)
+        .await
+        .unwrap();
+    assert_eq!(
+        renamed.entries.len(),
+        2,
+        "found through the refilled column"
+    );
+    ds.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn sqlite_fills_columns_a_migration_added() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data.db");
+    let url = format!("sqlite://{}", path.display());
+    columns_added_by_a_migration_are_filled(
+        async || datastore_sql::open(SqlConfig::new(&url)).await.unwrap(),
+        async |sql| {
+            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::query(AssertSqlSafe(sql.to_string()))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn postgres_fills_columns_a_migration_added() {
+    let Some(url) = common::postgres().await else {
+        return;
+    };
+    let schema = common::PgSchema::create(&url).await;
+    columns_added_by_a_migration_are_filled(
+        async || schema.open().await,
+        async |sql| {
+            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::raw_sql(AssertSqlSafe(format!(
+                "SET search_path TO {}; {sql}",
+                schema.name
+            )))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        },
+    )
+    .await;
+    schema.drop_schema().await;
+}

@@ -43,13 +43,14 @@ fn seed_file(path: &Path, profiles: usize) -> usize {
             run.status = RunStatus::Succeeded;
             items.push(Item::Run(run));
         }
-        let mut key = Key::new(format!("p{p}"), "pub");
-        key.id = KeyId::new(format!("k{p}"));
+        let mut key = Key::new(format!("p{p}"), format!("pub-{p}"));
+        key.id = KeyId::for_public_key(&key.public_key);
         key.private_key = Some(PrivateKey::new(format!("secret-{p}")));
         items.push(Item::Key(key));
         items.push(Item::Collection(CollectionEntry::new(
             format!("p{p}"),
             format!("ds{p}"),
+            format!("user{p}"),
             "a dataset",
         )));
         for seq in 0..3 {
@@ -72,7 +73,15 @@ fn seed_file(path: &Path, profiles: usize) -> usize {
         Item::Collection(_) => 4,
         Item::LogEntry(_) => 5,
     };
-    items.sort_by_key(rank);
+    let id = |i: &Item| match i {
+        Item::Profile(r) => r.id().key(),
+        Item::Workflow(r) => r.id().key(),
+        Item::Run(r) => r.id().key(),
+        Item::Key(r) => r.id().key(),
+        Item::Collection(r) => r.id().key(),
+        Item::LogEntry(r) => r.id().key(),
+    };
+    items.sort_by_key(|i| (rank(i), id(i)));
     let text: String = items
         .iter()
         .map(|i| serde_json::to_string(i).unwrap() + "\n")

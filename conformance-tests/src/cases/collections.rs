@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use datastore_core::{
-    CollectionKey, CollectionOrder, CollectionPatch, Counts, Datastore, InitId, PageRequest,
-    Precondition, ProfileId, RunStatus, StoreName,
+    CollectionKey, CollectionOrder, CollectionPatch, Counts, CountsDelta, Datastore, InitId,
+    PageRequest, Patch, Precondition, ProfileId, RunStatus, StoreName, WorkflowId,
 };
 
 use crate::support::*;
@@ -106,8 +106,8 @@ pub async fn update_by_init_id_across_profiles(ds: Arc<dyn Datastore>) {
         .await
         .unwrap();
     let patch = CollectionPatch {
-        run_status: Some(RunStatus::Succeeded),
-        run_duration_ms: Some(1500),
+        run_status: Patch::Set(RunStatus::Succeeded),
+        run_duration_ms: Patch::Set(1500),
         ..CollectionPatch::default()
     };
     let changed = ds
@@ -237,4 +237,221 @@ pub async fn delete_then_get_is_not_found(ds: Arc<dyn Datastore>) {
         .await
         .unwrap();
     assert!(page.items.is_empty());
+}
+
+/// A new version, carried to every profile's entry of a dataset in one
+/// atomic write: body size, rows, format, errors, commit title and message;
+/// fields left out stay as they were.
+pub async fn update_by_init_id_sets_version_fields(ds: Arc<dyn Datastore>) {
+    for p in ["p1", "p2"] {
+        let mut e = entry(p, "i1", "data");
+        e.path = "/v1".into();
+        ds.collections().put(e, Precondition::Any).await.unwrap();
+    }
+    let patch = CollectionPatch {
+        path: Some("/v2".into()),
+        commit_time: Patch::Set(ts(100)),
+        commit_title: Some("second version".into()),
+        commit_message: Some("more rows".into()),
+        body_size: Some(2048),
+        body_rows: Some(40),
+        body_format: Some("csv".into()),
+        num_errors: Some(2),
+        ..CollectionPatch::default()
+    };
+    let changed = ds
+        .collections()
+        .update_by_init_id(&InitId::new("i1"), patch)
+        .await
+        .unwrap();
+    assert_eq!(changed.len(), 2);
+    for p in ["p1", "p2"] {
+        let got = ds
+            .collections()
+            .get(&CollectionKey::new(p, "i1"))
+            .await
+            .unwrap()
+            .value;
+        assert_eq!(got.path, "/v2");
+        assert_eq!(got.commit_time, Some(ts(100)));
+        assert_eq!(
+            (got.commit_title.as_str(), got.commit_message.as_str()),
+            ("second version", "more rows")
+        );
+        assert_eq!(
+            (got.body_size, got.body_rows, got.body_format.as_str()),
+            (2048, 40, "csv")
+        );
+        assert_eq!(got.num_errors, 2);
+        assert_eq!(got.name, "data", "a field left out stays");
+    }
+}
+
+/// A patch clears optional fields: a removed workflow's id and its run
+/// fields go from every entry that names them.
+pub async fn update_by_init_id_clears_fields(ds: Arc<dyn Datastore>) {
+    for p in ["p1", "p2"] {
+        let mut e = entry(p, "i1", "data");
+        e.workflow_id = Some(WorkflowId::new("w1"));
+        e.run_status = Some(RunStatus::Failed);
+        e.run_start = Some(ts(5));
+        e.run_duration_ms = Some(10);
+        e.commit_time = Some(ts(1));
+        ds.collections().put(e, Precondition::Any).await.unwrap();
+    }
+    let patch = CollectionPatch {
+        workflow_id: Patch::Clear,
+        run_id: Patch::Clear,
+        run_status: Patch::Clear,
+        run_start: Patch::Clear,
+        run_duration_ms: Patch::Clear,
+        ..CollectionPatch::default()
+    };
+    let changed = ds
+        .collections()
+        .update_by_init_id(&InitId::new("i1"), patch)
+        .await
+        .unwrap();
+    assert_eq!(changed.len(), 2);
+    for p in ["p1", "p2"] {
+        let got = ds
+            .collections()
+            .get(&CollectionKey::new(p, "i1"))
+            .await
+            .unwrap()
+            .value;
+        assert_eq!(got.workflow_id, None);
+        assert_eq!(got.run_status, None);
+        assert_eq!(got.run_start, None);
+        assert_eq!(got.run_duration_ms, None);
+        assert_eq!(got.commit_time, Some(ts(1)), "kept: not in the patch");
+    }
+}
+
+/// Counts are raised by increments that all count, even from concurrent
+/// callers, and never go below zero.
+pub async fn update_by_init_id_increments_counts(ds: Arc<dyn Datastore>) {
+    for p in ["p1", "p2"] {
+        ds.collections()
+            .put(entry(p, "i1", "data"), Precondition::Any)
+            .await
+            .unwrap();
+    }
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let ds = ds.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..5 {
+                let patch = CollectionPatch {
+                    add_counts: CountsDelta {
+                        downloads: 1,
+                        followers: 2,
+                        ..CountsDelta::default()
+                    },
+                    ..CollectionPatch::default()
+                };
+                ds.collections()
+                    .update_by_init_id(&InitId::new("i1"), patch)
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let unfollow = CollectionPatch {
+        add_counts: CountsDelta {
+            followers: -100,
+            ..CountsDelta::default()
+        },
+        ..CollectionPatch::default()
+    };
+    ds.collections()
+        .update_by_init_id(&InitId::new("i1"), unfollow)
+        .await
+        .unwrap();
+    for p in ["p1", "p2"] {
+        let got = ds
+            .collections()
+            .get(&CollectionKey::new(p, "i1"))
+            .await
+            .unwrap()
+            .value;
+        assert_eq!(got.counts.downloads, 40, "every increment counts");
+        assert_eq!(got.counts.followers, 0, "never below zero");
+    }
+}
+
+/// One profile's entries by "updated": the later of the commit time and the
+/// latest run's end (start plus duration); entries with neither first.
+pub async fn list_by_profile_by_updated(ds: Arc<dyn Datastore>) {
+    /// (name, commit time, latest run's (start, duration in ms))
+    type Case<'a> = (&'a str, Option<i64>, Option<(i64, u64)>);
+    let cases: [Case; 4] = [
+        ("committed-late", Some(50), None),
+        ("run-ends-latest", Some(10), Some((20, 60_000))), // ends at 80
+        ("never", None, None),
+        ("run-only", None, Some((30, 0))),
+    ];
+    for (init, commit, run) in cases {
+        let mut e = entry("p1", init, init);
+        e.commit_time = commit.map(ts);
+        if let Some((start, ms)) = run {
+            e.run_start = Some(ts(start));
+            e.run_duration_ms = Some(ms);
+        }
+        ds.collections().put(e, Precondition::Any).await.unwrap();
+    }
+    ds.collections()
+        .put(entry("p2", "elsewhere", "x"), Precondition::Any)
+        .await
+        .unwrap();
+    let p1 = ProfileId::new("p1");
+    let names: Vec<String> = walk_with(3, |page| {
+        ds.collections()
+            .list_by_profile(&p1, CollectionOrder::Updated, page)
+    })
+    .await
+    .into_iter()
+    .map(|e| e.value.name)
+    .collect();
+    assert_eq!(
+        names,
+        ["never", "run-only", "committed-late", "run-ends-latest"]
+    );
+}
+
+/// An entry names its dataset as `username/name`: both are required.
+pub async fn empty_username_or_name_is_invalid(ds: Arc<dyn Datastore>) {
+    let before = snapshot(&ds).await;
+    let mut no_user = entry("p1", "i1", "data");
+    no_user.username.clear();
+    assert_invalid(
+        ds.collections().put(no_user, Precondition::Any).await,
+        "username",
+    );
+    let mut no_name = entry("p1", "i1", "data");
+    no_name.name.clear();
+    assert_invalid(
+        ds.collections().put(no_name, Precondition::Any).await,
+        "name",
+    );
+    assert_unchanged(&ds, &before).await;
+}
+
+/// An empty profile id in a collection list is Invalid.
+pub async fn empty_profile_id_in_list_is_invalid(ds: Arc<dyn Datastore>) {
+    for order in [
+        CollectionOrder::Name,
+        CollectionOrder::CommitTime,
+        CollectionOrder::Updated,
+    ] {
+        assert_invalid(
+            ds.collections()
+                .list_by_profile(&ProfileId::new(""), order, PageRequest::default())
+                .await,
+            "profile_id",
+        );
+    }
 }

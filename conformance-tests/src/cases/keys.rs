@@ -31,13 +31,15 @@ pub async fn put_then_get_with_private_key(ds: Arc<dyn Datastore>) {
 
 /// Keys are listed by profile, in id order, and only that profile's.
 pub async fn list_by_profile(ds: Arc<dyn Datastore>) {
-    for id in ["k3", "k1", "k2"] {
-        let mut k = Key::new("p1", "pub");
-        k.id = KeyId::new(id);
+    let mut expected = Vec::new();
+    for public in ["pub3", "pub1", "pub2"] {
+        let k = Key::new("p1", public);
+        expected.push(KeyId::for_public_key(public));
         ds.keys().put(k, Precondition::MustNotExist).await.unwrap();
     }
+    expected.sort();
     ds.keys()
-        .put(Key::new("p2", "pub"), Precondition::MustNotExist)
+        .put(Key::new("p2", "pub4"), Precondition::MustNotExist)
         .await
         .unwrap();
     let page = ds
@@ -45,9 +47,65 @@ pub async fn list_by_profile(ds: Arc<dyn Datastore>) {
         .list_by_profile(&"p1".into(), PageRequest::default())
         .await
         .unwrap();
-    let ids: Vec<_> = page.items.iter().map(|k| k.value.id.as_str()).collect();
-    assert_eq!(ids, ["k1", "k2", "k3"]);
+    let ids: Vec<_> = page.items.iter().map(|k| k.value.id.clone()).collect();
+    assert_eq!(ids, expected);
     assert!(page.next.is_none());
+}
+
+/// A key's id is derived from its public key: an empty id is filled in,
+/// and an id that does not match the public key is Invalid naming `id`.
+pub async fn id_must_match_public_key(ds: Arc<dyn Datastore>) {
+    let put = ds
+        .keys()
+        .put(Key::new("p1", "ed25519:abc"), Precondition::MustNotExist)
+        .await
+        .unwrap();
+    assert_eq!(put.value.id, KeyId::for_public_key("ed25519:abc"));
+    let before = snapshot(&ds).await;
+    let mut wrong = Key::new("p1", "ed25519:def");
+    wrong.id = KeyId::new("chosen-by-hand");
+    assert_invalid(ds.keys().put(wrong, Precondition::Any).await, "id");
+    // Swapping the public key under an existing id is refused too.
+    let mut swapped = put.value.clone();
+    swapped.public_key = "ed25519:def".into();
+    assert_invalid(ds.keys().put(swapped, put.expect()).await, "id");
+    assert_unchanged(&ds, &before).await;
+}
+
+/// A key cannot move to another profile: Invalid naming `profile_id`, in a
+/// put and in a batch alike.
+pub async fn profile_is_fixed(ds: Arc<dyn Datastore>) {
+    let put = ds
+        .keys()
+        .put(Key::new("p1", "ed25519:abc"), Precondition::MustNotExist)
+        .await
+        .unwrap();
+    let before = snapshot(&ds).await;
+    let mut moved = put.value.clone();
+    moved.profile_id = "p2".into();
+    assert_invalid(
+        ds.keys().put(moved.clone(), Precondition::Any).await,
+        "profile_id",
+    );
+    assert_invalid(
+        ds.apply(datastore_core::Batch::new().put(moved, Precondition::Any))
+            .await,
+        "profile_id",
+    );
+    // Within one batch: a key created, then put again under another profile.
+    let fresh = Key::new("p1", "ed25519:new");
+    let mut elsewhere = fresh.clone();
+    elsewhere.profile_id = "p2".into();
+    assert_invalid(
+        ds.apply(
+            datastore_core::Batch::new()
+                .put(fresh, Precondition::MustNotExist)
+                .put(elsewhere, Precondition::Any),
+        )
+        .await,
+        "profile_id",
+    );
+    assert_unchanged(&ds, &before).await;
 }
 
 /// A key without a profile is Invalid and writes nothing.
@@ -94,7 +152,7 @@ pub async fn stale_put_is_conflict(ds: Arc<dyn Datastore>) {
         .await
         .unwrap();
     let mut edit = v1.value.clone();
-    edit.public_key = "b".into();
+    edit.private_key = Some(PrivateKey::new("now with a private key"));
     let v2 = ds.keys().put(edit.clone(), v1.expect()).await.unwrap();
     assert_conflict(ds.keys().put(edit, v1.expect()).await, Some(v2.revision));
 }
@@ -133,4 +191,14 @@ pub async fn delete_then_missing(ds: Arc<dyn Datastore>) {
         .await
         .unwrap();
     assert!(page.items.is_empty());
+}
+
+/// An empty profile id in `list_by_profile` is Invalid.
+pub async fn empty_profile_id_in_list_is_invalid(ds: Arc<dyn Datastore>) {
+    assert_invalid(
+        ds.keys()
+            .list_by_profile(&"".into(), PageRequest::default())
+            .await,
+        "profile_id",
+    );
 }

@@ -4,8 +4,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use datastore_core::{
-    CollectionEntry, CollectionFilter, CollectionOrder, Datastore, Key, KeyId, PageRequest,
-    Precondition, Profile, ProfileFilter, ProfileId, ProfileOrder, Query, Run, RunStatus, Workflow,
+    CollectionEntry, CollectionFilter, CollectionOrder, Datastore, Key, PageRequest, Precondition,
+    Profile, ProfileFilter, ProfileId, ProfileOrder, Query, Run, RunStatus, Workflow,
 };
 
 use crate::support::*;
@@ -235,8 +235,10 @@ pub async fn workflows_by_owner(ds: Arc<dyn Datastore>) {
 pub async fn keys_by_profile(ds: Arc<dyn Datastore>) {
     let mut expected = Vec::new();
     for i in 0..9 {
-        let mut k = Key::new(if i % 3 == 0 { "p2" } else { "p1" }, "pub");
-        k.id = KeyId::new(format!("k{}", (i * 5) % 9));
+        let k = Key::new(
+            if i % 3 == 0 { "p2" } else { "p1" },
+            format!("pub{}", (i * 5) % 9),
+        );
         let v = ds
             .keys()
             .put(k, Precondition::MustNotExist)

@@ -277,3 +277,99 @@ pub async fn empty_id_get_is_invalid(ds: Arc<dyn Datastore>) {
         "id",
     );
 }
+
+/// A rename changes the profile's username and, in the same write, the
+/// username every collection entry of its datasets copies (in any
+/// profile's collection); entries of other owners stay. The old username is
+/// free afterwards.
+pub async fn rename_carries_into_collection_entries(ds: Arc<dyn Datastore>) {
+    let alice = ds
+        .profiles()
+        .put(Profile::new("alice"), Precondition::MustNotExist)
+        .await
+        .unwrap();
+    for (holder, init) in [("p1", "i1"), ("p2", "i1"), ("p2", "i2")] {
+        let mut e = datastore_core::CollectionEntry::new(holder, init, "alice", init);
+        e.path = format!("/{init}");
+        ds.collections().put(e, Precondition::Any).await.unwrap();
+    }
+    let other = datastore_core::CollectionEntry::new("p1", "i3", "bob", "bobs");
+    ds.collections()
+        .put(other, Precondition::Any)
+        .await
+        .unwrap();
+    let head = ds.changes().head().await.unwrap();
+    let renamed = ds
+        .profiles()
+        .rename(&alice.value.id, "alicia", alice.expect())
+        .await
+        .unwrap();
+    assert_eq!(renamed.profile.value.username, "alicia");
+    assert_eq!(renamed.entries.len(), 3);
+    for (holder, init) in [("p1", "i1"), ("p2", "i1"), ("p2", "i2")] {
+        let e = ds
+            .collections()
+            .get(&datastore_core::CollectionKey::new(holder, init))
+            .await
+            .unwrap();
+        assert_eq!(e.value.username, "alicia");
+    }
+    let bobs = ds
+        .collections()
+        .get(&datastore_core::CollectionKey::new("p1", "i3"))
+        .await
+        .unwrap();
+    assert_eq!(bobs.value.username, "bob");
+    // One atomic write: four consecutive changes.
+    let changes = ds.changes().since(head, 100).await.unwrap();
+    assert_eq!(changes.len(), 4);
+    assert_eq!(changes[3].seq, changes[0].seq + 3);
+    assert_eq!(
+        ds.profiles()
+            .get_by_username("alicia")
+            .await
+            .unwrap()
+            .value
+            .id,
+        alice.value.id
+    );
+    profile(&ds, "alice").await;
+}
+
+/// A rename at a stale revision, or to a taken or invalid username, writes
+/// nothing.
+pub async fn rename_checks_precondition_and_username(ds: Arc<dyn Datastore>) {
+    let alice = profile(&ds, "alice").await;
+    profile(&ds, "bob").await;
+    let e = datastore_core::CollectionEntry::new("p1", "i1", "alice", "data");
+    ds.collections().put(e, Precondition::Any).await.unwrap();
+    let before = snapshot(&ds).await;
+    let stale = datastore_core::Revision::new(alice.revision.get() + 1000);
+    assert_conflict(
+        ds.profiles()
+            .rename(&alice.value.id, "alicia", Precondition::MustBeAt(stale))
+            .await,
+        Some(alice.revision),
+    );
+    assert_already_exists(
+        ds.profiles()
+            .rename(&alice.value.id, "bob", Precondition::Any)
+            .await,
+        StoreName::Profiles,
+        "bob",
+    );
+    assert_invalid(
+        ds.profiles()
+            .rename(&alice.value.id, "has space", Precondition::Any)
+            .await,
+        "username",
+    );
+    assert_not_found(
+        ds.profiles()
+            .rename(&ProfileId::new("nobody"), "x", Precondition::Any)
+            .await,
+        StoreName::Profiles,
+        "nobody",
+    );
+    assert_unchanged(&ds, &before).await;
+}

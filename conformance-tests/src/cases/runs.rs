@@ -294,3 +294,109 @@ pub async fn get_missing_is_not_found(ds: Arc<dyn Datastore>) {
         Err(Error::AlreadyExists { .. })
     ));
 }
+
+/// A put cannot move a run to another workflow, renumber it or give it
+/// another owner: Invalid naming the field, nothing written, counts and
+/// owner lists unchanged; in a batch too.
+pub async fn identity_is_fixed(ds: Arc<dyn Datastore>) {
+    let w1 = workflow(&ds, "init-1", "o1").await;
+    let w2 = workflow(&ds, "init-2", "o2").await;
+    let r = run(&ds, &w1).await;
+    run(&ds, &w2).await;
+    let before = snapshot(&ds).await;
+    let mut moved = r.value.clone();
+    moved.workflow_id = w2.value.id.clone();
+    assert_invalid(
+        ds.runs().put(moved.clone(), Precondition::Any).await,
+        "workflow_id",
+    );
+    assert_invalid(
+        ds.runs().put(moved.clone(), r.expect()).await,
+        "workflow_id",
+    );
+    assert_invalid(
+        ds.apply(datastore_core::Batch::new().put(moved, Precondition::Any))
+            .await,
+        "workflow_id",
+    );
+    let mut renumbered = r.value.clone();
+    renumbered.number = 7;
+    assert_invalid(ds.runs().put(renumbered, Precondition::Any).await, "number");
+    let mut reowned = r.value.clone();
+    reowned.owner_id = ProfileId::new("o2");
+    assert_invalid(ds.runs().put(reowned, Precondition::Any).await, "owner_id");
+    assert_unchanged(&ds, &before).await;
+    assert_eq!(ds.runs().count(&w1.value.id).await.unwrap(), 1);
+    assert_eq!(ds.runs().count(&w2.value.id).await.unwrap(), 1);
+    // Everything else of a run may change.
+    let mut edit = r.value.clone();
+    edit.status = RunStatus::Running;
+    edit.message = "going".into();
+    let put = ds.runs().put(edit, Precondition::Any).await.unwrap();
+    assert_eq!(put.value.workflow_id, w1.value.id);
+    assert_eq!(ds.runs().count(&w1.value.id).await.unwrap(), 1);
+}
+
+/// The latest run of each workflow, where it is in the status asked for
+/// (Qri's ListByStatus); earlier runs in that status do not count.
+pub async fn list_latest_by_status(ds: Arc<dyn Datastore>) {
+    let mut expected = Vec::new();
+    for i in 0..5 {
+        let w = workflow(&ds, &format!("init-{i}"), "o").await;
+        let first = run(&ds, &w).await;
+        let mut failed = first.value.clone();
+        failed.status = RunStatus::Failed;
+        ds.runs().put(failed, first.expect()).await.unwrap();
+        // Workflows 0, 2 and 4 end with a failed run; 1 and 3 recovered.
+        let mut last = run(&ds, &w).await.value;
+        last.status = if i % 2 == 0 {
+            RunStatus::Failed
+        } else {
+            RunStatus::Succeeded
+        };
+        let last = ds.runs().put(last, Precondition::Any).await.unwrap();
+        if i % 2 == 0 {
+            expected.push(last.value.id.clone());
+        }
+    }
+    // A workflow without runs is simply skipped.
+    workflow(&ds, "init-empty", "o").await;
+    expected.sort_by_key(|id| id.to_string());
+    let mut got: Vec<RunId> = walk_with(2, |page| {
+        ds.runs().list_latest_by_status(RunStatus::Failed, page)
+    })
+    .await
+    .into_iter()
+    .map(|r| r.value.id)
+    .collect();
+    got.sort_by_key(|id| id.to_string());
+    assert_eq!(got, expected);
+    let waiting = ds
+        .runs()
+        .list_latest_by_status(RunStatus::Waiting, PageRequest::default())
+        .await
+        .unwrap();
+    assert!(waiting.items.is_empty() && waiting.next.is_none());
+}
+
+/// An empty workflow or owner id in a run list is Invalid, like `count`.
+pub async fn empty_ids_in_lists_are_invalid(ds: Arc<dyn Datastore>) {
+    assert_invalid(
+        ds.runs()
+            .list_by_workflow(&WorkflowId::new(""), PageRequest::default())
+            .await,
+        "workflow_id",
+    );
+    assert_invalid(ds.runs().latest(&WorkflowId::new("")).await, "workflow_id");
+    assert_invalid(ds.runs().count(&WorkflowId::new("")).await, "workflow_id");
+    assert_invalid(
+        ds.runs()
+            .list_by_owner_and_status(
+                &ProfileId::new(""),
+                RunStatus::Running,
+                PageRequest::default(),
+            )
+            .await,
+        "owner_id",
+    );
+}

@@ -212,3 +212,23 @@ pub async fn moving_init_id_frees_old(ds: Arc<dyn Datastore>) {
         v.value.id
     );
 }
+
+/// A workflow keeps its owner (its runs copy it): Invalid naming
+/// `owner_id`; an empty owner in `list_by_owner` is Invalid.
+pub async fn owner_is_fixed(ds: Arc<dyn Datastore>) {
+    let w = workflow(&ds, "init-1", "o1").await;
+    let before = snapshot(&ds).await;
+    let mut moved = w.value.clone();
+    moved.owner_id = "o2".into();
+    assert_invalid(
+        ds.workflows().put(moved, Precondition::Any).await,
+        "owner_id",
+    );
+    assert_invalid(
+        ds.workflows()
+            .list_by_owner(&"".into(), PageRequest::default())
+            .await,
+        "owner_id",
+    );
+    assert_unchanged(&ds, &before).await;
+}

@@ -45,7 +45,8 @@ impl fmt::Display for PrivateKey {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Key {
-    /// The id; empty on put to have one generated.
+    /// The id: [`KeyId::for_public_key`] of the public key (filled in on a
+    /// put with an empty id; any other id is refused).
     pub id: KeyId,
     /// The owning profile.
     pub profile_id: ProfileId,
@@ -104,7 +105,7 @@ impl Record for Key {
     }
 
     fn generate_id(&mut self) -> bool {
-        self.id = KeyId::generate();
+        self.id = KeyId::for_public_key(&self.public_key);
         true
     }
 
@@ -119,6 +120,17 @@ impl Record for Key {
             return Err(FieldError::new("public_key", "must not be empty"));
         }
         check_len("public_key", &self.public_key, MAX_KEY_LEN)?;
+        let derived = KeyId::for_public_key(&self.public_key);
+        if self.id != derived {
+            return Err(FieldError::new(
+                "id",
+                format!(
+                    "does not match the public key: a key's id is KeyId::for_public_key(public_key), \
+                     {:?} for this one",
+                    derived.as_str()
+                ),
+            ));
+        }
         if let Some(private) = &self.private_key {
             if private.expose().is_empty() {
                 return Err(FieldError::new(
@@ -147,9 +159,15 @@ impl Record for Key {
         Ok(match (filter, order) {
             (KeyFilter::All, KeyOrder::Id) => Plan::primary(),
             (KeyFilter::Profile(p), KeyOrder::Id) => {
+                p.check("profile_id")?;
                 Plan::index("profile", vec![IndexValue::str(p.as_str())])
             }
         })
+    }
+
+    /// A key belongs to one profile for good.
+    fn fixed_fields(&self) -> Vec<(&'static str, String)> {
+        vec![("profile_id", self.profile_id.to_string())]
     }
 }
 

@@ -124,7 +124,10 @@ impl Record for LogEntry {
 
     fn plan(filter: &LogFilter, _order: LogOrder) -> Result<Plan, FieldError> {
         Ok(match filter {
-            LogFilter::Log(l) => Plan::index("log_seq", vec![IndexValue::str(l.as_str())]),
+            LogFilter::Log(l) => {
+                l.check("log_id")?;
+                Plan::index("log_seq", vec![IndexValue::str(l.as_str())])
+            }
             LogFilter::All => Plan::index("log_seq", Vec::new()),
         })
     }

@@ -7,7 +7,9 @@ mod profile;
 mod run;
 mod workflow;
 
-pub use collection::{CollectionEntry, CollectionFilter, CollectionOrder, CollectionPatch, Counts};
+pub use collection::{
+    CollectionEntry, CollectionFilter, CollectionOrder, CollectionPatch, Counts, CountsDelta, Patch,
+};
 pub use key::{Key, KeyFilter, KeyOrder, PrivateKey};
 pub use log::{LogEntry, LogFilter, LogOp, LogOrder, OpKind};
 pub use profile::{Profile, ProfileFilter, ProfileKind, ProfileOrder};

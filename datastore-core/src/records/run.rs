@@ -268,11 +268,15 @@ impl Record for Run {
             (RunFilter::All, RunOrder::Natural | RunOrder::Created) => {
                 Ok(Plan::index("created", vec![]))
             }
-            (RunFilter::Workflow(w), RunOrder::Natural | RunOrder::Number) => Ok(Plan::index(
-                "workflow_number",
-                vec![IndexValue::str(w.as_str())],
-            )),
+            (RunFilter::Workflow(w), RunOrder::Natural | RunOrder::Number) => {
+                w.check("workflow_id")?;
+                Ok(Plan::index(
+                    "workflow_number",
+                    vec![IndexValue::str(w.as_str())],
+                ))
+            }
             (RunFilter::OwnerStatus(o, s), RunOrder::Natural | RunOrder::Created) => {
+                o.check("owner_id")?;
                 Ok(Plan::index(
                     "owner_status",
                     vec![IndexValue::str(o.as_str()), IndexValue::str(s.as_str())],
@@ -296,6 +300,17 @@ impl Record for Run {
 
     fn counters(&self) -> Vec<(String, u64)> {
         vec![(Run::counter_name(&self.workflow_id), self.number)]
+    }
+
+    /// A run's identity: its workflow, its number there and its owner (the
+    /// workflow's, copied at create) never change, so a put never moves a
+    /// run or changes a workflow's count.
+    fn fixed_fields(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("workflow_id", self.workflow_id.to_string()),
+            ("number", self.number.to_string()),
+            ("owner_id", self.owner_id.to_string()),
+        ]
     }
 }
 

@@ -188,11 +188,19 @@ impl Record for Workflow {
             (WorkflowFilter::All, WorkflowOrder::Id) => Ok(Plan::primary()),
             (WorkflowFilter::All, WorkflowOrder::Created) => Ok(Plan::index("created", vec![])),
             (WorkflowFilter::Owner(o), WorkflowOrder::Created) => {
+                o.check("owner_id")?;
                 Ok(Plan::index("owner", vec![IndexValue::str(o.as_str())]))
             }
             (WorkflowFilter::Active, WorkflowOrder::Created) => Ok(Plan::index("active", vec![])),
             (f, o) => Err(unsupported_order(f, &o)),
         }
+    }
+
+    /// A workflow keeps its owner: its runs copy the owner at create, so a
+    /// new owner would leave them listed under the old one. To hand a
+    /// dataset's automation to someone else, create a new workflow.
+    fn fixed_fields(&self) -> Vec<(&'static str, String)> {
+        vec![("owner_id", self.owner_id.to_string())]
     }
 }
 

@@ -30,9 +30,9 @@ use datastore_core::{
     AnyRecord, Batch, BatchOp, Capabilities, Change, ChangeFeed, ChangeStream, CollectionEntry,
     CollectionOrder, CollectionPatch, CollectionStore, Compaction, Datastore, Editable, FeedCursor,
     InitId, Key, KeyStore, Kind, LogEntry, LogId, LogOp, LogStore, Page, PageRequest, Precondition,
-    Profile, ProfileId, ProfileStore, Query, Record, RecordId, RecordStore, Result, Retention,
-    Revision, Run, RunEvent, RunId, RunStatus, RunStore, StoreName, Substore, Versioned, Workflow,
-    WorkflowId, WorkflowStore,
+    Profile, ProfileId, ProfileStore, Query, Record, RecordId, RecordStore, Renamed, Result,
+    Retention, Revision, Run, RunEvent, RunId, RunStatus, RunStore, StoreName, Substore, Versioned,
+    Workflow, WorkflowId, WorkflowStore,
 };
 use futures::future::BoxFuture;
 
@@ -294,6 +294,30 @@ impl<L: Layer> ProfileStore for Layered<L> {
             .await?;
         self.layer.outbound(found)
     }
+
+    async fn rename(
+        &self,
+        id: &ProfileId,
+        username: &str,
+        precondition: Precondition,
+    ) -> Result<Renamed> {
+        let key = id.key();
+        let inner = self.inner.profiles();
+        let renamed = self
+            .call(
+                StoreName::Profiles,
+                "rename",
+                &key,
+                inner.rename(id, username, precondition),
+            )
+            .await?;
+        let profile = self.outbound_written(renamed.profile).await?;
+        let mut entries = Vec::with_capacity(renamed.entries.len());
+        for entry in renamed.entries {
+            entries.push(self.outbound_written(entry).await?);
+        }
+        Ok(Renamed { profile, entries })
+    }
 }
 
 #[async_trait]
@@ -404,6 +428,23 @@ impl<L: Layer> RunStore for Layered<L> {
                 "list_by_owner_and_status",
                 &key,
                 inner.list_by_owner_and_status(owner, status, page),
+            )
+            .await?;
+        self.outbound_page(page)
+    }
+
+    async fn list_latest_by_status(
+        &self,
+        status: RunStatus,
+        page: PageRequest,
+    ) -> Result<Page<Versioned<Run>>> {
+        let inner = self.inner.runs();
+        let page = self
+            .call(
+                StoreName::Runs,
+                "list_latest_by_status",
+                status.as_str(),
+                inner.list_latest_by_status(status, page),
             )
             .await?;
         self.outbound_page(page)

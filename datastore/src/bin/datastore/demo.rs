@@ -106,7 +106,6 @@ pub async fn run(config: Option<&PathBuf>, args: &DemoArgs) -> Result<ExitCode, 
         profile.email = format!("{}@example.com", profile.username);
         batch = batch.put(profile, Precondition::Any);
         let mut key = Key::new(profile_id(p), format!("ed25519:pub-{p}"));
-        key.id = datastore::KeyId::new(format!("key-{p}"));
         key.private_key = Some(PrivateKey::new(format!("ed25519:demo-private-{p}")));
         batch = batch.put(key, Precondition::Any);
         written.profiles += 1;
@@ -115,6 +114,7 @@ pub async fn run(config: Option<&PathBuf>, args: &DemoArgs) -> Result<ExitCode, 
             let mut entry = CollectionEntry::new(
                 profile_id(p),
                 init_id(p, d),
+                username(p),
                 format!("dataset {d} of {}", username(p)),
             );
             entry.workflow_id = Some(workflow_id(p, d));
