@@ -108,6 +108,7 @@ macro_rules! __with_cases {
                 empty_id_get_is_invalid,
                 rename_carries_into_collection_entries,
                 rename_checks_precondition_and_username,
+                created_left_out_is_filled,
             },
             keys {
                 put_then_get_with_private_key,
@@ -120,6 +121,7 @@ macro_rules! __with_cases {
                 id_must_match_public_key,
                 profile_is_fixed,
                 empty_profile_id_in_list_is_invalid,
+                key_for_missing_profile_is_invalid,
             },
             workflows {
                 put_then_get,
@@ -215,6 +217,7 @@ macro_rules! __with_cases {
                 delete_must_not_exist_is_invalid,
                 feed_limit_out_of_range_is_invalid,
                 feed_cursor_ahead_of_head_is_invalid,
+                dot_ids_are_invalid,
             },
             concurrency {
                 read_modify_write_increments,

@@ -32,6 +32,18 @@ pub async fn profile(ds: &Arc<dyn Datastore>, username: &str) -> Versioned<Profi
         .expect("create profile")
 }
 
+/// Creates profiles with these ids (keys must name one that exists).
+pub async fn profiles_with_ids(ds: &Arc<dyn Datastore>, ids: &[&str]) {
+    for id in ids {
+        let mut p = Profile::new(format!("user-{id}"));
+        p.id = datastore_core::ProfileId::new(*id);
+        ds.profiles()
+            .put(p, Precondition::MustNotExist)
+            .await
+            .expect("create profile");
+    }
+}
+
 /// Creates a workflow for a dataset.
 pub async fn workflow(ds: &Arc<dyn Datastore>, init_id: &str, owner: &str) -> Versioned<Workflow> {
     ds.workflows()

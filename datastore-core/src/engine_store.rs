@@ -178,6 +178,11 @@ impl<E: Engine> EngineStore<E> {
             record.generate_id();
         }
         let key = record.id().key();
+        if let Some(created) = record.created_mut()
+            && *created == chrono::DateTime::<chrono::Utc>::UNIX_EPOCH
+        {
+            *created = crate::engine::commit_time();
+        }
         record
             .validate()
             .map_err(|e| e.into_error(store, key.clone()))?;

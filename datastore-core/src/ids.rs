@@ -21,11 +21,18 @@ pub trait RecordId:
     fn check(&self, field: &str) -> Result<(), FieldError>;
 }
 
-/// Checks one id string: not empty, at most [`MAX_ID_LEN`] bytes, and only
-/// ASCII letters, digits and `- _ . : @ +` (so never a space or a `/`).
+/// Checks one id string: not empty, not `.` or `..`, at most [`MAX_ID_LEN`]
+/// bytes, and only ASCII letters, digits and `- _ . : @ +` (so never a space
+/// or a `/`).
 pub fn check_id(field: &str, id: &str) -> Result<(), FieldError> {
     if id.is_empty() {
         return Err(FieldError::new(field, "must not be empty"));
+    }
+    if id == "." || id == ".." {
+        return Err(FieldError::new(
+            field,
+            format!("{id:?} is not an id (it names a path, not a record)"),
+        ));
     }
     if id.len() > MAX_ID_LEN {
         return Err(FieldError::new(

@@ -258,6 +258,13 @@ pub trait Record:
         Vec::new()
     }
 
+    /// The record's own creation time, for kinds that have one. A put that
+    /// leaves it out (the Unix epoch, serde's default) gets the time of
+    /// the write.
+    fn created_mut(&mut self) -> Option<&mut chrono::DateTime<chrono::Utc>> {
+        None
+    }
+
     /// Fields fixed when the record is created, with their values: a put
     /// that would change one of them on a stored record is `Invalid` naming
     /// the field (a run cannot move to another workflow). Fields that make

@@ -7,17 +7,30 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use datastore::{
-    Config, Datastore, Error, Instrumented, Key, KeyId, Precondition, PrivateKey, Sealed,
+    Config, Datastore, Error, Instrumented, Key, KeyId, Precondition, PrivateKey, Profile, Sealed,
     SealingKey,
 };
 
 const MATERIAL: &str = "ed25519-private-TOP-SECRET-4f9a1c";
 
-fn key(id: &str) -> Key {
-    let mut k = Key::new("owner-1", "ed25519-public");
-    k.id = KeyId::new(id);
+/// A key of profile `owner-1` with this public key (its id follows from it).
+fn key(public: &str) -> Key {
+    let mut k = Key::new("owner-1", public);
     k.private_key = Some(PrivateKey::new(MATERIAL));
     k
+}
+
+fn id(public: &str) -> KeyId {
+    KeyId::for_public_key(public)
+}
+
+/// The profiles keys belong to.
+async fn owners(ds: &Arc<dyn Datastore>) {
+    for owner in ["owner-1", "owner-2"] {
+        let mut p = Profile::new(owner);
+        p.id = owner.into();
+        ds.profiles().put(p, Precondition::Any).await.unwrap();
+    }
 }
 
 /// Whether any file under `dir` contains `needle`.
@@ -49,17 +62,16 @@ async fn open(url: &str, sealing_key: Option<&SealingKey>) -> Arc<dyn Datastore>
 
 async fn write_and_read_back(url: &str, sealing_key: Option<&SealingKey>) {
     let ds = open(url, sealing_key).await;
+    owners(&ds).await;
     ds.keys()
         .put(key("k1"), Precondition::MustNotExist)
         .await
         .unwrap();
-    let mut batch_key = key("k2");
-    batch_key.public_key = "second".into();
-    ds.apply(datastore::Batch::new().put(batch_key, Precondition::MustNotExist))
+    ds.apply(datastore::Batch::new().put(key("k2"), Precondition::MustNotExist))
         .await
         .unwrap();
-    for id in ["k1", "k2"] {
-        let read = ds.keys().get(&KeyId::new(id)).await.unwrap();
+    for public in ["k1", "k2"] {
+        let read = ds.keys().get(&id(public)).await.unwrap();
         assert_eq!(read.value.private_key.as_ref().unwrap().expose(), MATERIAL);
     }
     ds.close().await.unwrap();
@@ -109,15 +121,15 @@ async fn a_wrong_sealing_key_is_a_clear_error_not_garbage() {
     let url = format!("sqlite://{}/k.db", dir.path().display());
     write_and_read_back(&url, Some(&SealingKey::generate())).await;
     let ds = open(&url, Some(&SealingKey::generate())).await;
-    let err = ds.keys().get(&KeyId::new("k1")).await.unwrap_err();
+    let err = ds.keys().get(&id("k1")).await.unwrap_err();
     assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
     let text = err.to_string();
     assert!(text.contains("sealing key is wrong"), "{text}");
-    assert!(text.contains("k1"), "{text}");
+    assert!(text.contains(id("k1").as_str()), "{text}");
     assert!(!text.contains(MATERIAL));
     // Reading without any sealing key shows the sealed text, never the material.
     let raw = open(&url, None).await;
-    let read = raw.keys().get(&KeyId::new("k1")).await.unwrap();
+    let read = raw.keys().get(&id("k1")).await.unwrap();
     let stored = read.value.private_key.unwrap();
     assert!(stored.expose().starts_with(datastore::SEALED_PREFIX));
     assert!(!stored.expose().contains(MATERIAL));
@@ -127,6 +139,7 @@ async fn a_wrong_sealing_key_is_a_clear_error_not_garbage() {
 async fn sealed_text_moved_to_another_profile_does_not_open() {
     let sealing_key = SealingKey::generate();
     let backend = datastore::memory::open();
+    owners(&backend).await;
     let sealed = Sealed::wrap(backend.clone(), sealing_key);
     sealed
         .keys()
@@ -137,20 +150,19 @@ async fn sealed_text_moved_to_another_profile_does_not_open() {
     // onto a key of another profile.
     let stolen = backend
         .keys()
-        .get(&KeyId::new("k1"))
+        .get(&id("k1"))
         .await
         .unwrap()
         .value
         .private_key;
     let mut other = Key::new("owner-2", "pub");
-    other.id = KeyId::new("k9");
     other.private_key = stolen;
     backend
         .keys()
         .put(other, Precondition::MustNotExist)
         .await
         .unwrap();
-    let err = sealed.keys().get(&KeyId::new("k9")).await.unwrap_err();
+    let err = sealed.keys().get(&id("pub")).await.unwrap_err();
     assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
 }
 
@@ -180,13 +192,14 @@ async fn no_log_line_debug_string_or_error_shows_key_material() {
 
     let sealing_key = SealingKey::generate();
     let instrumented = Instrumented::wrap(datastore::memory::open());
-    let ds = Sealed::wrap(instrumented.into_dyn(), sealing_key.clone());
+    let ds = Sealed::wrap(instrumented.into_dyn(), sealing_key.clone()).into_dyn();
+    owners(&ds).await;
     let written = ds
         .keys()
         .put(key("k1"), Precondition::MustNotExist)
         .await
         .unwrap();
-    let read = ds.keys().get(&KeyId::new("k1")).await.unwrap();
+    let read = ds.keys().get(&id("k1")).await.unwrap();
     let conflict = ds
         .keys()
         .put(key("k1"), Precondition::MustNotExist)
@@ -229,13 +242,14 @@ async fn the_configured_sealing_key_is_applied_by_open() {
     let mut config = Config::with_url(&url);
     config.sealing.key_file = Some(key_file);
     let ds = datastore::open(&config).await.unwrap();
+    owners(&ds).await;
     ds.keys()
         .put(key("k1"), Precondition::MustNotExist)
         .await
         .unwrap();
     assert_eq!(
         ds.keys()
-            .get(&KeyId::new("k1"))
+            .get(&id("k1"))
             .await
             .unwrap()
             .value
@@ -248,7 +262,7 @@ async fn the_configured_sealing_key_is_applied_by_open() {
     let raw = open(&url, None).await;
     let stored = raw
         .keys()
-        .get(&KeyId::new("k1"))
+        .get(&id("k1"))
         .await
         .unwrap()
         .value

@@ -224,3 +224,22 @@ pub async fn feed_cursor_ahead_of_head_is_invalid(ds: Arc<dyn Datastore>) {
         other => panic!("expected an Invalid error, got {other:?}"),
     }
 }
+
+/// `.` and `..` are not ids (they name paths, not records): Invalid in
+/// a put and a get alike, and nothing is written.
+pub async fn dot_ids_are_invalid(ds: Arc<dyn Datastore>) {
+    let before = snapshot(&ds).await;
+    for id in [".", ".."] {
+        let mut p = Profile::new("dots");
+        p.id = ProfileId::new(id);
+        assert_invalid(ds.profiles().put(p, Precondition::Any).await, "id");
+        assert_invalid(ds.profiles().get(&ProfileId::new(id)).await, "id");
+        assert_invalid(
+            ds.workflows()
+                .put(Workflow::new(id, "owner"), Precondition::Any)
+                .await,
+            "init_id",
+        );
+    }
+    assert_unchanged(&ds, &before).await;
+}

@@ -14,6 +14,7 @@ fn key_with_secret(profile: &str, secret: &str) -> Key {
 
 /// A key with private material reads back equal.
 pub async fn put_then_get_with_private_key(ds: Arc<dyn Datastore>) {
+    profiles_with_ids(&ds, &["p1", "p2"]).await;
     let k = key_with_secret("p1", "PRIVATE-MATERIAL-1");
     let put = ds
         .keys()
@@ -31,6 +32,7 @@ pub async fn put_then_get_with_private_key(ds: Arc<dyn Datastore>) {
 
 /// Keys are listed by profile, in id order, and only that profile's.
 pub async fn list_by_profile(ds: Arc<dyn Datastore>) {
+    profiles_with_ids(&ds, &["p1", "p2"]).await;
     let mut expected = Vec::new();
     for public in ["pub3", "pub1", "pub2"] {
         let k = Key::new("p1", public);
@@ -55,6 +57,7 @@ pub async fn list_by_profile(ds: Arc<dyn Datastore>) {
 /// A key's id is derived from its public key: an empty id is filled in,
 /// and an id that does not match the public key is Invalid naming `id`.
 pub async fn id_must_match_public_key(ds: Arc<dyn Datastore>) {
+    profiles_with_ids(&ds, &["p1", "p2"]).await;
     let put = ds
         .keys()
         .put(Key::new("p1", "ed25519:abc"), Precondition::MustNotExist)
@@ -75,6 +78,7 @@ pub async fn id_must_match_public_key(ds: Arc<dyn Datastore>) {
 /// A key cannot move to another profile: Invalid naming `profile_id`, in a
 /// put and in a batch alike.
 pub async fn profile_is_fixed(ds: Arc<dyn Datastore>) {
+    profiles_with_ids(&ds, &["p1", "p2"]).await;
     let put = ds
         .keys()
         .put(Key::new("p1", "ed25519:abc"), Precondition::MustNotExist)
@@ -110,6 +114,7 @@ pub async fn profile_is_fixed(ds: Arc<dyn Datastore>) {
 
 /// A key without a profile is Invalid and writes nothing.
 pub async fn empty_profile_id_is_invalid(ds: Arc<dyn Datastore>) {
+    profiles_with_ids(&ds, &["p1", "p2"]).await;
     let before = snapshot(&ds).await;
     assert_invalid(
         ds.keys().put(Key::new("", "pub"), Precondition::Any).await,
@@ -124,6 +129,7 @@ pub async fn empty_profile_id_is_invalid(ds: Arc<dyn Datastore>) {
 
 /// Private material appears in no Debug output and no error message.
 pub async fn private_key_never_in_debug_or_errors(ds: Arc<dyn Datastore>) {
+    profiles_with_ids(&ds, &["p1", "p2"]).await;
     let secret = "TOP-SECRET-KEY-MATERIAL";
     let put = ds
         .keys()
@@ -146,6 +152,7 @@ pub async fn private_key_never_in_debug_or_errors(ds: Arc<dyn Datastore>) {
 
 /// A put at an old revision is Conflict naming the revision found.
 pub async fn stale_put_is_conflict(ds: Arc<dyn Datastore>) {
+    profiles_with_ids(&ds, &["p1", "p2"]).await;
     let v1 = ds
         .keys()
         .put(Key::new("p1", "a"), Precondition::Any)
@@ -159,6 +166,7 @@ pub async fn stale_put_is_conflict(ds: Arc<dyn Datastore>) {
 
 /// A delete at an old revision is Conflict naming the revision found.
 pub async fn stale_delete_is_conflict(ds: Arc<dyn Datastore>) {
+    profiles_with_ids(&ds, &["p1", "p2"]).await;
     let v1 = ds
         .keys()
         .put(Key::new("p1", "a"), Precondition::Any)
@@ -174,6 +182,7 @@ pub async fn stale_delete_is_conflict(ds: Arc<dyn Datastore>) {
 
 /// A deleted key is gone from gets and lists.
 pub async fn delete_then_missing(ds: Arc<dyn Datastore>) {
+    profiles_with_ids(&ds, &["p1", "p2"]).await;
     let v = ds
         .keys()
         .put(Key::new("p1", "a"), Precondition::Any)
@@ -201,4 +210,32 @@ pub async fn empty_profile_id_in_list_is_invalid(ds: Arc<dyn Datastore>) {
             .await,
         "profile_id",
     );
+}
+
+/// A key for a profile that does not exist is Invalid naming `profile_id`
+/// (as a run for a missing workflow is), and writes nothing.
+pub async fn key_for_missing_profile_is_invalid(ds: Arc<dyn Datastore>) {
+    let before = snapshot(&ds).await;
+    assert_invalid(
+        ds.keys()
+            .put(Key::new("nobody", "ed25519:abc"), Precondition::Any)
+            .await,
+        "profile_id",
+    );
+    assert_invalid(
+        ds.apply(datastore_core::Batch::new().put(Key::new("nobody", "x"), Precondition::Any))
+            .await,
+        "profile_id",
+    );
+    assert_unchanged(&ds, &before).await;
+    // A profile created earlier in the same batch counts.
+    let mut owner = datastore_core::Profile::new("owner");
+    owner.id = "fresh".into();
+    ds.apply(
+        datastore_core::Batch::new()
+            .put(owner, Precondition::MustNotExist)
+            .put(Key::new("fresh", "y"), Precondition::MustNotExist),
+    )
+    .await
+    .unwrap();
 }

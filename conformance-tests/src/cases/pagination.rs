@@ -233,6 +233,7 @@ pub async fn workflows_by_owner(ds: Arc<dyn Datastore>) {
 
 /// One profile's keys, page by page.
 pub async fn keys_by_profile(ds: Arc<dyn Datastore>) {
+    profiles_with_ids(&ds, &["p1", "p2"]).await;
     let mut expected = Vec::new();
     for i in 0..9 {
         let k = Key::new(

@@ -373,3 +373,24 @@ pub async fn rename_checks_precondition_and_username(ds: Arc<dyn Datastore>) {
     );
     assert_unchanged(&ds, &before).await;
 }
+
+/// A record put without its own `created` (left out: the Unix epoch) gets
+/// the time of the write; one that names it keeps it.
+pub async fn created_left_out_is_filled(ds: Arc<dyn Datastore>) {
+    let mut p = Profile::new("fresh");
+    p.created = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+    let put = ds.profiles().put(p, Precondition::Any).await.unwrap();
+    let lag = put.created - put.value.created;
+    assert!(
+        lag >= chrono::Duration::zero() && lag < chrono::Duration::seconds(60),
+        "filled with the time of the write: {} against {}",
+        put.value.created,
+        put.created
+    );
+    let got = ds.profiles().get(&put.value.id).await.unwrap();
+    assert_eq!(got.value.created, put.value.created);
+    let mut named = Profile::new("named");
+    named.created = ts(42);
+    let put = ds.profiles().put(named, Precondition::Any).await.unwrap();
+    assert_eq!(put.value.created, ts(42));
+}

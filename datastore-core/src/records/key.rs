@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::check_len;
 use crate::error::FieldError;
 use crate::ids::{KeyId, ProfileId, RecordId};
-use crate::record::{FieldType, IndexDef, IndexValue, Kind, Plan, Record, field};
+use crate::record::{FieldType, IndexDef, IndexValue, Kind, Plan, Record, Reference, field};
 
 /// The longest encoded key accepted, public or private, in bytes.
 pub const MAX_KEY_LEN: usize = 16 * 1024;
@@ -109,6 +109,10 @@ impl Record for Key {
         true
     }
 
+    fn created_mut(&mut self) -> Option<&mut DateTime<Utc>> {
+        Some(&mut self.created)
+    }
+
     fn id_is_empty(&self) -> bool {
         self.id.is_empty()
     }
@@ -163,6 +167,15 @@ impl Record for Key {
                 Plan::index("profile", vec![IndexValue::str(p.as_str())])
             }
         })
+    }
+
+    /// A key belongs to a profile that exists.
+    fn references(&self) -> Vec<Reference> {
+        vec![Reference {
+            field: "profile_id",
+            kind: Kind::Profile,
+            key: self.profile_id.key(),
+        }]
     }
 
     /// A key belongs to one profile for good.

@@ -218,6 +218,10 @@ impl Record for Run {
         true
     }
 
+    fn created_mut(&mut self) -> Option<&mut DateTime<Utc>> {
+        Some(&mut self.created)
+    }
+
     fn id_is_empty(&self) -> bool {
         self.id.is_empty()
     }

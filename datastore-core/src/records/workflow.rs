@@ -142,6 +142,10 @@ impl Record for Workflow {
         true
     }
 
+    fn created_mut(&mut self) -> Option<&mut DateTime<Utc>> {
+        Some(&mut self.created)
+    }
+
     fn id_is_empty(&self) -> bool {
         self.id.is_empty()
     }
