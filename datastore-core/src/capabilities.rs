@@ -23,6 +23,8 @@ pub struct Capabilities {
     pub max_page_limit: u32,
     /// Live changes buffered per subscriber before it gets `Lagged`.
     pub subscriber_buffer: usize,
+    /// The store was opened read-only: every write is `Unsupported`.
+    pub read_only: bool,
 }
 
 impl Capabilities {
@@ -35,6 +37,7 @@ impl Capabilities {
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             max_page_limit: crate::query::MAX_PAGE_LIMIT,
             subscriber_buffer: DEFAULT_SUBSCRIBER_BUFFER,
+            read_only: false,
         }
     }
 }

@@ -33,6 +33,7 @@ mod records;
 mod redact;
 mod revision;
 mod stores;
+pub mod strict;
 mod subscription;
 
 pub use batch::{AnyRecord, Batch, BatchOp};

@@ -42,8 +42,19 @@ impl std::fmt::Debug for Token {
     }
 }
 
+/// The token of an `Authorization: Bearer TOKEN` value; the scheme is
+/// case-insensitive (RFC 9110).
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
 /// Refuses a request without the server's token (when it has one) with 401,
-/// before any handler runs.
+/// before any handler runs. `/` (the page, which asks for the token) and
+/// `/healthz` stay open.
 pub async fn require_token(
     State(state): State<AppState>,
     request: Request,
@@ -52,12 +63,15 @@ pub async fn require_token(
     let Some(token) = &state.token else {
         return next.run(request).await;
     };
+    // The page (which asks for the token) and the health probe are open.
+    if matches!(request.uri().path(), "/" | "/healthz") {
+        return next.run(request).await;
+    }
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(bearer);
     match presented {
         Some(p) if token.matches(p) => next.run(request).await,
         Some(_) => Problem::new(
@@ -93,4 +107,19 @@ pub async fn log(request: Request, next: Next) -> Response {
         "request"
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for value in ["Bearer abc", "bearer abc", "BEARER  abc ", "BeArEr abc"] {
+            assert_eq!(bearer(value), Some("abc"), "{value}");
+        }
+        assert_eq!(bearer("Basic abc"), None);
+        assert_eq!(bearer("Bearer"), None);
+        assert_eq!(bearer("Bearer   "), None);
+    }
 }

@@ -17,7 +17,7 @@ use crate::problem::Problem;
 use crate::records::etag;
 
 /// `POST /v1/runs/{id}/events`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 pub struct AppendEvent {
     /// The step the event belongs to.
     pub step: usize,
@@ -49,7 +49,7 @@ async fn append_event(
 }
 
 /// `POST /v1/logs/{id}/entries`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 pub struct AppendLog {
     /// The log's length before the append (409 if it is not).
     pub expected_len: u64,

@@ -319,7 +319,7 @@ fn versioned<R: Serialize>(status: StatusCode, found: Versioned<R>) -> Response 
 }
 
 /// The body of a get-many request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 pub struct GetMany<Id> {
     /// The ids, at most 1000.
     pub ids: Vec<Id>,
@@ -442,25 +442,26 @@ async fn put<R: Resource>(
             ),
         ));
     }
-    let written = R::of(&*state.ds)
-        .put(record, precondition)
-        .await
-        .map_err(|e| match &e {
-            // If-None-Match: * on a key that exists is a failed precondition;
-            // a unique field taken by another record stays a 409.
-            Error::AlreadyExists { key, .. } if preconditioned && *key == id.key() => {
-                Problem::from_error(
-                    &Error::Conflict {
-                        store: R::KIND.store(),
-                        key: key.clone(),
-                        expected: precondition,
-                        found: None,
-                    },
-                    true,
-                )
-            }
-            _ => Problem::from_error(&e, preconditioned),
-        })?;
+    let store = R::of(&*state.ds);
+    let written = match store.put(record, precondition).await {
+        Ok(written) => written,
+        // If-None-Match: * on a key that exists is a failed precondition,
+        // naming the revision there; a unique field taken by another record
+        // stays a 409.
+        Err(Error::AlreadyExists { key, .. }) if preconditioned && key == id.key() => {
+            let found = store.get(&id).await.ok().map(|v| v.revision);
+            return Err(Problem::from_error(
+                &Error::Conflict {
+                    store: R::KIND.store(),
+                    key,
+                    expected: precondition,
+                    found,
+                },
+                true,
+            ));
+        }
+        Err(e) => return Err(Problem::from_error(&e, preconditioned)),
+    };
     // A key's first write has `created == updated`.
     let status = if written.created == written.updated {
         StatusCode::CREATED

@@ -74,6 +74,10 @@ async fn every_status_maps_from_the_error_enum() {
             .unwrap();
         let body = problem(r, StatusCode::PRECONDITION_FAILED).await;
         assert_eq!(body["key"], "p1");
+        assert!(
+            body["detail"].as_str().unwrap().contains("found revision"),
+            "names the revision there: {body}"
+        );
         // 409: a unique field taken by another record
         let r = c
             .post(server.url("/v1/profiles"))
@@ -452,6 +456,43 @@ async fn bad_input_is_400_and_writes_nothing() {
             problem(r, StatusCode::BAD_REQUEST).await["field"],
             "last-event-id"
         );
+        // A record is an object, not an array of its fields.
+        let r = c
+            .put(server.url("/v1/profiles/p1"))
+            .json(&json!(["p1", "alice"]))
+            .send()
+            .await
+            .unwrap();
+        let body = problem(r, StatusCode::BAD_REQUEST).await;
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("expected an object"),
+            "{body}"
+        );
+        // Only JSON media types.
+        for ct in ["application/jsonx", "text/plain"] {
+            let r = c
+                .put(server.url("/v1/profiles/p1"))
+                .header("content-type", ct)
+                .body(profile("p1", "a").to_string())
+                .send()
+                .await
+                .unwrap();
+            let body = problem(r, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
+            assert_eq!(body["field"], "content-type", "{ct}");
+        }
+        // `.` and `..` are not ids.
+        for id in [".", ".."] {
+            let r = c
+                .post(server.url("/v1/profiles"))
+                .json(&json!({"id": id, "username": "dots"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(problem(r, StatusCode::BAD_REQUEST).await["field"], "id");
+        }
         assert_eq!(
             head(&server).await,
             before,
@@ -482,9 +523,24 @@ async fn a_token_protected_server_answers_401_and_touches_nothing() {
         assert_eq!(r.headers()["www-authenticate"], "Bearer");
         problem(r, StatusCode::UNAUTHORIZED).await;
     }
+    // The page (which asks for the token) and the health probe stay open;
+    // the API does not.
     let r = c.get(server.url("/")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("access token"));
+    let r = c.get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = c.get(server.url("/v1/changes/head")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(head(&server).await, 0, "an unauthorized request wrote");
+    // The scheme is case-insensitive (RFC 9110).
+    let r = c
+        .get(server.url("/v1/changes/head"))
+        .header("authorization", format!("bearer {TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
     let r = c
         .put(server.url("/v1/profiles/p1"))
         .bearer_auth(TOKEN)
@@ -668,7 +724,7 @@ async fn the_page_and_health_are_served() {
     assert_eq!(r.status(), StatusCode::OK);
     let html = r.text().await.unwrap();
     assert!(
-        html.contains("EventSource(\"/v1/changes"),
+        html.contains("events(\"/v1/changes"),
         "the page does not follow the feed"
     );
     let r = client().get(server.url("/healthz")).send().await.unwrap();

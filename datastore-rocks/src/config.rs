@@ -11,6 +11,14 @@ pub struct RocksConfig {
     pub path: PathBuf,
     /// Create the directory and database if missing (default true).
     pub create_if_missing: bool,
+    /// Open an existing database read-only (default false): nothing is
+    /// created, migrated or written, commits are refused, and another
+    /// process may hold the database open for writing meanwhile (this one
+    /// sees the data as it was at open).
+    pub read_only: bool,
+    /// Bring an older schema up to date at open (default true); when false,
+    /// a database that needs a migration is refused, naming it.
+    pub migrate: bool,
     /// fsync the write-ahead log before a commit returns (default true): an
     /// acknowledged write then survives power loss, not only a crash.
     pub sync_on_commit: bool,
@@ -33,6 +41,8 @@ impl RocksConfig {
         RocksConfig {
             path: path.into(),
             create_if_missing: true,
+            read_only: false,
+            migrate: true,
             sync_on_commit: true,
             block_cache_bytes: 64 << 20,
             write_buffer_bytes: 64 << 20,

@@ -122,8 +122,29 @@ impl RocksEngine {
                 ));
             }
         }
+        // Nothing is created unless asked for: not even an empty folder.
+        if (config.read_only || !config.create_if_missing) && !path.join("CURRENT").exists() {
+            return Err(Error::NotFound {
+                store: StoreName::Datastore,
+                key: shown,
+            });
+        }
         let db = Self::open_db(&config).map_err(|e| open_error(&path, e))?;
-        migrations::prepare(&db, &shown)?;
+        if config.read_only || !config.migrate {
+            let plan = migrations::plan(&db, &shown)?;
+            if !plan.is_current() {
+                return Err(Error::Unsupported {
+                    store: StoreName::Datastore,
+                    key: shown,
+                    operation: format!(
+                        "opening without migrating a database that needs it ({}); run `datastore migrate` on it first",
+                        plan.describe().join("; ")
+                    ),
+                });
+            }
+        } else {
+            migrations::prepare(&db, &shown)?;
+        }
         let head =
             get_u64(&db, layout::HEAD).map_err(|e| db_error(StoreName::Datastore, &shown, e))?;
         let compacted_through = get_u64(&db, layout::COMPACTED_THROUGH)
@@ -135,6 +156,13 @@ impl RocksEngine {
             closed: AtomicBool::new(false),
             config,
         });
+        if inner.config.read_only {
+            return Ok(RocksEngine {
+                inner,
+                queue: None,
+                writer: None,
+            });
+        }
         let (queue, jobs) = commit_queue(shown.clone(), MAX_GROUP);
         let writer = Writer::new(inner.clone(), head, compacted_through);
         let thread = std::thread::Builder::new()
@@ -169,6 +197,11 @@ impl RocksEngine {
         let families = layout::FAMILIES
             .iter()
             .map(|name| ColumnFamilyDescriptor::new(*name, cf_opts.clone()));
+        if config.read_only {
+            opts.create_if_missing(false);
+            opts.create_missing_column_families(false);
+            return DB::open_cf_descriptors_read_only(&opts, &config.path, families, false);
+        }
         DB::open_cf_descriptors(&opts, &config.path, families)
     }
 
@@ -186,7 +219,7 @@ impl RocksEngine {
     /// How commits have been grouped since the database was opened (one
     /// WAL write and sync per group).
     pub fn commit_stats(&self) -> GroupStats {
-        self.queue().stats()
+        self.queue().map(|q| q.stats()).unwrap_or_default()
     }
 
     /// The schema version of the open database.
@@ -250,8 +283,13 @@ impl RocksEngine {
         Ok(problems)
     }
 
-    fn queue(&self) -> &CommitQueue {
-        self.queue.as_ref().expect("the queue lives until drop")
+    /// The writer's queue; `Unsupported` on a database opened read-only.
+    fn queue(&self) -> Result<&CommitQueue> {
+        self.queue.as_ref().ok_or_else(|| Error::Unsupported {
+            store: StoreName::Datastore,
+            key: self.inner.config.path.display().to_string(),
+            operation: "writing to a database opened read-only".into(),
+        })
     }
 }
 
@@ -334,6 +372,13 @@ fn get_u64(db: &DB, key: &[u8]) -> std::result::Result<u64, rocksdb::Error> {
         .get_cf(cf, key)?
         .and_then(|v| layout::read_u64(&v))
         .unwrap_or(0))
+}
+
+/// [`migrations::plan`] of the database `config` names, opened read-only.
+pub(crate) fn plan_at(config: &RocksConfig) -> Result<migrations::Plan> {
+    let shown = config.path.display().to_string();
+    let db = RocksEngine::open_db(config).map_err(|e| open_error(&config.path, e))?;
+    migrations::plan(&db, &shown)
 }
 
 fn open_error(path: &Path, e: rocksdb::Error) -> Error {
@@ -541,7 +586,7 @@ impl Engine for RocksEngine {
 
     async fn commit(&self, mutations: Vec<Mutation>) -> Result<Vec<Committed>> {
         self.inner.check_open()?;
-        self.queue().commit(mutations).await
+        self.queue()?.commit(mutations).await
     }
 
     async fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<Change>> {
@@ -588,7 +633,7 @@ impl Engine for RocksEngine {
 
     async fn compact(&self, retention: &Retention) -> Result<Compaction> {
         self.inner.check_open()?;
-        self.queue().compact(*retention).await
+        self.queue()?.compact(*retention).await
     }
 
     fn live(&self) -> broadcast::Receiver<Change> {
@@ -604,14 +649,18 @@ impl Engine for RocksEngine {
         caps.durable = true;
         caps.subscriber_buffer = self.inner.config.subscriber_buffer;
         caps.max_record_bytes = self.inner.config.max_record_bytes;
+        caps.read_only = self.inner.config.read_only;
         caps
     }
 
     async fn close(&self) -> Result<()> {
         // Commits already queued finish; later ones are refused.
         self.inner.closed.store(true, Ordering::Release);
-        let _ = self.queue().flush().await;
         self.inner.live.close();
+        let Ok(queue) = self.queue() else {
+            return Ok(()); // read-only: nothing to flush
+        };
+        let _ = queue.flush().await;
         self.inner.db.flush_wal(true).map_err(|e| {
             db_error(
                 StoreName::Datastore,

@@ -38,6 +38,18 @@ use datastore_core::{Datastore, EngineStore, Result};
 /// A datastore on RocksDB.
 pub type RocksDatastore = EngineStore<RocksEngine>;
 
+/// What opening the database at `path` would do to its schema, read
+/// without writing (another process may have it open); `None` when there is
+/// no database there.
+pub fn schema_plan(path: &std::path::Path) -> Result<Option<migrations::Plan>> {
+    if !path.join("CURRENT").exists() {
+        return Ok(None);
+    }
+    let mut config = RocksConfig::new(path);
+    config.read_only = true;
+    engine::plan_at(&config).map(Some)
+}
+
 /// Opens (or creates) a RocksDB datastore.
 pub fn open(config: RocksConfig) -> Result<Arc<dyn Datastore>> {
     Ok(Arc::new(EngineStore::new(RocksEngine::open(config)?)))

@@ -87,6 +87,99 @@ fn is_empty(db: &DB, family: &str) -> bool {
     !it.valid()
 }
 
+/// What [`prepare`] would do to a database, read without writing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The stored schema version (`None`: a new, empty database).
+    pub found: Option<u32>,
+    /// The migration steps it would run, in order.
+    pub steps: Vec<&'static str>,
+    /// Whether every index would be rebuilt (the index definitions changed).
+    pub reindex: bool,
+}
+
+impl Plan {
+    /// True when opening would change nothing.
+    pub fn is_current(&self) -> bool {
+        self.found == Some(CURRENT) && self.steps.is_empty() && !self.reindex
+    }
+
+    /// What would be done, one line per step.
+    pub fn describe(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        match self.found {
+            None => out.push(format!(
+                "stamp a new database with schema version {CURRENT}"
+            )),
+            Some(v) => {
+                for (i, step) in self.steps.iter().enumerate() {
+                    out.push(format!(
+                        "schema version {} to {}: {step}",
+                        v + i as u32,
+                        v + i as u32 + 1
+                    ));
+                }
+            }
+        }
+        if self.reindex && self.steps.is_empty() {
+            out.push("rebuild every index (the index definitions changed)".into());
+        }
+        out
+    }
+}
+
+/// What [`prepare`] would do, read without writing anything. A database
+/// of a newer version, or holding data without a version, is an error as
+/// in [`prepare`].
+pub fn plan(db: &DB, path: &str) -> Result<Plan> {
+    let found = match stored_version(db, path)? {
+        Some(v) => v,
+        None if layout::FAMILIES.iter().all(|f| is_empty(db, f)) => {
+            return Ok(Plan {
+                found: None,
+                steps: Vec::new(),
+                reindex: false,
+            });
+        }
+        None => {
+            return Err(Error::Corrupt {
+                store: StoreName::Datastore,
+                key: path.to_string(),
+                reason: "the database holds data but no schema version".into(),
+            });
+        }
+    };
+    if found > CURRENT {
+        return Err(newer(path, found));
+    }
+    let steps: Vec<&'static str> = MIGRATIONS
+        .iter()
+        .filter(|m| m.from >= found)
+        .map(|m| m.description)
+        .collect();
+    let fingerprint = db
+        .get_cf(meta(db), layout::INDEX_FINGERPRINT)
+        .map_err(|e| db_error(StoreName::Datastore, path, e))?;
+    let reindex =
+        !steps.is_empty() || fingerprint.as_deref() != Some(Kind::index_fingerprint().as_bytes());
+    Ok(Plan {
+        found: Some(found),
+        steps,
+        reindex,
+    })
+}
+
+fn newer(path: &str, found: u32) -> Error {
+    Error::Unsupported {
+        store: StoreName::Datastore,
+        key: path.to_string(),
+        operation: format!(
+            "opening a database of schema version {found}: it was written by a newer \
+             version of datastore-rocks; this build reads versions up to {CURRENT}"
+        ),
+    }
+}
+
 /// Brings an opened database to [`CURRENT`]: stamps a new one, refuses a
 /// newer one, runs the migration chain from an older one, and rebuilds
 /// indexes whose definitions changed. Returns the version found at open.
@@ -106,14 +199,7 @@ pub fn prepare(db: &DB, path: &str) -> Result<u32> {
         }
     };
     if found > CURRENT {
-        return Err(Error::Unsupported {
-            store: StoreName::Datastore,
-            key: path.to_string(),
-            operation: format!(
-                "opening a database of schema version {found}: it was written by a newer \
-                 version of datastore-rocks; this build reads versions up to {CURRENT}"
-            ),
-        });
+        return Err(newer(path, found));
     }
     if found == 0 {
         return Err(Error::Corrupt {

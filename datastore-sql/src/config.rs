@@ -24,6 +24,18 @@ pub struct SqlConfig {
     pub subscriber_buffer: usize,
     /// The largest JSON-encoded record accepted, in bytes.
     pub max_record_bytes: usize,
+    /// Open an existing store read-only (default false): an SQLite file is
+    /// never created, no migration runs, PostgreSQL sessions are read-only,
+    /// and every write is refused. A database that is not a datastore's (no
+    /// `datastore_migrations` table) is refused.
+    pub read_only: bool,
+    /// Apply pending migrations at open (default true); when false, a
+    /// database that needs them is refused, naming them.
+    pub migrate: bool,
+    /// SQLite: how often the feed looks for commits by other processes
+    /// (`PRAGMA data_version`); their changes reach this process's
+    /// subscribers (and its cache) within about this long (default 100 ms).
+    pub poll_interval: Duration,
 }
 
 impl SqlConfig {
@@ -38,6 +50,9 @@ impl SqlConfig {
             retention: Retention::FOREVER,
             subscriber_buffer: DEFAULT_SUBSCRIBER_BUFFER,
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            read_only: false,
+            migrate: true,
+            poll_interval: Duration::from_millis(100),
         }
     }
 }
@@ -54,6 +69,9 @@ impl std::fmt::Debug for SqlConfig {
             .field("retention", &self.retention)
             .field("subscriber_buffer", &self.subscriber_buffer)
             .field("max_record_bytes", &self.max_record_bytes)
+            .field("read_only", &self.read_only)
+            .field("migrate", &self.migrate)
+            .field("poll_interval", &self.poll_interval)
             .finish()
     }
 }

@@ -15,18 +15,15 @@
 //! wake-up (and every second, in case a notification was lost) and feeds
 //! local subscribers. The table is the truth, the notification a wake-up.
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use datastore_core::{
     Capabilities, Change, ChangeOp, Committed, Compaction, Engine, Error, IndexValue, Kind,
     LiveChanges, Mutation, Result, Retention, Revision, Scan, StoreName, StoredRecord,
 };
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::postgres::PgListener;
 use tokio::sync::{Notify, broadcast};
 
 use crate::config::SqlConfig;
@@ -35,19 +32,8 @@ use crate::schema::{encode, record_columns, scan_sql, table};
 use datastore_core::group_commit::{CommitQueue, GroupStats, commit_queue};
 use datastore_core::redact_url;
 
+use crate::follow::{Published, follow_postgres, follow_sqlite};
 use crate::writer::{MAX_GROUP_POSTGRES, MAX_GROUP_SQLITE, Writer};
-
-/// The table recording this project's migrations (never `_sqlx_migrations`,
-/// so a host service's own migrations cannot collide).
-pub const MIGRATIONS_TABLE: &str = "datastore_migrations";
-
-fn sqlite_migrations() -> sqlx::migrate::Migrator {
-    sqlx::migrate!("./migrations/sqlite")
-}
-
-fn postgres_migrations() -> sqlx::migrate::Migrator {
-    sqlx::migrate!("./migrations/postgres")
-}
 
 /// The SQL engine. Open it with [`SqlEngine::open`].
 pub struct SqlEngine {
@@ -55,10 +41,9 @@ pub struct SqlEngine {
     dialect: Dialect,
     config: SqlConfig,
     shown_url: String,
-    /// PostgreSQL: the notification channel of this schema.
-    channel: String,
-    /// Commits go to the writer task through this queue.
-    queue: CommitQueue,
+    /// Commits go to the writer task through this queue (`None` when the
+    /// store was opened read-only).
+    queue: Option<CommitQueue>,
     live: Arc<LiveChanges>,
     shutdown: Arc<Notify>,
     closed: AtomicBool,
@@ -110,69 +95,12 @@ impl SqlEngine {
     /// newer build is refused with `Unsupported`.
     pub async fn open(config: SqlConfig) -> Result<Self> {
         let shown = redact_url(&config.url);
-        let bad_url = |reason: String| Error::invalid(StoreName::Datastore, &shown, "url", reason);
-        let unreachable = |e: sqlx::Error| Error::Unavailable {
-            store: StoreName::Datastore,
-            key: shown.clone(),
-            source: format!("cannot connect: {e}").into(),
-        };
-        let (pools, migrator) = if config.url.starts_with("sqlite:") {
-            let opts = SqliteConnectOptions::from_str(&config.url)
-                .map_err(|e| bad_url(e.to_string()))?
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Full)
-                .busy_timeout(config.connect_timeout);
-            let writer = SqlitePoolOptions::new()
-                .max_connections(1)
-                .test_before_acquire(false)
-                .acquire_timeout(config.connect_timeout)
-                .connect_with(opts.clone())
-                .await
-                .map_err(unreachable)?;
-            let reader = SqlitePoolOptions::new()
-                .max_connections(config.pool_size.max(1))
-                .test_before_acquire(false)
-                .acquire_timeout(config.connect_timeout)
-                .connect_with(opts)
-                .await
-                .map_err(unreachable)?;
-            (Pools::Sqlite { writer, reader }, sqlite_migrations())
-        } else if config.url.starts_with("postgres://") || config.url.starts_with("postgresql://") {
-            let mut opts =
-                PgConnectOptions::from_str(&config.url).map_err(|e| bad_url(e.to_string()))?;
-            if let Some(schema) = &config.schema {
-                if schema.is_empty()
-                    || !schema
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '_')
-                {
-                    return Err(Error::invalid(
-                        StoreName::Datastore,
-                        &shown,
-                        "schema",
-                        format!("{schema:?} is not a plain identifier (letters, digits, _)"),
-                    ));
-                }
-                opts = opts.options([("search_path", schema.as_str())]);
-            }
-            if let Some(t) = config.statement_timeout {
-                opts = opts.options([("statement_timeout", format!("{}", t.as_millis()))]);
-            }
-            let pool = PgPoolOptions::new()
-                .max_connections(config.pool_size.max(2))
-                .test_before_acquire(false)
-                .acquire_timeout(config.connect_timeout)
-                .connect_with(opts)
-                .await
-                .map_err(unreachable)?;
-            (Pools::Postgres(pool), postgres_migrations())
+        let pools = crate::connect::pools(&config, &shown).await?;
+        if config.read_only || !config.migrate {
+            crate::migrate::require_current(&pools, &shown).await?;
         } else {
-            return Err(bad_url(
-                "unknown scheme; expected sqlite://PATH or postgres://HOST/DB".into(),
-            ));
-        };
-        migrate(&pools, migrator, &shown).await?;
+            crate::migrate::run(&pools, &shown).await?;
+        }
         let dialect = pools.dialect();
         let namespace = match &pools {
             Pools::Postgres(_) => {
@@ -195,6 +123,8 @@ impl SqlEngine {
         };
         let live = Arc::new(LiveChanges::new(config.subscriber_buffer));
         let channel = format!("datastore_{:016x}", fnv(&namespace));
+        let head = head_of(&pools, &shown).await?;
+        let published = Published::new(head, live.clone(), pools.clone());
         let (queue, jobs) = commit_queue(
             shown.clone(),
             match dialect {
@@ -208,45 +138,70 @@ impl SqlEngine {
             retention: config.retention,
             shown_url: shown.clone(),
             channel: channel.clone(),
-            live: live.clone(),
+            published: published.clone(),
         };
-        writer.reindex().await?;
-        tokio::spawn(writer.run(jobs));
+        let queue = if config.read_only {
+            drop(jobs);
+            None
+        } else {
+            writer.reindex().await?;
+            tokio::spawn(writer.run(jobs));
+            Some(queue)
+        };
+        let shutdown = Arc::new(Notify::new());
+        // Changes other processes commit reach this process's subscribers.
+        match &pools {
+            Pools::Postgres(pool) => {
+                let mut listener = PgListener::connect_with(pool)
+                    .await
+                    .map_err(|e| db_error(StoreName::Changes, &shown, e))?;
+                listener
+                    .listen(&channel)
+                    .await
+                    .map_err(|e| db_error(StoreName::Changes, &shown, e))?;
+                tokio::spawn(follow_postgres(listener, published, shutdown.clone()));
+            }
+            Pools::Sqlite { reader, .. } => {
+                let conn = reader
+                    .acquire()
+                    .await
+                    .map_err(|e| db_error(StoreName::Changes, &shown, e))?
+                    .detach();
+                tokio::spawn(follow_sqlite(
+                    conn,
+                    published,
+                    shutdown.clone(),
+                    config.poll_interval,
+                    shown.clone(),
+                ));
+            }
+        }
         let engine = SqlEngine {
             dialect,
-            channel,
             pools,
             shown_url: shown,
             queue,
-            live: live.clone(),
-            shutdown: Arc::new(Notify::new()),
+            live,
+            shutdown,
             closed: AtomicBool::new(false),
             config,
         };
-        if let Pools::Postgres(pool) = &engine.pools {
-            let head = engine.head().await?;
-            let mut listener = PgListener::connect_with(pool)
-                .await
-                .map_err(|e| db_error(StoreName::Changes, &engine.shown_url, e))?;
-            listener
-                .listen(&engine.channel)
-                .await
-                .map_err(|e| db_error(StoreName::Changes, &engine.shown_url, e))?;
-            tokio::spawn(follow(
-                engine.pools.clone(),
-                listener,
-                live,
-                head,
-                engine.shutdown.clone(),
-            ));
-        }
         Ok(engine)
     }
 
     /// How commits have been grouped since the store was opened (one
     /// transaction per group).
     pub fn commit_stats(&self) -> GroupStats {
-        self.queue.stats()
+        self.queue.as_ref().map(|q| q.stats()).unwrap_or_default()
+    }
+
+    /// The writer's queue; `Unsupported` on a store opened read-only.
+    fn queue(&self) -> Result<&CommitQueue> {
+        self.queue.as_ref().ok_or_else(|| Error::Unsupported {
+            store: StoreName::Datastore,
+            key: self.shown_url.clone(),
+            operation: "writing to a store opened read-only".into(),
+        })
     }
 
     /// The URL, without its password.
@@ -278,7 +233,7 @@ impl SqlEngine {
         })
     }
 
-    fn change(row: &Row, offset: usize) -> Result<Change> {
+    pub(crate) fn change(row: &Row, offset: usize) -> Result<Change> {
         let bad = |e| db_error(StoreName::Changes, "", e);
         let kind_name = row.text(offset + 1).map_err(bad)?;
         let seq = row.int(offset).map_err(bad)? as u64;
@@ -306,70 +261,17 @@ impl SqlEngine {
     }
 }
 
-async fn migrate(pools: &Pools, mut migrator: sqlx::migrate::Migrator, shown: &str) -> Result<()> {
-    migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
-    migrator.set_locking(true);
-    let result = match pools {
-        Pools::Sqlite { writer, .. } => migrator.run(writer).await,
-        Pools::Postgres(pool) => migrator.run(pool).await,
-    };
-    result.map_err(|e| match e {
-        sqlx::migrate::MigrateError::VersionMissing(v) => Error::Unsupported {
-            store: StoreName::Datastore,
-            key: shown.to_string(),
-            operation: format!(
-                "opening a database with schema migration {v}, which this build does not know: \
-                 it was migrated by a newer version of datastore-sql"
-            ),
-        },
-        sqlx::migrate::MigrateError::Execute(e) => db_error(StoreName::Datastore, shown, e),
-        other => Error::Backend {
-            store: StoreName::Datastore,
-            key: shown.to_string(),
-            source: Box::new(other),
-        },
-    })
-}
-
-/// PostgreSQL: turns notifications (and a one-second poll) into reads of the
-/// feed table after the last sequence number delivered, published in order.
-async fn follow(
-    pools: Pools,
-    mut listener: PgListener,
-    live: Arc<LiveChanges>,
-    mut delivered: u64,
-    shutdown: Arc<Notify>,
-) {
-    loop {
-        tokio::select! {
-            _ = shutdown.notified() => return,
-            _ = listener.recv() => {}
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-        }
-        loop {
-            let rows = match pools
-                .fetch_all(
-                    "SELECT seq, kind, key, op, revision, at, parent FROM ds_changes WHERE seq > ? ORDER BY seq LIMIT 500",
-                    &[Value::Int(delivered as i64)],
-                )
-                .await
-            {
-                Ok(rows) => rows,
-                Err(_) => break,
-            };
-            let n = rows.len();
-            for row in rows {
-                let Ok(change) = SqlEngine::change(&row, 0) else {
-                    return;
-                };
-                delivered = change.seq;
-                live.publish([change]);
-            }
-            if n < 500 {
-                break;
-            }
-        }
-    }
+/// The feed head of a store.
+async fn head_of(pools: &Pools, shown: &str) -> Result<u64> {
+    let row = pools
+        .fetch_optional("SELECT value FROM ds_meta WHERE name = 'head'", &[])
+        .await
+        .map_err(|e| db_error(StoreName::Changes, shown, e))?;
+    Ok(row
+        .map(|r| r.int(0))
+        .transpose()
+        .map_err(|e| db_error(StoreName::Changes, shown, e))?
+        .unwrap_or(0) as u64)
 }
 
 #[async_trait]
@@ -467,7 +369,7 @@ impl Engine for SqlEngine {
 
     async fn commit(&self, mutations: Vec<Mutation>) -> Result<Vec<Committed>> {
         self.check_open()?;
-        self.queue.commit(mutations).await
+        self.queue()?.commit(mutations).await
     }
 
     async fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<Change>> {
@@ -521,7 +423,7 @@ impl Engine for SqlEngine {
 
     async fn compact(&self, retention: &Retention) -> Result<Compaction> {
         self.check_open()?;
-        self.queue.compact(*retention).await
+        self.queue()?.compact(*retention).await
     }
 
     fn live(&self) -> broadcast::Receiver<Change> {
@@ -538,16 +440,19 @@ impl Engine for SqlEngine {
             Dialect::Postgres => "postgres",
         });
         caps.durable = true;
-        caps.shared_across_processes = self.dialect == Dialect::Postgres;
+        caps.shared_across_processes = true;
         caps.subscriber_buffer = self.config.subscriber_buffer;
         caps.max_record_bytes = self.config.max_record_bytes;
+        caps.read_only = self.config.read_only;
         caps
     }
 
     async fn close(&self) -> Result<()> {
         // Commits already queued finish; later ones are refused.
         self.closed.store(true, Ordering::Release);
-        let _ = self.queue.flush().await;
+        if let Ok(queue) = self.queue() {
+            let _ = queue.flush().await;
+        }
         self.live.close();
         self.shutdown.notify_waiters();
         self.shutdown.notify_one();

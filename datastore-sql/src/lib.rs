@@ -17,8 +17,11 @@
 //! ```
 
 mod config;
+mod connect;
 mod driver;
 pub mod engine;
+mod follow;
+pub mod migrate;
 mod reindex;
 pub mod schema;
 mod writer;
@@ -27,7 +30,8 @@ use std::sync::Arc;
 
 pub use config::SqlConfig;
 pub use datastore_core::redact_url;
-pub use engine::{MIGRATIONS_TABLE, SqlEngine};
+pub use engine::SqlEngine;
+pub use migrate::{MIGRATIONS_TABLE, MigrationState, SchemaStatus};
 
 use datastore_core::{Datastore, EngineStore, Result};
 
@@ -37,6 +41,31 @@ pub type SqlDatastore = EngineStore<SqlEngine>;
 /// Opens a SQL datastore: connects, migrates, starts the feed listener.
 pub async fn open(config: SqlConfig) -> Result<Arc<dyn Datastore>> {
     Ok(Arc::new(EngineStore::new(SqlEngine::open(config).await?)))
+}
+
+/// Where the database at `config.url` stands, changing nothing: the
+/// migrations this build knows and which of them it has, whether it is a
+/// datastore's at all, and the tables of others beside ours. An SQLite
+/// file that does not exist is reported as new (every migration pending).
+pub async fn schema_status(config: &SqlConfig) -> Result<SchemaStatus> {
+    let shown = redact_url(&config.url);
+    let mut probe = config.clone();
+    probe.read_only = true;
+    let pools = match connect::pools(&probe, &shown).await {
+        Ok(pools) => pools,
+        Err(datastore_core::Error::NotFound { .. }) if config.url.starts_with("sqlite:") => {
+            let migrations = migrate::known(config.url.starts_with("sqlite:"));
+            return Ok(SchemaStatus {
+                migrations,
+                ours: false,
+                other_tables: Vec::new(),
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    let status = migrate::status(&pools, &shown).await;
+    pools.close().await;
+    status
 }
 
 /// Creates a PostgreSQL schema (for a store of its own beside others in one

@@ -21,13 +21,13 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use datastore_core::group_commit::{PendingCommit, WriteJob, WriteJobs, group_failure};
 use datastore_core::{
-    Change, ChangeOp, Committed, Compaction, Error, IndexEntry, LiveChanges, Mutation,
-    Precondition, Result, Retention, Revision, StoreName, check_precondition, commit_time,
-    unique_violation,
+    Change, ChangeOp, Committed, Compaction, Error, IndexEntry, Mutation, Precondition, Result,
+    Retention, Revision, StoreName, check_precondition, commit_time, unique_violation,
 };
 
 use crate::driver::{Dialect, Pools, Tx, Value, db_error};
 use crate::engine::{micros, time};
+use crate::follow::Published;
 use crate::schema::{self, column_values, table};
 use datastore_core::Kind;
 
@@ -40,8 +40,9 @@ pub(crate) const MAX_GROUP_SQLITE: usize = 512;
 /// Feed rows per multi-row insert (7 parameters each).
 const FEED_ROWS_PER_INSERT: usize = 500;
 
-/// Each commit's result, and the changes of those that landed.
-type GroupOutcome = (Vec<Result<Vec<Committed>>>, Vec<Change>);
+/// Each commit's result, the changes of those that landed, and the head
+/// the group started from.
+type GroupOutcome = (Vec<Result<Vec<Committed>>>, Vec<Change>, u64);
 
 /// What the writer task owns: the pools, and how to lock and notify.
 pub(crate) struct Writer {
@@ -50,7 +51,7 @@ pub(crate) struct Writer {
     pub(crate) retention: Retention,
     pub(crate) shown_url: String,
     pub(crate) channel: String,
-    pub(crate) live: Arc<LiveChanges>,
+    pub(crate) published: Arc<Published>,
 }
 
 impl Writer {
@@ -75,11 +76,12 @@ impl Writer {
             .map(|c| std::mem::take(&mut c.mutations))
             .collect();
         let results = match self.run_group(batches).await {
-            Ok((results, changes)) => {
+            Ok((results, changes, start)) => {
                 // PostgreSQL publishes from the listener, for every process
-                // alike; SQLite here, in commit order.
+                // alike; SQLite here at once, in commit order after what
+                // other processes committed before the group.
                 if self.dialect == Dialect::Sqlite {
-                    self.live.publish(changes);
+                    self.published.group(start, changes).await;
                 }
                 results
             }
@@ -137,7 +139,7 @@ impl Writer {
                 .await
             {
                 Ok(committed) => results.push(Ok(committed)),
-                Err(e) if single => return Ok(Some((vec![Err(e)], Vec::new()))),
+                Err(e) if single => return Ok(Some((vec![Err(e)], Vec::new(), start))),
                 Err(e) if savepoint => {
                     head = before;
                     tx.execute("ROLLBACK TO SAVEPOINT ds_commit", &[])
@@ -164,7 +166,7 @@ impl Writer {
             }
         }
         if results.iter().all(|r| r.is_err()) {
-            return Ok(Some((results, Vec::new())));
+            return Ok(Some((results, Vec::new(), start)));
         }
         let changes: Vec<Change> = results
             .iter()
@@ -179,7 +181,7 @@ impl Writer {
             self.finish_group(&mut tx, &changes, head).await?;
         }
         tx.commit().await.map_err(group_error)?;
-        Ok(Some((results, changes)))
+        Ok(Some((results, changes, start)))
     }
 
     /// Takes the store's write lock (held to the end of the transaction)

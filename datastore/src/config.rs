@@ -31,6 +31,14 @@ pub struct Config {
     pub instrument: bool,
     /// The largest JSON-encoded record accepted, in bytes.
     pub max_record_bytes: usize,
+    /// Open an existing store read-only: nothing is created, migrated or
+    /// written, and a store that is not there, or not a datastore's, is an
+    /// error naming the URL. Writes through it are `Unsupported`.
+    pub read_only: bool,
+    /// Apply pending schema migrations when opening (RocksDB, SQLite,
+    /// PostgreSQL). When false, a store that needs them is refused with a
+    /// message naming them; run `datastore migrate URL` to apply them.
+    pub migrate_on_open: bool,
 }
 
 impl Default for Config {
@@ -44,6 +52,8 @@ impl Default for Config {
             sealing: SealingConfig::default(),
             instrument: false,
             max_record_bytes: datastore_core::DEFAULT_MAX_RECORD_BYTES,
+            read_only: false,
+            migrate_on_open: true,
         }
     }
 }
@@ -156,6 +166,8 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("DATASTORE_SEALING_KEY_FILE", "sealing.key_file"),
     ("DATASTORE_SEALING_KEY_ENV", "sealing.key_env"),
     ("DATASTORE_INSTRUMENT", "instrument"),
+    ("DATASTORE_READ_ONLY", "read_only"),
+    ("DATASTORE_MIGRATE_ON_OPEN", "migrate_on_open"),
 ];
 
 impl Config {
@@ -237,6 +249,8 @@ impl Config {
                     self.sealing.key_env = optional(v).then(|| value.clone())
                 }
                 "DATASTORE_INSTRUMENT" => self.instrument = parse(name, v)?,
+                "DATASTORE_READ_ONLY" => self.read_only = parse(name, v)?,
+                "DATASTORE_MIGRATE_ON_OPEN" => self.migrate_on_open = parse(name, v)?,
                 _ => {}
             }
         }

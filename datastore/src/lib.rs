@@ -9,6 +9,9 @@
 //!   "not built in" error.
 //! - Layers that are themselves `Datastore`s and compose: [`Cached`],
 //!   [`Instrumented`], [`Faulty`], [`Sealed`] (see [`layers`]).
+//! - Optional features: `http` (the HTTP API, as `datastore::http`) and
+//!   `state-tree` (the client state tree, as `datastore::state_tree`). The
+//!   `datastore` program is the `datastore-cli` crate.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -24,6 +27,7 @@ mod config;
 mod error;
 pub mod layers;
 mod open;
+mod schema;
 pub mod transfer;
 
 pub use config::{Config, ENV_OVERRIDES, FeedConfig, RocksSettings, SealingConfig, SqlSettings};
@@ -35,7 +39,11 @@ pub use layers::instrument::{Instrumentation, Instrumented, OpStats};
 pub use layers::seal::{SEALED_PREFIX, Sealed, Sealer, SealingKey, SealingKeyError};
 pub use layers::{Call, Layer, Layered};
 pub use open::{Backend, open, open_url, sealing_key};
+pub use schema::{SchemaReport, schema_report};
 
+/// The HTTP API over any store.
+#[cfg(feature = "http")]
+pub use datastore_http as http;
 /// The in-memory backend.
 pub use datastore_memory as memory;
 /// The RocksDB backend.
@@ -45,4 +53,5 @@ pub use datastore_rocks as rocks;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use datastore_sql as sql;
 /// The client state tree.
+#[cfg(feature = "state-tree")]
 pub use state_tree;

@@ -227,6 +227,8 @@ async fn open_backend(config: &Config, backend: Backend) -> Result<Arc<dyn Datas
                 let mut rocks = datastore_rocks::RocksConfig::new(path);
                 rocks.create_if_missing =
                     create_if_missing.unwrap_or(config.rocksdb.create_if_missing);
+                rocks.read_only = config.read_only;
+                rocks.migrate = config.migrate_on_open;
                 rocks.sync_on_commit = sync_on_commit.unwrap_or(config.rocksdb.sync_on_commit);
                 rocks.block_cache_bytes = config.rocksdb.block_cache_mib << 20;
                 rocks.write_buffer_bytes = config.rocksdb.write_buffer_mib << 20;
@@ -235,16 +237,7 @@ async fn open_backend(config: &Config, backend: Backend) -> Result<Arc<dyn Datas
                 rocks.max_record_bytes = config.max_record_bytes;
                 // Opening takes a file lock and may replay the log: off the
                 // async threads.
-                let opened = tokio::task::spawn_blocking(move || datastore_rocks::open(rocks))
-                    .await
-                    .map_err(|e| {
-                        OpenError::Store(datastore_core::Error::Backend {
-                            store: datastore_core::StoreName::Datastore,
-                            key: shown.clone(),
-                            source: e.into(),
-                        })
-                    })??;
-                Ok(opened)
+                off_thread(&shown, move || datastore_rocks::open(rocks)).await
             }
             #[cfg(not(feature = "rocksdb"))]
             Err(OpenError::NotBuiltIn {
@@ -281,7 +274,7 @@ async fn open_backend(config: &Config, backend: Backend) -> Result<Arc<dyn Datas
 }
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-fn sql_config(config: &Config, url: String) -> datastore_sql::SqlConfig {
+pub(crate) fn sql_config(config: &Config, url: String) -> datastore_sql::SqlConfig {
     use std::time::Duration;
     let mut sql = datastore_sql::SqlConfig::new(url);
     sql.schema = config.sql.schema.clone();
@@ -291,6 +284,8 @@ fn sql_config(config: &Config, url: String) -> datastore_sql::SqlConfig {
     sql.retention = config.feed.retention();
     sql.subscriber_buffer = config.feed.subscriber_buffer;
     sql.max_record_bytes = config.max_record_bytes;
+    sql.read_only = config.read_only;
+    sql.migrate = config.migrate_on_open;
     sql
 }
 
@@ -409,4 +404,21 @@ mod tests {
         );
         assert!(!err.to_string().contains("secret"), "{err}");
     }
+}
+
+/// Runs blocking `work` (a file lock, a log replay) on the blocking pool;
+/// a panic there is a `Backend` error naming the store.
+#[cfg(feature = "rocksdb")]
+pub(crate) async fn off_thread<T: Send + 'static>(
+    shown: &str,
+    work: impl FnOnce() -> datastore_core::Result<T> + Send + 'static,
+) -> Result<T, OpenError> {
+    let done = tokio::task::spawn_blocking(work).await.map_err(|e| {
+        OpenError::Store(datastore_core::Error::Backend {
+            store: datastore_core::StoreName::Datastore,
+            key: shown.to_string(),
+            source: e.into(),
+        })
+    })?;
+    Ok(done?)
 }

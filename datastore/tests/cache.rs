@@ -412,13 +412,10 @@ async fn another_process_writing_to_postgres_invalidates_the_cache() {
             .is_not_found()
     );
 
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("p2.jsonl");
-    let line = serde_json::json!({"kind": "profile", "record": profile("p2", "from elsewhere")});
-    std::fs::write(&file, format!("{line}\n")).unwrap();
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_datastore"))
-        .args(["import", &schema.url, file.to_str().unwrap()])
-        .env("DATASTORE_SQL_SCHEMA", &schema.name)
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "writer_in_another_process", "--ignored"])
+        .env("CACHE_TEST_WRITER_URL", &schema.url)
+        .env("CACHE_TEST_WRITER_SCHEMA", &schema.name)
         .status()
         .unwrap();
     assert!(status.success());
@@ -439,4 +436,60 @@ async fn another_process_writing_to_postgres_invalidates_the_cache() {
     cached.close().await.unwrap();
     other.close().await.unwrap();
     schema.drop().await;
+}
+
+/// The other process of `another_process_writing_to_postgres_invalidates_the_cache`:
+/// writes profile p2 into the schema it is given, then exits.
+#[tokio::test]
+#[ignore = "started by another_process_writing_to_postgres_invalidates_the_cache"]
+async fn writer_in_another_process() {
+    let Ok(url) = std::env::var("CACHE_TEST_WRITER_URL") else {
+        return;
+    };
+    let mut config = datastore::Config::with_url(url);
+    config.sql.schema = std::env::var("CACHE_TEST_WRITER_SCHEMA").ok();
+    config.cache.enabled = false;
+    let ds = datastore::open(&config).await.unwrap();
+    ds.profiles()
+        .put(profile("p2", "from elsewhere"), Precondition::MustNotExist)
+        .await
+        .unwrap();
+    ds.close().await.unwrap();
+}
+
+/// Two processes on one SQLite file with the cache on (the default): a
+/// record this process remembered as missing, then written by another
+/// process, is read back once the feed (which follows other processes'
+/// commits) has invalidated it, within a moment, not after the TTL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_process_writing_to_sqlite_invalidates_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("shared.db").display());
+    let cached = datastore::open_url(&url).await.unwrap();
+    assert!(
+        cached
+            .profiles()
+            .get(&ProfileId::new("p2"))
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "writer_in_another_process", "--ignored"])
+        .env("CACHE_TEST_WRITER_URL", &url)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let started = std::time::Instant::now();
+    let caught_up = eventually(async || {
+        cached
+            .profiles()
+            .get(&ProfileId::new("p2"))
+            .await
+            .is_ok_and(|p| p.value.name == "from elsewhere")
+    })
+    .await;
+    assert!(caught_up, "the cache never saw the other process's write");
+    eprintln!("seen after {:?}", started.elapsed());
+    cached.close().await.unwrap();
 }

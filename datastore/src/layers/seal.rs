@@ -106,12 +106,17 @@ impl Sealer {
             return Ok(());
         };
         if material.expose().starts_with(SEALED_PREFIX) {
-            return Err(Error::invalid(
-                StoreName::Keys,
-                key.id.key(),
-                "private_key",
-                "is already sealed text; pass the key material itself",
-            ));
+            // Sealed text (from an export that kept keys sealed) is stored
+            // as it is, if it opens with this key for this profile.
+            let mut check = key.clone();
+            return self.open(&mut check).map_err(|_| {
+                Error::invalid(
+                    StoreName::Keys,
+                    key.id.key(),
+                    "private_key",
+                    "is sealed text that does not open with this store's sealing key (sealed with another key, or for another profile)",
+                )
+            });
         }
         let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
         let sealed = self

@@ -7,14 +7,14 @@ use std::process::ExitCode;
 use clap::Args;
 use datastore_http::{Limits, Server, ServerConfig, Token};
 
-use crate::{CliError, config_for};
+use crate::{CliError, config_for, say, store_url};
 
-/// `datastore serve`
+/// `datastore serve [URL]`
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// The store to serve.
-    #[arg(long)]
-    url: String,
+    /// The store to serve (else DATASTORE_URL, else `url` in --config);
+    /// created if missing.
+    url: Option<String>,
     /// Where to listen. Anything but a loopback address needs a token.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -80,18 +80,19 @@ pub async fn run(config: Option<&PathBuf>, args: &ServeArgs) -> Result<ExitCode,
             max_page_limit: args.max_page.clamp(1, datastore::MAX_PAGE_LIMIT),
         },
     };
-    let config = config_for(config, &args.url)?;
+    let url = store_url(args.url.as_deref(), config.map(PathBuf::as_path), None)?;
+    let config = config_for(config, &url)?;
     let ds = datastore::open(&config).await?;
     let server = Server::bind(ds.clone(), server_config)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    println!(
+    say!(
         "serving {} on http://{} (Ctrl-C to stop)",
-        datastore::redact_url(&args.url),
+        datastore::redact_url(&url),
         server.local_addr()
     );
     server.run(stop_signal()).await?;
     ds.close().await?;
-    println!("stopped");
+    say!("stopped");
     Ok(ExitCode::SUCCESS)
 }

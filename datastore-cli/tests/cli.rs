@@ -1,5 +1,7 @@
 //! The `datastore` program end to end, as a user runs it.
 
+// The same real-store helpers as the datastore crate's tests.
+#[path = "../../datastore/tests/common/mod.rs"]
 mod common;
 
 use std::path::Path;
@@ -463,7 +465,7 @@ fn serve_answers_over_http_and_stops_gracefully() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/served.db", dir.path().display());
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_datastore"))
-        .args(["serve", "--url", &url, "--listen", "127.0.0.1:0"])
+        .args(["serve", &url, "--listen", "127.0.0.1:0"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -508,7 +510,7 @@ fn serve_answers_over_http_and_stops_gracefully() {
 #[test]
 fn serve_refuses_to_listen_beyond_loopback_without_a_token() {
     let out = datastore()
-        .args(["serve", "--url", "memory://", "--listen", "0.0.0.0:0"])
+        .args(["serve", "memory://", "--listen", "0.0.0.0:0"])
         .env_remove("DATASTORE_TOKEN")
         .output()
         .unwrap();
@@ -518,4 +520,407 @@ fn serve_refuses_to_listen_beyond_loopback_without_a_token() {
         "{}",
         stderr(&out)
     );
+}
+
+/// Imports `file` into `url`, returning the output.
+fn import(url: &str, file: &Path) -> std::process::Output {
+    datastore()
+        .args(["import", url, file.to_str().unwrap()])
+        .output()
+        .unwrap()
+}
+
+/// The store's export, which must succeed.
+fn exported(url: &str) -> String {
+    let out = datastore().args(["export", url]).output().unwrap();
+    assert!(out.status.success(), "export {url}: {}", stderr(&out));
+    stdout(&out)
+}
+
+#[test]
+fn import_refuses_an_unknown_field_by_line_and_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("typo.jsonl");
+    std::fs::write(
+        &file,
+        concat!(
+            r#"{"kind":"profile","record":{"id":"p0","username":"u0"}}"#,
+            "\n",
+            r#"{"kind":"profile","record":{"id":"p1","username":"u1","emial":"x@y"}}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let url = format!("sqlite://{}/s.db", dir.path().display());
+    let out = import(&url, &file);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("line 2") && err.contains("emial"), "{err}");
+    assert!(err.contains("nothing was written"), "{err}");
+    assert_eq!(exported(&url), "", "the good line 1 was written");
+    // An unknown field beside `record` is refused the same way.
+    std::fs::write(
+        &file,
+        r#"{"kind":"profile","recrod":{},"record":{"id":"p0","username":"u0"}}"#,
+    )
+    .unwrap();
+    let err = stderr(&import(&url, &file));
+    assert!(err.contains("line 1") && err.contains("recrod"), "{err}");
+    assert_eq!(exported(&url), "");
+}
+
+/// A bad line 600-odd lines in is found before the first write: a run
+/// naming a missing workflow, a username taken in the file, a username
+/// taken in the store.
+#[test]
+fn a_bad_line_after_hundreds_of_good_ones_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed = dir.path().join("seed.jsonl");
+    let items = seed_file(&seed, 70);
+    assert!(items > 600, "{items}");
+    let good = std::fs::read_to_string(&seed).unwrap();
+    let bad_lines = [
+        (
+            r#"{"kind":"run","record":{"id":"stray","workflow_id":"nope","number":1,"owner_id":"p0","steps":[]}}"#,
+            "nope",
+        ),
+        (
+            r#"{"kind":"profile","record":{"id":"other","username":"user0"}}"#,
+            "user0",
+        ),
+    ];
+    for (n, (line, named)) in bad_lines.iter().enumerate() {
+        let url = format!("rocksdb://{}/r{n}", dir.path().display());
+        let file = dir.path().join(format!("bad{n}.jsonl"));
+        std::fs::write(&file, format!("{good}{line}\n")).unwrap();
+        let out = import(&url, &file);
+        assert!(!out.status.success(), "{line}");
+        let err = stderr(&out);
+        assert!(err.contains(&format!("line {}", items + 1)), "{err}");
+        assert!(err.contains(named), "{err}");
+        assert!(err.contains("nothing was written"), "{err}");
+        assert_eq!(exported(&url), "", "{line}: part of the file was written");
+    }
+
+    // A username already taken in the store, not in the file.
+    let url = format!("sqlite://{}/taken.db", dir.path().display());
+    let first = dir.path().join("first.jsonl");
+    std::fs::write(
+        &first,
+        r#"{"kind":"profile","record":{"id":"holder","username":"user69"}}"#,
+    )
+    .unwrap();
+    assert!(import(&url, &first).status.success());
+    let out = import(&url, &seed);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("user69") && err.contains("holder"), "{err}");
+    assert_eq!(exported(&url).lines().count(), 1, "only the first import");
+}
+
+/// `export`, `tail` and `check` only read: a store that is not there is an
+/// error naming the URL, and nothing is created.
+#[test]
+fn commands_that_only_read_create_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let urls = [
+        format!("sqlite://{d}/typo.db"),
+        format!("rocksdb://{d}/missing"),
+        format!("rocksdb://{d}/nocreate?create_if_missing=false"),
+    ];
+    for url in &urls {
+        for args in [vec!["export", url.as_str()], vec!["tail", url.as_str()]] {
+            let out = datastore().args(&args).output().unwrap();
+            assert!(!out.status.success(), "{args:?}");
+            let err = stderr(&out);
+            assert!(err.contains("no store there"), "{args:?}: {err}");
+            assert!(err.contains(&d.to_string()), "names the URL: {err}");
+        }
+    }
+    let out = datastore()
+        .args(["import", &urls[2], "/dev/null"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// `export` keeps private keys sealed and its file private; plaintext
+/// only when asked, with a warning.
+#[test]
+fn export_keeps_keys_sealed_in_a_private_file() {
+    const KEY: &str = "3f9a3f9a3f9a3f9a3f9a3f9a3f9a3f9a3f9a3f9a3f9a3f9a3f9a3f9a3f9a3f9a";
+    let dir = tempfile::tempdir().unwrap();
+    let seed = dir.path().join("seed.jsonl");
+    seed_file(&seed, 2);
+    let sealed = |cmd: &mut Command| {
+        cmd.env("DATASTORE_SEALING_KEY_ENV", "TEST_SEALING_KEY")
+            .env("TEST_SEALING_KEY", KEY);
+    };
+    let a = format!("sqlite://{}/a.db", dir.path().display());
+    let mut cmd = datastore();
+    sealed(&mut cmd);
+    let out = cmd
+        .args(["import", &a, seed.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let file = dir.path().join("out.jsonl");
+    let mut cmd = datastore();
+    sealed(&mut cmd);
+    let out = cmd
+        .args(["export", &a, "--out", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(!text.contains("secret-0"), "a private key in plaintext");
+    assert!(text.contains(datastore::SEALED_PREFIX), "{text}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
+
+    // The sealed export imports into a store with the same key, which
+    // opens it.
+    let b = format!("rocksdb://{}/b", dir.path().display());
+    let mut cmd = datastore();
+    sealed(&mut cmd);
+    let out = cmd
+        .args(["import", &b, file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut cmd = datastore();
+    sealed(&mut cmd);
+    let out = cmd.args(["export", &b, "--decrypt-keys"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("secret-0"), "{}", stdout(&out));
+    assert!(stderr(&out).contains("warning"), "{}", stderr(&out));
+    // Without the key, --decrypt-keys is refused.
+    let out = datastore()
+        .args(["export", &b, "--decrypt-keys"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("sealing key"), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "");
+}
+
+/// Ctrl-C during an import reports what was really written, which is in
+/// the store.
+#[test]
+fn an_interrupted_import_reports_what_it_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("many.jsonl");
+    let text: String = (0..60_000)
+        .map(|n| {
+            format!(
+                "{{\"kind\":\"profile\",\"record\":{{\"id\":\"p{n}\",\"username\":\"user{n}\"}}}}\n"
+            )
+        })
+        .collect();
+    std::fs::write(&file, text).unwrap();
+    let url = format!("sqlite://{}/i.db", dir.path().display());
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_datastore"))
+        .args(["import", &url, file.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until some of it is in the store, then interrupt.
+    let probe = datastore::sql::SqlConfig::new(url.clone());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let mut config = probe.clone();
+        config.read_only = true;
+        let head = runtime.block_on(async {
+            match datastore::sql::open(config).await {
+                Ok(ds) => {
+                    let head = ds.changes().head().await.map(|c| c.0).unwrap_or(0);
+                    let _ = ds.close().await;
+                    head
+                }
+                Err(_) => 0,
+            }
+        });
+        if head > 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "the import wrote nothing"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    if out.status.success() {
+        // It finished first: everything is there.
+        assert!(err.contains("60000 written"), "{err}");
+        return;
+    }
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    let written: u64 = err
+        .split("items (")
+        .nth(1)
+        .and_then(|rest| rest.split(" written").next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no count in {err}"));
+    assert!(written > 0, "{err}");
+    let stored = exported(&url).lines().count() as u64;
+    assert!(
+        stored >= written,
+        "reported {written} written, the store has {stored}"
+    );
+    // Rerunning resumes: the rest is written, nothing twice.
+    let out = import(&url, &file);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "{} written, {stored} already there",
+            60_000 - stored
+        )),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// Every command takes its store from its argument, else DATASTORE_URL,
+/// else `url` in the --config file.
+#[test]
+fn the_store_comes_from_the_argument_the_environment_or_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed = dir.path().join("seed.jsonl");
+    let items = seed_file(&seed, 1);
+    let url = format!("sqlite://{}/env.db", dir.path().display());
+    let out = datastore()
+        .args(["import", seed.to_str().unwrap()])
+        .env("DATASTORE_URL", &url)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = datastore()
+        .arg("export")
+        .env("DATASTORE_URL", &url)
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&out).lines().count(), items, "{}", stderr(&out));
+    let config = dir.path().join("datastore.toml");
+    std::fs::write(&config, format!("url = \"{url}\"\n")).unwrap();
+    let out = datastore()
+        .args(["tail", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&out).lines().count(), items, "{}", stderr(&out));
+    let out = datastore().arg("export").output().unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no store given"), "{}", stderr(&out));
+}
+
+/// A closed pipe (`| head`) ends a command quietly; an invalid log filter
+/// is an error, not a silent default.
+#[test]
+fn a_closed_pipe_is_quiet_and_a_bad_log_filter_is_an_error() {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_datastore"))
+        .args(["check", "memory://", "--list"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+
+    let out = datastore()
+        .args(["--log", "nonsense[[", "export", "memory://"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("nonsense[[") && stderr(&out).contains("not a log filter"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// `migrate --dry-run` shows what it would apply and applies nothing; a
+/// database with tables of others needs --yes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_shows_before_it_applies() {
+    let Some(schema) = common::PgSchema::create().await else {
+        return;
+    };
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&schema.url)
+        .await
+        .unwrap();
+    sqlx::query(&format!(
+        "CREATE TABLE {}.invoices (id int primary key)",
+        schema.name
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let tables = |conn: &mut sqlx::PgConnection| {
+        let name = schema.name.clone();
+        async move {
+            let (n,): (i64,) = sqlx::query_as(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1",
+            )
+            .bind(name)
+            .fetch_one(conn)
+            .await
+            .unwrap();
+            n
+        }
+    };
+    let migrate = |extra: &[&str]| {
+        datastore()
+            .arg("migrate")
+            .arg(&schema.url)
+            .args(extra)
+            .env("DATASTORE_SQL_SCHEMA", &schema.name)
+            .output()
+            .unwrap()
+    };
+    let out = migrate(&["--dry-run"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("pending") && text.contains("invoices"),
+        "{text}"
+    );
+    assert!(text.contains("dry run: nothing applied"), "{text}");
+    assert_eq!(tables(&mut conn).await, 1);
+
+    let out = migrate(&[]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--yes"), "{}", stderr(&out));
+    assert_eq!(tables(&mut conn).await, 1);
+
+    let out = migrate(&["--yes"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("schema up to date"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(tables(&mut conn).await > 1);
+    let out = migrate(&["--dry-run"]);
+    assert!(stdout(&out).contains("applied"), "{}", stdout(&out));
+    assert!(!stdout(&out).contains("pending"), "{}", stdout(&out));
+    drop(conn);
+    schema.drop().await;
 }

@@ -17,14 +17,14 @@ use datastore::{
 };
 use indicatif::MultiProgress;
 
-use crate::{CliError, config_for, progress};
+use crate::{CliError, config_for, progress, say, store_url};
 
 /// `datastore demo`
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// The store (default: an embedded RocksDB folder under the current directory).
-    #[arg(long, default_value = "rocksdb://./datastore-demo")]
-    url: String,
+    /// The store (else DATASTORE_URL, else `url` in --config, else an
+    /// embedded RocksDB folder `./datastore-demo`).
+    url: Option<String>,
     /// Profiles to seed (each gets a key and its datasets).
     #[arg(long, default_value_t = 3)]
     profiles: usize,
@@ -82,12 +82,17 @@ pub async fn run(config: Option<&PathBuf>, args: &DemoArgs) -> Result<ExitCode, 
         return Err("--profiles, --datasets, --steps and --parallel must be at least 1".into());
     }
     let started = Instant::now();
-    let config = config_for(config, &args.url)?;
+    let url = store_url(
+        args.url.as_deref(),
+        config.map(PathBuf::as_path),
+        Some("rocksdb://./datastore-demo"),
+    )?;
+    let config = config_for(config, &url)?;
     let ds = datastore::open(&config).await?;
     let caps = ds.capabilities();
-    println!(
+    say!(
         "datastore demo on {} ({} backend{})",
-        datastore::redact_url(&args.url),
+        datastore::redact_url(&url),
         caps.backend,
         if config.cache.enabled && caps.backend != "memory" {
             ", cached"
@@ -136,9 +141,11 @@ pub async fn run(config: Option<&PathBuf>, args: &DemoArgs) -> Result<ExitCode, 
         }
     }
     ds.apply(batch).await?;
-    println!(
+    say!(
         "seeded {} profiles, {} keys, {} datasets with a workflow each",
-        written.profiles, written.keys, written.datasets
+        written.profiles,
+        written.keys,
+        written.datasets
     );
 
     // 2. A client signs in as the first profile and opens its first dataset:
@@ -149,7 +156,7 @@ pub async fn run(config: Option<&PathBuf>, args: &DemoArgs) -> Result<ExitCode, 
         .dispatch(Action::SelectDataset(init_id(0, 0)))
         .await?;
     let followed = workflow_id(0, 0);
-    println!(
+    say!(
         "client signed in as {}, opened {} (workflow {}): {} store reads",
         profile_id(0),
         init_id(0, 0),
@@ -163,7 +170,10 @@ pub async fn run(config: Option<&PathBuf>, args: &DemoArgs) -> Result<ExitCode, 
         .collect();
     let written = Arc::new(written);
     let multi = MultiProgress::new();
-    let bar = multi.add(progress::bar("runs", args.runs as u64, false));
+    // Added to the multi-progress before it is styled, so it never draws
+    // on its own (which left a stale line behind).
+    let bar = multi.add(indicatif::ProgressBar::new(args.runs as u64));
+    progress::style(&bar, "runs", false);
     let queue = Arc::new(std::sync::Mutex::new((0..args.runs).collect::<Vec<_>>()));
     let mut runners = tokio::task::JoinSet::new();
     for _ in 0..args.parallel {
@@ -200,7 +210,7 @@ pub async fn run(config: Option<&PathBuf>, args: &DemoArgs) -> Result<ExitCode, 
         if line != shown {
             let _ = multi.println(format!("  client sees {followed}: {line}"));
             if multi.is_hidden() {
-                println!("  client sees {followed}: {line}");
+                say!("  client sees {followed}: {line}");
             }
             shown = line;
         }
@@ -216,7 +226,7 @@ pub async fn run(config: Option<&PathBuf>, args: &DemoArgs) -> Result<ExitCode, 
     bar.finish_and_clear();
     let line = view(&client);
     if line != shown {
-        println!("  client sees {followed}: {line}");
+        say!("  client sees {followed}: {line}");
     }
 
     // 5. Summary: what was written, and what the client loaded.
@@ -258,9 +268,9 @@ pub async fn run(config: Option<&PathBuf>, args: &DemoArgs) -> Result<ExitCode, 
         && store_runs
             .iter()
             .all(|(id, rev)| client_runs.get(id) == Some(rev));
-    println!();
-    println!("summary");
-    println!(
+    say!("");
+    say!("summary");
+    say!(
         "  written: {} profiles, {} keys, {} datasets, {} workflows, {} runs, {} step events",
         written.profiles,
         written.keys,
@@ -269,22 +279,22 @@ pub async fn run(config: Option<&PathBuf>, args: &DemoArgs) -> Result<ExitCode, 
         runs_written,
         written.events.load(Ordering::Relaxed)
     );
-    println!(
+    say!(
         "  change feed: {} changes this session (head {})",
         head_after.0 - head_before.0,
         head_after
     );
-    println!(
+    say!(
         "  client: holds 1 dataset, 1 workflow and {held} of its runs (of {} workflows in the store), made {} store reads, resynced {} times",
         workflows.len(),
         client.reads(),
         client.resyncs()
     );
-    println!(
+    say!(
         "  client copy of {followed} matches the store: {}",
         if matches { "yes" } else { "NO" }
     );
-    println!("  took {:.1?}", started.elapsed());
+    say!("  took {:.1?}", started.elapsed());
     ds.close().await?;
     Ok(if matches {
         ExitCode::SUCCESS

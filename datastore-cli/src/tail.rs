@@ -8,13 +8,14 @@ use clap::Args;
 use datastore::{FeedCursor, FeedEvent, MAX_FEED_LIMIT};
 use futures::StreamExt;
 
-use crate::{CliError, open_uncached};
+use crate::{Access, CliError, open_tool, store_url};
 
-/// `datastore tail URL`
+/// `datastore tail [URL]`
 #[derive(Debug, Args)]
 pub struct TailArgs {
-    /// The store to follow.
-    url: String,
+    /// The store to follow (else DATASTORE_URL, else `url` in --config);
+    /// opened read-only.
+    url: Option<String>,
     /// Start after this cursor (0: from the oldest change kept). Each
     /// printed change carries its `seq`, the cursor to resume from.
     #[arg(long, default_value_t = 0)]
@@ -28,7 +29,8 @@ pub struct TailArgs {
 }
 
 pub async fn run(config: Option<&PathBuf>, args: &TailArgs) -> Result<ExitCode, CliError> {
-    let store = open_uncached(config, &args.url).await?;
+    let url = store_url(args.url.as_deref(), config.map(PathBuf::as_path), None)?;
+    let store = open_tool(config, &url, Access::Read).await?;
     let mut out = std::io::stdout().lock();
     let mut cursor = FeedCursor(args.from);
     let mut printed = 0u64;

@@ -19,6 +19,9 @@ use datastore_core::{
 };
 use serde::{Deserialize, Serialize};
 
+mod check;
+pub use check::{Checked, check};
+
 /// How many records one page read or one batch write holds.
 pub const BATCH_SIZE: usize = 500;
 
@@ -96,8 +99,10 @@ pub struct TransferStats {
     pub bytes: u64,
 }
 
-/// Why a transfer stopped. Everything before the failing batch is written;
-/// nothing of it is.
+/// Why a transfer stopped. An import is checked whole first ([`check`]), so
+/// its errors come before anything is written; a failure while writing
+/// (another writer got in between) leaves every batch before the failing
+/// one written and nothing of that one, and says which lines those are.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TransferError {
@@ -116,6 +121,44 @@ pub enum TransferError {
         line: u64,
         /// The record.
         what: String,
+    },
+    /// The same record twice in one file, with different content.
+    #[error("line {line}: {what} is also on line {earlier}, with different content")]
+    Duplicate {
+        /// The 1-based line.
+        line: u64,
+        /// The record.
+        what: String,
+        /// The line it was first on.
+        earlier: u64,
+    },
+    /// A unique value (a username, a workflow's dataset, a run's number in
+    /// its workflow) another record holds.
+    #[error("line {line}: {what}: {claim} is already taken by {holder}")]
+    Clash {
+        /// The 1-based line.
+        line: u64,
+        /// The record.
+        what: String,
+        /// The index and value claimed.
+        claim: String,
+        /// Who holds it: an earlier line, or a record in the destination.
+        holder: String,
+    },
+    /// A record names one that is neither earlier in the file nor in the
+    /// destination.
+    #[error(
+        "line {line}: {what}: its {field} names {target}, which is neither earlier in the file nor in the destination"
+    )]
+    MissingReference {
+        /// The 1-based line.
+        line: u64,
+        /// The record.
+        what: String,
+        /// The field holding the reference.
+        field: &'static str,
+        /// The record named.
+        target: String,
     },
     /// A log entry cannot be appended where it belongs.
     #[error(
@@ -239,24 +282,23 @@ pub async fn export(
     Ok(stats)
 }
 
-/// Parses one line (1-based `line` for messages). Blank lines are `None`.
+/// Parses one line (1-based `line` for messages) strictly, as the HTTP API
+/// reads a body: malformed JSON, a value of the wrong shape or a field the
+/// record does not have is an error naming the line and the field. Blank
+/// lines are `None`.
 pub fn parse_line(line: u64, text: &str) -> Result<Option<Item>, TransferError> {
     if text.trim().is_empty() {
         return Ok(None);
     }
-    let mut de = serde_json::Deserializer::from_str(text);
     let item: Item =
-        serde_path_to_error::deserialize(&mut de).map_err(|e| TransferError::Malformed {
+        datastore_core::strict::from_str_strict(text).map_err(|e| TransferError::Malformed {
             line,
-            reason: match e.path().to_string().as_str() {
-                "." => e.inner().to_string(),
-                path => format!("{path}: {}", e.inner()),
+            reason: match e.path.as_str() {
+                "." => e.reason,
+                path if e.reason == "unknown field" => format!("unknown field {path:?}"),
+                path => format!("{path}: {}", e.reason),
             },
         })?;
-    de.end().map_err(|e| TransferError::Malformed {
-        line,
-        reason: e.to_string(),
-    })?;
     item.validate().map_err(|reason| TransferError::Malformed {
         line,
         reason: format!("{}: {reason}", item.describe()),
@@ -292,8 +334,9 @@ pub fn validate(input: impl BufRead) -> Result<u64, TransferError> {
 }
 
 /// Imports JSON Lines into `dest`, a batch at a time. A malformed line stops
-/// the import before its batch is written. Run [`validate`] first to refuse
-/// a file with any bad line before anything is written (the program does).
+/// the import before its batch is written. Run [`check`] first to refuse a
+/// file with any line that would fail before anything is written (the
+/// program does).
 pub async fn import(
     dest: &dyn Datastore,
     input: impl BufRead,
@@ -482,17 +525,28 @@ impl<'a> BatchWriter<'a> {
             })
             .sum::<u64>();
         if !ops.is_empty() {
+            let stats = self.stats;
             self.dest.apply(Batch { ops }).await.map_err(|source| {
-                // Name the line of the record the store complained about.
+                // Name the line of the record the store complained about,
+                // and exactly what is written.
                 let line = error_key(&source)
                     .and_then(|key| lines.iter().find(|(k, _)| *k == key).map(|(_, l)| *l));
+                let at = match line {
+                    Some(line) => format!("line {line}"),
+                    None => format!("lines {first}-{last}"),
+                };
+                let before = if first > 1 {
+                    format!(
+                        "every item before line {first} is written ({} written, {} already there)",
+                        stats.written, stats.skipped
+                    )
+                } else {
+                    "nothing is written".to_string()
+                };
                 TransferError::Store {
-                    context: match line {
-                        Some(line) => format!(
-                            "line {line} (batch of lines {first}-{last}, nothing of it written)"
-                        ),
-                        None => format!("lines {first}-{last} (nothing of them written)"),
-                    },
+                    context: format!(
+                        "{at}: {before}; nothing of lines {first}-{last}; run the same command again to resume (what is there is skipped)"
+                    ),
                     source,
                 }
             })?;

@@ -13,14 +13,15 @@ use clap::Args;
 use datastore::{Backend, Datastore};
 use futures::FutureExt;
 
-use crate::progress;
-use crate::{CliError, config_for};
+use crate::{CliError, config_for, progress, say, store_url};
 
-/// `datastore check URL`
+/// `datastore check [URL]`
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// The store whose backend (and disk, or server) to check.
-    url: String,
+    /// The store whose backend (and disk, or server) to check (else
+    /// DATASTORE_URL, else `url` in --config). The store itself is not
+    /// touched: cases run on fresh stores beside it.
+    url: Option<String>,
     /// Only cases whose name contains this (e.g. `feed::`).
     #[arg(long)]
     filter: Option<String>,
@@ -71,35 +72,23 @@ impl Scratch {
                 })
             }
             Backend::Postgres { url } => {
-                #[cfg(feature = "postgres")]
-                {
-                    let schema = format!("datastore_check_{}_{n}", std::process::id());
-                    datastore::sql::drop_schema(url, &schema).await?;
-                    datastore::sql::create_schema(url, &schema).await?;
-                    config.sql.schema = Some(schema.clone());
-                    config.sql.pool_size = config.sql.pool_size.min(4);
-                    let ds = match datastore::open(&config).await {
-                        Ok(ds) => ds,
-                        Err(e) => {
-                            let _ = datastore::sql::drop_schema(url, &schema).await;
-                            return Err(e.into());
-                        }
-                    };
-                    Ok(Scratch {
-                        ds,
-                        dir: None,
-                        pg_schema: Some((url.clone(), schema)),
-                    })
-                }
-                #[cfg(not(feature = "postgres"))]
-                {
-                    let _ = (url, n);
-                    Ok(Scratch {
-                        ds: datastore::open(&config).await?,
-                        dir: None,
-                        pg_schema: None,
-                    })
-                }
+                let schema = format!("datastore_check_{}_{n}", std::process::id());
+                datastore::sql::drop_schema(url, &schema).await?;
+                datastore::sql::create_schema(url, &schema).await?;
+                config.sql.schema = Some(schema.clone());
+                config.sql.pool_size = config.sql.pool_size.min(4);
+                let ds = match datastore::open(&config).await {
+                    Ok(ds) => ds,
+                    Err(e) => {
+                        let _ = datastore::sql::drop_schema(url, &schema).await;
+                        return Err(e.into());
+                    }
+                };
+                Ok(Scratch {
+                    ds,
+                    dir: None,
+                    pg_schema: Some((url.clone(), schema)),
+                })
             }
         }
     }
@@ -107,12 +96,9 @@ impl Scratch {
     async fn remove(self) {
         let _ = self.ds.close().await;
         drop(self.ds);
-        #[cfg(feature = "postgres")]
         if let Some((url, schema)) = &self.pg_schema {
             let _ = datastore::sql::drop_schema(url, schema).await;
         }
-        #[cfg(not(feature = "postgres"))]
-        let _ = &self.pg_schema;
         drop(self.dir);
     }
 }
@@ -123,8 +109,13 @@ fn scratch_dir(path: &Path) -> Result<tempfile::TempDir, CliError> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    std::fs::create_dir_all(&parent)
-        .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    if !parent.is_dir() {
+        return Err(format!(
+            "{} does not exist: check runs its cases in scratch folders beside the store",
+            parent.display()
+        )
+        .into());
+    }
     tempfile::Builder::new()
         .prefix(".datastore-check-")
         .tempdir_in(&parent)
@@ -148,15 +139,16 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 }
 
 pub async fn run(config: Option<&PathBuf>, args: &CheckArgs) -> Result<ExitCode, CliError> {
-    let config = config_for(config, &args.url)?;
-    let backend = Backend::parse(&args.url)?;
+    let url = store_url(args.url.as_deref(), config.map(PathBuf::as_path), None)?;
+    let config = config_for(config, &url)?;
+    let backend = Backend::parse(&url)?;
     let cases: Vec<_> = conformance_tests::CASES
         .iter()
         .filter(|(name, _)| args.filter.as_deref().is_none_or(|f| name.contains(f)))
         .collect();
     if args.list {
         for (name, _) in &cases {
-            println!("{name}");
+            say!("{name}");
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -182,19 +174,23 @@ pub async fn run(config: Option<&PathBuf>, args: &CheckArgs) -> Result<ExitCode,
             .catch_unwind()
             .await;
         scratch.remove().await;
-        match outcome {
-            Ok(()) => bar.suspend(|| println!("ok      {name}")),
+        let line = match outcome {
+            Ok(()) => format!("ok      {name}"),
             Err(panic) => {
                 let message = panic_message(&*panic);
-                bar.suspend(|| println!("FAILED  {name}: {message}"));
-                failed.push((name.to_string(), message));
+                failed.push((name.to_string(), message.clone()));
+                format!("FAILED  {name}: {message}")
             }
-        }
+        };
+        bar.suspend(|| -> std::io::Result<()> {
+            use std::io::Write as _;
+            writeln!(std::io::stdout().lock(), "{line}")
+        })?;
         bar.inc(1);
     }
     std::panic::set_hook(hook);
     bar.finish_and_clear();
-    println!(
+    say!(
         "{} cases on {}: {} passed, {} failed",
         cases.len(),
         backend.name(),
@@ -202,7 +198,7 @@ pub async fn run(config: Option<&PathBuf>, args: &CheckArgs) -> Result<ExitCode,
         failed.len()
     );
     for (name, message) in &failed {
-        println!("  {name}: {message}");
+        say!("  {name}: {message}");
     }
     Ok(if failed.is_empty() {
         ExitCode::SUCCESS

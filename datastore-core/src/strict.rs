@@ -1,0 +1,134 @@
+//! Strict JSON: a document becomes a value only if every field it holds is
+//! one the value's type knows. Records read their JSON leniently (missing
+//! fields take defaults, unknown ones are ignored, so stored records from
+//! older or newer builds still load); input from people and other programs
+//! (an HTTP body, an import line) is read strictly, so a misspelt field is
+//! an error naming it instead of a silently empty value.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// Why a document was refused: where (a path such as `record.emial`, `.`
+/// for the whole document) and what is wrong there.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {reason}")]
+pub struct StrictError {
+    /// The field, as a dotted path (`[i]` for array items); `.` for the document.
+    pub path: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// Reads `text` as a `T`, refusing malformed JSON, values of the wrong
+/// shape (naming the path) and fields `T` does not know (naming the first).
+///
+/// Unknown fields are found by writing the value back out and looking for
+/// the input's fields in it, so the check holds however `T` is built
+/// (tagged enums included, whatever the order of their keys).
+pub fn from_str_strict<T: DeserializeOwned + Serialize>(text: &str) -> Result<T, StrictError> {
+    let input: Value = serde_json::from_str(text).map_err(|e| StrictError {
+        path: ".".into(),
+        reason: format!("not JSON: {e}"),
+    })?;
+    from_value_strict(input)
+}
+
+/// [`from_str_strict`] for a document already parsed.
+pub fn from_value_strict<T: DeserializeOwned + Serialize>(input: Value) -> Result<T, StrictError> {
+    let value: T = serde_path_to_error::deserialize(&input).map_err(|e| StrictError {
+        path: e.path().to_string(),
+        reason: e.inner().to_string(),
+    })?;
+    let known = serde_json::to_value(&value).map_err(|e| StrictError {
+        path: ".".into(),
+        reason: e.to_string(),
+    })?;
+    match first_unknown(&input, &known, "") {
+        Some(refused) => Err(refused),
+        None => Ok(value),
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// The first field of `input` that `known` (the value written back out)
+/// does not have, or an array where `known` has an object (serde reads a
+/// struct from an array of its fields in order; people mean no such thing).
+fn first_unknown(input: &Value, known: &Value, path: &str) -> Option<StrictError> {
+    match (input, known) {
+        (Value::Object(given), Value::Object(kept)) => given.iter().find_map(|(key, v)| {
+            let at = join(path, key);
+            match kept.get(key) {
+                Some(k) => first_unknown(v, k, &at),
+                None => Some(StrictError {
+                    path: at,
+                    reason: "unknown field".into(),
+                }),
+            }
+        }),
+        (Value::Array(_), Value::Object(_)) => Some(StrictError {
+            path: if path.is_empty() {
+                ".".into()
+            } else {
+                path.into()
+            },
+            reason: "expected an object, found an array".into(),
+        }),
+        (Value::Array(given), Value::Array(kept)) => given
+            .iter()
+            .zip(kept)
+            .enumerate()
+            .find_map(|(i, (v, k))| first_unknown(v, k, &format!("{path}[{i}]"))),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AnyRecord, Profile};
+
+    #[test]
+    fn a_misspelt_field_is_named() {
+        let err =
+            from_str_strict::<Profile>(r#"{"id":"p1","username":"u1","emial":"x@y"}"#).unwrap_err();
+        assert_eq!(err.path, "emial");
+        assert_eq!(err.reason, "unknown field");
+    }
+
+    #[test]
+    fn unknown_fields_inside_tagged_enums_are_found_in_any_key_order() {
+        for text in [
+            r#"{"kind":"profile","record":{"id":"p1","username":"u1","emial":"x"}}"#,
+            r#"{"record":{"id":"p1","username":"u1","emial":"x"},"kind":"profile"}"#,
+        ] {
+            let err = from_str_strict::<AnyRecord>(text).unwrap_err();
+            assert_eq!(err.path, "record.emial", "{text}");
+        }
+        let nested = r#"{"kind":"run","record":{"id":"r","workflow_id":"w","number":1,"steps":[{"name":"s","colour":1}]}}"#;
+        assert_eq!(
+            from_str_strict::<AnyRecord>(nested).unwrap_err().path,
+            "record.steps[0].colour"
+        );
+    }
+
+    #[test]
+    fn known_fields_pass_and_wrong_shapes_name_their_path() {
+        let p: Profile = from_str_strict(r#"{"id":"p1","username":"u1"}"#).unwrap();
+        assert_eq!(p.username, "u1");
+        let err = from_str_strict::<Profile>(r#"{"id":"p1","username":5}"#).unwrap_err();
+        assert_eq!(err.path, "username");
+        let err = from_str_strict::<Profile>(r#"["p1","u1"]"#).unwrap_err();
+        assert_eq!(err.path, ".");
+        assert!(err.reason.contains("expected an object"), "{err}");
+        let err = from_str_strict::<Profile>("{").unwrap_err();
+        assert!(err.reason.starts_with("not JSON"), "{err}");
+    }
+}

@@ -1,0 +1,151 @@
+//! Following the feed table: every commit, from this process or another,
+//! reaches this process's live subscribers once, in sequence order.
+//!
+//! The table is the truth; what wakes a follower differs. PostgreSQL sends a
+//! `pg_notify` with every group (and the follower looks once a second in
+//! case one was lost). SQLite has no notifications between processes: the
+//! follower asks `PRAGMA data_version` on a connection of its own, which
+//! changes whenever another connection commits, a few times a second.
+//! On SQLite this process's own writer also publishes its groups at once,
+//! so they do not wait for the next look; [`Published`] keeps the two from
+//! publishing a change twice or out of order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use datastore_core::{Change, LiveChanges, StoreName};
+use sqlx::Connection;
+use sqlx::postgres::PgListener;
+use tokio::sync::{Mutex, Notify};
+
+use crate::driver::{Pools, Value, db_error};
+use crate::engine::SqlEngine;
+
+/// Feed rows read per statement while catching up.
+const ROWS_PER_READ: i64 = 500;
+
+/// The sequence number published so far, shared by the follower and (on
+/// SQLite) the writer; publication happens under its lock.
+#[derive(Debug)]
+pub(crate) struct Published {
+    through: Mutex<u64>,
+    live: Arc<LiveChanges>,
+    pools: Pools,
+}
+
+impl Published {
+    pub(crate) fn new(through: u64, live: Arc<LiveChanges>, pools: Pools) -> Arc<Self> {
+        Arc::new(Published {
+            through: Mutex::new(through),
+            live,
+            pools,
+        })
+    }
+
+    /// Publishes every change in the table after the last published.
+    /// Returns false when the table could not be read.
+    pub(crate) async fn catch_up(&self) -> bool {
+        let mut through = self.through.lock().await;
+        self.read_after(&mut through, None).await
+    }
+
+    /// Publishes a group this process just committed, after publishing
+    /// any changes other processes committed before it (`after` is the head
+    /// the group started from).
+    pub(crate) async fn group(&self, after: u64, changes: Vec<Change>) {
+        let Some(last) = changes.last().map(|c| c.seq) else {
+            return;
+        };
+        let mut through = self.through.lock().await;
+        if *through < after {
+            self.read_after(&mut through, Some(after)).await;
+        }
+        let fresh: Vec<Change> = changes.into_iter().filter(|c| c.seq > *through).collect();
+        self.live.publish(fresh);
+        *through = (*through).max(last);
+    }
+
+    /// Reads and publishes the rows after `through` (up to `until`, if
+    /// given), advancing it.
+    async fn read_after(&self, through: &mut u64, until: Option<u64>) -> bool {
+        loop {
+            let rows = match self
+                .pools
+                .fetch_all(
+                    "SELECT seq, kind, key, op, revision, at, parent FROM ds_changes WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+                    &[
+                        Value::Int(*through as i64),
+                        Value::Int(until.map_or(i64::MAX, |u| u as i64)),
+                        Value::Int(ROWS_PER_READ),
+                    ],
+                )
+                .await
+            {
+                Ok(rows) => rows,
+                Err(_) => return false,
+            };
+            let n = rows.len() as i64;
+            for row in rows {
+                let Ok(change) = SqlEngine::change(&row, 0) else {
+                    return false;
+                };
+                *through = change.seq;
+                self.live.publish([change]);
+            }
+            if n < ROWS_PER_READ {
+                return true;
+            }
+        }
+    }
+}
+
+/// PostgreSQL: a notification (or a second's wait) means read the table.
+pub(crate) async fn follow_postgres(
+    mut listener: PgListener,
+    published: Arc<Published>,
+    shutdown: Arc<Notify>,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.notified() => return,
+            _ = listener.recv() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        published.catch_up().await;
+    }
+}
+
+/// SQLite: `PRAGMA data_version` changes when another connection commits;
+/// ask it every `interval` on a connection of the follower's own.
+pub(crate) async fn follow_sqlite(
+    mut conn: sqlx::SqliteConnection,
+    published: Arc<Published>,
+    shutdown: Arc<Notify>,
+    interval: Duration,
+    shown: String,
+) {
+    let mut seen: Option<i64> = None;
+    loop {
+        tokio::select! {
+            _ = shutdown.notified() => {
+                let _ = conn.close().await;
+                return;
+            }
+            _ = tokio::time::sleep(interval) => {}
+        }
+        let version: i64 = match sqlx::query_scalar("PRAGMA data_version")
+            .fetch_one(&mut conn)
+            .await
+        {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(url = %shown, error = %db_error(StoreName::Changes, &shown, e), "the feed follower cannot read data_version");
+                continue;
+            }
+        };
+        if seen != Some(version) {
+            seen = Some(version);
+            published.catch_up().await;
+        }
+    }
+}

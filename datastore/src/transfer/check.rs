@@ -1,0 +1,457 @@
+//! Checking a whole import before its first write: every line against the
+//! file and against the destination, so a file that would fail part way
+//! through is refused before anything of it is written.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::io::BufRead;
+
+use datastore_core::{
+    CollectionKey, Datastore, Error, KeyId, Kind, LogId, PageRequest, ProfileId, Record, RecordId,
+    RunId, WorkflowId, index_entries_of,
+};
+
+use super::{BATCH_SIZE, Item, TransferError, numbered_lines, parse_line};
+
+/// What [`check`] found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Checked {
+    /// Items in the file.
+    pub items: u64,
+    /// Of those, items the destination already holds with the same content
+    /// (an import skips them).
+    pub present: u64,
+}
+
+fn hash_of(value: impl Hash) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    value.hash(&mut h);
+    h.finish()
+}
+
+/// What a line declares about itself, whatever its kind.
+struct Facts {
+    kind: Kind,
+    key: String,
+    /// (index, its values as text) of each unique index entry.
+    claims: Vec<(&'static str, String)>,
+    /// (field, kind, key) of each record it names.
+    references: Vec<(&'static str, Kind, String)>,
+}
+
+fn facts_of<R: Record>(r: &R) -> Facts {
+    Facts {
+        kind: R::KIND,
+        key: r.id().key(),
+        claims: index_entries_of(r)
+            .into_iter()
+            .filter(|e| e.unique)
+            .map(|e| {
+                let values: Vec<String> = e.values.iter().map(|v| v.to_string()).collect();
+                (e.index, values.join(","))
+            })
+            .collect(),
+        references: r
+            .references()
+            .into_iter()
+            .map(|r| (r.field, r.kind, r.key))
+            .collect(),
+    }
+}
+
+fn facts(item: &Item) -> Facts {
+    match item {
+        Item::Profile(r) => facts_of(r),
+        Item::Workflow(r) => facts_of(r),
+        Item::Run(r) => facts_of(r),
+        Item::Key(r) => facts_of(r),
+        Item::Collection(r) => facts_of(r),
+        Item::LogEntry(r) => facts_of(r),
+    }
+}
+
+/// Where a record or claim was first seen: a line of the file.
+#[derive(Clone, Copy)]
+struct Seen {
+    line: u64,
+    /// A hash of the record's content (records), or of its key (claims).
+    hash: u64,
+}
+
+/// What the destination holds that a chunk of lines touches.
+#[derive(Default)]
+struct Held {
+    /// Content hashes of records the destination has, by (kind, key).
+    records: HashMap<(Kind, String), u64>,
+    /// Keys of records the chunk refers to that the destination has.
+    referenced: HashSet<(Kind, String)>,
+    /// The key holding a unique claim in the destination, by (kind, index, values).
+    claims: HashMap<(Kind, &'static str, String), String>,
+    /// Log lengths in the destination.
+    log_lengths: HashMap<LogId, u64>,
+}
+
+struct Checker<'a> {
+    dest: &'a dyn Datastore,
+    /// Nothing to look up when the destination holds nothing.
+    dest_empty: bool,
+    records: HashMap<(Kind, u64), Seen>,
+    claims: HashMap<(Kind, &'static str, u64), Seen>,
+    /// The next sequence number each log must continue with.
+    logs: HashMap<LogId, u64>,
+    /// Run numbers the destination holds per workflow (loaded once each).
+    run_numbers: HashMap<WorkflowId, HashMap<u64, String>>,
+    checked: Checked,
+}
+
+fn store_err(first: u64, last: u64) -> impl Fn(Error) -> TransferError {
+    move |source| TransferError::Store {
+        context: format!("lines {first}-{last}: reading the destination to check them"),
+        source,
+    }
+}
+
+impl Checker<'_> {
+    /// Looks up what the destination holds for a chunk of lines.
+    async fn held(&mut self, chunk: &[(u64, Item)]) -> Result<Held, TransferError> {
+        let mut held = Held::default();
+        if self.dest_empty || chunk.is_empty() {
+            return Ok(held);
+        }
+        let err = store_err(chunk[0].0, chunk[chunk.len() - 1].0);
+        // The records themselves, and the records they name.
+        let mut wanted: HashMap<Kind, HashSet<String>> = HashMap::new();
+        let mut referenced: HashMap<Kind, HashSet<String>> = HashMap::new();
+        for (_, item) in chunk {
+            let f = facts(item);
+            if f.kind != Kind::Log {
+                wanted.entry(f.kind).or_default().insert(f.key.clone());
+            }
+            for (_, kind, key) in f.references {
+                referenced.entry(kind).or_default().insert(key);
+            }
+            if let Item::LogEntry(e) = item
+                && !self.logs.contains_key(&e.log_id)
+                && !held.log_lengths.contains_key(&e.log_id)
+            {
+                let len = self.dest.logs().length(&e.log_id).await.map_err(&err)?;
+                held.log_lengths.insert(e.log_id.clone(), len);
+            }
+        }
+        for (kind, keys) in &wanted {
+            let keys: Vec<String> = keys.iter().cloned().collect();
+            for (key, found) in keys
+                .iter()
+                .zip(self.fetch(*kind, &keys).await.map_err(&err)?)
+            {
+                if let Some(item) = found {
+                    held.records
+                        .insert((*kind, key.clone()), content_hash(&item));
+                }
+            }
+        }
+        for (kind, keys) in &referenced {
+            let keys: Vec<String> = keys.iter().cloned().collect();
+            for (key, found) in keys
+                .iter()
+                .zip(self.fetch(*kind, &keys).await.map_err(&err)?)
+            {
+                if found.is_some() {
+                    held.referenced.insert((*kind, key.clone()));
+                }
+            }
+        }
+        // Unique claims: who holds them in the destination.
+        for (_, item) in chunk {
+            match item {
+                Item::Profile(p) => match self.dest.profiles().get_by_username(&p.username).await {
+                    Ok(v) => {
+                        held.claims.insert(
+                            (Kind::Profile, "username", p.username.clone()),
+                            v.value.id.key(),
+                        );
+                    }
+                    Err(Error::NotFound { .. } | Error::Invalid { .. }) => {}
+                    Err(e) => return Err(err(e)),
+                },
+                Item::Workflow(w) => match self.dest.workflows().get_by_init_id(&w.init_id).await {
+                    Ok(v) => {
+                        held.claims.insert(
+                            (Kind::Workflow, "init_id", w.init_id.to_string()),
+                            v.value.id.key(),
+                        );
+                    }
+                    Err(Error::NotFound { .. } | Error::Invalid { .. }) => {}
+                    Err(e) => return Err(err(e)),
+                },
+                Item::Run(r) if !self.run_numbers.contains_key(&r.workflow_id) => {
+                    let numbers = self.dest_run_numbers(&r.workflow_id).await.map_err(&err)?;
+                    self.run_numbers.insert(r.workflow_id.clone(), numbers);
+                }
+                _ => {}
+            }
+        }
+        Ok(held)
+    }
+
+    /// Reads records of one kind by key, as items.
+    async fn fetch(&self, kind: Kind, keys: &[String]) -> Result<Vec<Option<Item>>, Error> {
+        let ds = self.dest;
+        Ok(match kind {
+            Kind::Profile => {
+                let ids: Vec<ProfileId> = keys.iter().map(|k| ProfileId::new(k.clone())).collect();
+                let found = ds.profiles().get_many(&ids).await?;
+                found
+                    .into_iter()
+                    .map(|v| v.map(|v| Item::Profile(v.value)))
+                    .collect()
+            }
+            Kind::Workflow => {
+                let ids: Vec<WorkflowId> =
+                    keys.iter().map(|k| WorkflowId::new(k.clone())).collect();
+                let found = ds.workflows().get_many(&ids).await?;
+                found
+                    .into_iter()
+                    .map(|v| v.map(|v| Item::Workflow(v.value)))
+                    .collect()
+            }
+            Kind::Run => {
+                let ids: Vec<RunId> = keys.iter().map(|k| RunId::new(k.clone())).collect();
+                let found = ds.runs().get_many(&ids).await?;
+                found
+                    .into_iter()
+                    .map(|v| v.map(|v| Item::Run(v.value)))
+                    .collect()
+            }
+            Kind::Key => {
+                let ids: Vec<KeyId> = keys.iter().map(|k| KeyId::new(k.clone())).collect();
+                let found = ds.keys().get_many(&ids).await?;
+                found
+                    .into_iter()
+                    .map(|v| v.map(|v| Item::Key(v.value)))
+                    .collect()
+            }
+            Kind::Collection => {
+                let ids: Vec<CollectionKey> = keys
+                    .iter()
+                    .map(|k| {
+                        CollectionKey::parse(k)
+                            .unwrap_or_else(|| CollectionKey::new(k.as_str(), ""))
+                    })
+                    .collect();
+                let found = ds.collections().get_many(&ids).await?;
+                found
+                    .into_iter()
+                    .map(|v| v.map(|v| Item::Collection(v.value)))
+                    .collect()
+            }
+            Kind::Log => keys.iter().map(|_| None).collect(),
+        })
+    }
+
+    /// The run numbers the destination holds for a workflow.
+    async fn dest_run_numbers(&self, workflow: &WorkflowId) -> Result<HashMap<u64, String>, Error> {
+        let mut numbers = HashMap::new();
+        let mut cursor = None;
+        loop {
+            let page = match self
+                .dest
+                .runs()
+                .list_by_workflow(workflow, PageRequest::after(1000, cursor))
+                .await
+            {
+                Ok(page) => page,
+                Err(Error::Invalid { .. }) => return Ok(numbers),
+                Err(e) => return Err(e),
+            };
+            for r in page.items {
+                numbers.insert(r.value.number, r.value.id.key());
+            }
+            cursor = page.next;
+            if cursor.is_none() {
+                return Ok(numbers);
+            }
+        }
+    }
+
+    /// Checks a chunk of lines, in order, and empties it.
+    async fn chunk(&mut self, chunk: &mut Vec<(u64, Item)>) -> Result<(), TransferError> {
+        let held = self.held(chunk).await?;
+        for (line, item) in chunk.drain(..) {
+            self.line(line, &item, &held)?;
+        }
+        Ok(())
+    }
+
+    /// Checks one line against the lines before it and the destination.
+    fn line(&mut self, line: u64, item: &Item, held: &Held) -> Result<(), TransferError> {
+        let what = item.describe();
+        self.checked.items += 1;
+        if let Item::LogEntry(entry) = item {
+            let next = match self.logs.get(&entry.log_id) {
+                Some(next) => *next,
+                None => held.log_lengths.get(&entry.log_id).copied().unwrap_or(0),
+            };
+            // Entries the destination has are skipped by the import.
+            let has = held.log_lengths.get(&entry.log_id).copied().unwrap_or(0);
+            if entry.seq < has && !self.logs.contains_key(&entry.log_id) {
+                self.checked.present += 1;
+                return Ok(());
+            }
+            if entry.seq != next {
+                return Err(TransferError::LogGap {
+                    line,
+                    what,
+                    has: next,
+                    seq: entry.seq,
+                });
+            }
+            self.logs.insert(entry.log_id.clone(), next + 1);
+            return Ok(());
+        }
+        let f = facts(item);
+        let content = content_hash(item);
+        let slot = (f.kind, hash_of(&f.key));
+        if let Some(seen) = self.records.get(&slot) {
+            return if seen.hash == content {
+                Ok(())
+            } else {
+                Err(TransferError::Duplicate {
+                    line,
+                    what,
+                    earlier: seen.line,
+                })
+            };
+        }
+        match held.records.get(&(f.kind, f.key.clone())) {
+            Some(h) if *h == content => self.checked.present += 1,
+            Some(_) => return Err(TransferError::Conflict { line, what }),
+            None => {}
+        }
+        for (field, kind, key) in &f.references {
+            let in_file = self.records.contains_key(&(*kind, hash_of(key)));
+            if !in_file && !held.referenced.contains(&(*kind, key.clone())) {
+                return Err(TransferError::MissingReference {
+                    line,
+                    what,
+                    field,
+                    target: format!("{} {key:?}", kind_name(*kind)),
+                });
+            }
+        }
+        let key_hash = hash_of(&f.key);
+        for (index, values) in &f.claims {
+            let claim = (f.kind, *index, hash_of(values));
+            if let Some(seen) = self.claims.get(&claim)
+                && seen.hash != key_hash
+            {
+                return Err(TransferError::Clash {
+                    line,
+                    what,
+                    claim: format!("{index} {values:?}"),
+                    holder: format!("line {}", seen.line),
+                });
+            }
+            let holder = match item {
+                Item::Run(r) => self
+                    .run_numbers
+                    .get(&r.workflow_id)
+                    .and_then(|n| n.get(&r.number))
+                    .cloned(),
+                _ => held.claims.get(&(f.kind, *index, values.clone())).cloned(),
+            };
+            if let Some(holder) = holder
+                && holder != f.key
+            {
+                return Err(TransferError::Clash {
+                    line,
+                    what,
+                    claim: format!("{index} {values:?}"),
+                    holder: format!("{} {holder:?} in the destination", kind_name(f.kind)),
+                });
+            }
+            self.claims.insert(
+                claim,
+                Seen {
+                    line,
+                    hash: key_hash,
+                },
+            );
+        }
+        self.records.insert(
+            slot,
+            Seen {
+                line,
+                hash: content,
+            },
+        );
+        Ok(())
+    }
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Profile => "profile",
+        Kind::Workflow => "workflow",
+        Kind::Run => "run",
+        Kind::Key => "key",
+        Kind::Collection => "collection entry",
+        Kind::Log => "log entry",
+    }
+}
+
+fn content_hash(item: &Item) -> u64 {
+    hash_of(serde_json::to_vec(item).unwrap_or_default())
+}
+
+/// Checks every line of an import before anything is written: each line
+/// parses strictly and validates; a record appears at most once (or again
+/// with the same content); no two records claim one unique value (a
+/// username, a workflow's dataset, a run's number in its workflow), in the
+/// file or against the destination; every record a line names (a run's
+/// workflow, a key's profile) is earlier in the file or in the
+/// destination; log entries continue their log without a gap; a record the
+/// destination holds with other content is a conflict. `progress` gets the
+/// bytes read so far.
+///
+/// Memory grows with the file by a few dozen bytes per record (hashes of
+/// keys and unique values, and the line each was seen on).
+pub async fn check(
+    dest: &dyn Datastore,
+    input: impl BufRead,
+    mut progress: impl FnMut(u64),
+) -> Result<Checked, TransferError> {
+    let head = dest
+        .changes()
+        .head()
+        .await
+        .map_err(|source| TransferError::Store {
+            context: "reading the destination's feed head".into(),
+            source,
+        })?;
+    let mut checker = Checker {
+        dest,
+        dest_empty: head.0 == 0,
+        records: HashMap::new(),
+        claims: HashMap::new(),
+        logs: HashMap::new(),
+        run_numbers: HashMap::new(),
+        checked: Checked::default(),
+    };
+    let mut chunk: Vec<(u64, Item)> = Vec::with_capacity(BATCH_SIZE);
+    let mut bytes = 0;
+    for numbered in numbered_lines(input) {
+        let (line, text) = numbered?;
+        bytes += text.len() as u64 + 1;
+        if let Some(item) = parse_line(line, &text)? {
+            chunk.push((line, item));
+        }
+        if chunk.len() >= BATCH_SIZE {
+            checker.chunk(&mut chunk).await?;
+            progress(bytes);
+        }
+    }
+    checker.chunk(&mut chunk).await?;
+    progress(bytes);
+    Ok(checker.checked)
+}
