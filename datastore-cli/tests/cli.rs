@@ -856,6 +856,17 @@ fn a_closed_pipe_is_quiet_and_a_bad_log_filter_is_an_error() {
     );
 }
 
+/// How many tables a PostgreSQL schema holds.
+async fn table_count(conn: &mut sqlx::PgConnection, schema: &str) -> i64 {
+    let (n,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM information_schema.tables WHERE table_schema = $1")
+            .bind(schema)
+            .fetch_one(conn)
+            .await
+            .unwrap();
+    n
+}
+
 /// `migrate --dry-run` shows what it would apply and applies nothing; a
 /// database with tables of others needs --yes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -866,26 +877,13 @@ async fn migrate_shows_before_it_applies() {
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&schema.url)
         .await
         .unwrap();
-    sqlx::query(&format!(
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "CREATE TABLE {}.invoices (id int primary key)",
         schema.name
-    ))
+    )))
     .execute(&mut conn)
     .await
     .unwrap();
-    let tables = |conn: &mut sqlx::PgConnection| {
-        let name = schema.name.clone();
-        async move {
-            let (n,): (i64,) = sqlx::query_as(
-                "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1",
-            )
-            .bind(name)
-            .fetch_one(conn)
-            .await
-            .unwrap();
-            n
-        }
-    };
     let migrate = |extra: &[&str]| {
         datastore()
             .arg("migrate")
@@ -903,12 +901,12 @@ async fn migrate_shows_before_it_applies() {
         "{text}"
     );
     assert!(text.contains("dry run: nothing applied"), "{text}");
-    assert_eq!(tables(&mut conn).await, 1);
+    assert_eq!(table_count(&mut conn, &schema.name).await, 1);
 
     let out = migrate(&[]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("--yes"), "{}", stderr(&out));
-    assert_eq!(tables(&mut conn).await, 1);
+    assert_eq!(table_count(&mut conn, &schema.name).await, 1);
 
     let out = migrate(&["--yes"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -917,7 +915,7 @@ async fn migrate_shows_before_it_applies() {
         "{}",
         stdout(&out)
     );
-    assert!(tables(&mut conn).await > 1);
+    assert!(table_count(&mut conn, &schema.name).await > 1);
     let out = migrate(&["--dry-run"]);
     assert!(stdout(&out).contains("applied"), "{}", stdout(&out));
     assert!(!stdout(&out).contains("pending"), "{}", stdout(&out));

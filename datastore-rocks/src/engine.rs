@@ -124,9 +124,14 @@ impl RocksEngine {
         }
         // Nothing is created unless asked for: not even an empty folder.
         if (config.read_only || !config.create_if_missing) && !path.join("CURRENT").exists() {
+            let why = if config.read_only {
+                "a read-only open never creates one"
+            } else {
+                "create_if_missing is off"
+            };
             return Err(Error::NotFound {
                 store: StoreName::Datastore,
-                key: shown,
+                key: format!("rocksdb://{shown} (no RocksDB database there; {why})"),
             });
         }
         let db = Self::open_db(&config).map_err(|e| open_error(&path, e))?;

@@ -102,7 +102,7 @@ pub(crate) async fn pools(config: &SqlConfig, shown: &str) -> Result<Pools> {
             .map_err(|e| bad_url(e.to_string()))?
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(config.connect_timeout);
-        if config.read_only {
+        if config.read_only || !config.migrate {
             let file = opts.get_filename();
             if !file.exists() {
                 return Err(Error::NotFound {
@@ -110,6 +110,27 @@ pub(crate) async fn pools(config: &SqlConfig, shown: &str) -> Result<Pools> {
                     key: format!("{shown} (no such file: {})", file.display()),
                 });
             }
+        }
+        if !config.read_only && !config.migrate {
+            // Look before touching: switching a file to WAL rewrites its
+            // header, so a file that is not a current datastore is refused
+            // through a read-only connection first, and left as it was.
+            let look = opts.clone().read_only(true).create_if_missing(false);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(config.connect_timeout)
+                .connect_with(look)
+                .await
+                .map_err(|e| connect_error(shown, e))?;
+            let probe = Pools::Sqlite {
+                writer: pool.clone(),
+                reader: pool.clone(),
+            };
+            let current = crate::migrate::require_current(&probe, shown).await;
+            pool.close().await;
+            current?;
+        }
+        if config.read_only {
             opts = opts.read_only(true).create_if_missing(false);
         } else {
             opts = opts

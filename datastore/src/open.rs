@@ -289,6 +289,23 @@ pub(crate) fn sql_config(config: &Config, url: String) -> datastore_sql::SqlConf
     sql
 }
 
+/// Runs blocking `work` (a file lock, a log replay) on the blocking pool;
+/// a panic there is a `Backend` error naming the store.
+#[cfg(feature = "rocksdb")]
+pub(crate) async fn off_thread<T: Send + 'static>(
+    shown: &str,
+    work: impl FnOnce() -> datastore_core::Result<T> + Send + 'static,
+) -> Result<T, OpenError> {
+    let done = tokio::task::spawn_blocking(work).await.map_err(|e| {
+        OpenError::Store(datastore_core::Error::Backend {
+            store: datastore_core::StoreName::Datastore,
+            key: shown.to_string(),
+            source: e.into(),
+        })
+    })?;
+    Ok(done?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -404,21 +421,4 @@ mod tests {
         );
         assert!(!err.to_string().contains("secret"), "{err}");
     }
-}
-
-/// Runs blocking `work` (a file lock, a log replay) on the blocking pool;
-/// a panic there is a `Backend` error naming the store.
-#[cfg(feature = "rocksdb")]
-pub(crate) async fn off_thread<T: Send + 'static>(
-    shown: &str,
-    work: impl FnOnce() -> datastore_core::Result<T> + Send + 'static,
-) -> Result<T, OpenError> {
-    let done = tokio::task::spawn_blocking(work).await.map_err(|e| {
-        OpenError::Store(datastore_core::Error::Backend {
-            store: datastore_core::StoreName::Datastore,
-            key: shown.to_string(),
-            source: e.into(),
-        })
-    })?;
-    Ok(done?)
 }

@@ -81,8 +81,9 @@ struct Seen {
 /// What the destination holds that a chunk of lines touches.
 #[derive(Default)]
 struct Held {
-    /// Content hashes of records the destination has, by (kind, key).
-    records: HashMap<(Kind, String), u64>,
+    /// Content hashes of records the destination has, by (kind, key): in
+    /// full, and with `created` left out.
+    records: HashMap<(Kind, String), (u64, u64)>,
     /// Keys of records the chunk refers to that the destination has.
     referenced: HashSet<(Kind, String)>,
     /// The key holding a unique claim in the destination, by (kind, index, values).
@@ -145,8 +146,8 @@ impl Checker<'_> {
                 .zip(self.fetch(*kind, &keys).await.map_err(&err)?)
             {
                 if let Some(item) = found {
-                    held.records
-                        .insert((*kind, key.clone()), content_hash(&item));
+                    let hashes = (content_hash(&item), content_hash(&item.created_left_out()));
+                    held.records.insert((*kind, key.clone()), hashes);
                 }
             }
         }
@@ -323,8 +324,13 @@ impl Checker<'_> {
                 })
             };
         }
+        // A line that leaves `created` out matches a record the store
+        // filled it in for.
+        let same = |(full, created_left_out): &(u64, u64)| {
+            *full == content || (item.leaves_created_out() && *created_left_out == content)
+        };
         match held.records.get(&(f.kind, f.key.clone())) {
-            Some(h) if *h == content => self.checked.present += 1,
+            Some(h) if same(h) => self.checked.present += 1,
             Some(_) => return Err(TransferError::Conflict { line, what }),
             None => {}
         }

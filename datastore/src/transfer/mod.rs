@@ -61,6 +61,38 @@ impl Item {
         }
     }
 
+    /// The item with its `created` time left out (the Unix epoch), as a
+    /// file that does not give one has it: the store fills it in on
+    /// create, so a record imported from such a line differs from the line
+    /// only there.
+    pub(crate) fn created_left_out(&self) -> Item {
+        let mut item = self.clone();
+        let created = match &mut item {
+            Item::Profile(r) => r.created_mut(),
+            Item::Workflow(r) => r.created_mut(),
+            Item::Run(r) => r.created_mut(),
+            Item::Key(r) => r.created_mut(),
+            Item::Collection(r) => r.created_mut(),
+            Item::LogEntry(r) => r.created_mut(),
+        };
+        if let Some(created) = created {
+            *created = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+        }
+        item
+    }
+
+    /// True when the line leaves `created` out, so the store fills it in.
+    pub(crate) fn leaves_created_out(&self) -> bool {
+        self.created_left_out() == *self
+    }
+
+    /// True when `held` (what the destination holds) is what this line
+    /// would write: the same content, `created` aside when the line leaves
+    /// it to the store.
+    fn same_as_held(&self, held: &Item) -> bool {
+        held == self || (self.leaves_created_out() && held.created_left_out() == *self)
+    }
+
     fn validate(&self) -> Result<(), String> {
         let checked = match self {
             Item::Profile(r) => r.validate(),
@@ -487,7 +519,7 @@ impl<'a> BatchWriter<'a> {
                 continue;
             }
             match existing.get(&what) {
-                Some(held) if *held == item => {
+                Some(held) if item.same_as_held(held) => {
                     skipped += 1;
                     continue;
                 }
