@@ -83,6 +83,16 @@ impl<T> Versioned<T> {
         Precondition::MustBeAt(self.revision)
     }
 
+    /// A value as one of a commit's writes left it.
+    pub fn from_committed(value: T, committed: &crate::engine::Committed) -> Self {
+        Versioned {
+            value,
+            revision: committed.revision,
+            created: committed.created,
+            updated: committed.updated,
+        }
+    }
+
     /// Maps the value, keeping revision and timestamps.
     pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Versioned<U> {
         Versioned {

@@ -1,0 +1,398 @@
+//! The generic record path: validate, index, commit, read and list any
+//! kind, and `RecordStore` for every editable one.
+
+use async_trait::async_trait;
+
+use crate::engine::{Committed, Engine, Mutation, Scan, StoredRecord};
+use crate::error::{Error, FieldError, Result, StoreName};
+use crate::ids::RecordId;
+use crate::query::{
+    Direction, Page, Position, Query, check_limit, decode_cursor, encode_cursor, query_fingerprint,
+};
+use crate::record::{Editable, IndexValue, Kind, Record, Reference};
+use crate::revision::{Precondition, Revision, Versioned};
+use crate::stores::RecordStore;
+
+use super::{
+    EngineStore, MAX_GET_MANY, Pinned, PreparedPut, lost_race, retry_on_contention,
+    set_precondition,
+};
+
+impl<E: Engine> EngineStore<E> {
+    pub(super) fn decode<R: Record>(stored: StoredRecord) -> Result<Versioned<R>> {
+        let value: R = serde_json::from_slice(&stored.body).map_err(|e| Error::Corrupt {
+            store: R::KIND.store(),
+            key: stored.key.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(Versioned {
+            value,
+            revision: stored.revision,
+            created: stored.created,
+            updated: stored.updated,
+        })
+    }
+
+    pub(super) fn check_id<R: Record>(id: &R::Id) -> Result<String> {
+        let key = id.key();
+        id.check("id")
+            .map_err(|e| e.into_error(R::KIND.store(), key.clone()))?;
+        Ok(key)
+    }
+
+    /// Validates a record and turns it into the mutations that store it.
+    pub(super) fn prepare_put<R: Record>(
+        &self,
+        record: &mut R,
+        precondition: Precondition,
+    ) -> Result<PreparedPut> {
+        let store = R::KIND.store();
+        if record.id_is_empty() {
+            if matches!(
+                precondition,
+                Precondition::MustExist | Precondition::MustBeAt(_)
+            ) {
+                return Err(Error::invalid(
+                    store,
+                    "",
+                    "id",
+                    format!("must not be empty with precondition {precondition}"),
+                ));
+            }
+            record.generate_id();
+        }
+        let key = record.id().key();
+        if let Some(created) = record.created_mut()
+            && *created == chrono::DateTime::<chrono::Utc>::UNIX_EPOCH
+        {
+            *created = crate::engine::commit_time();
+        }
+        record
+            .validate()
+            .map_err(|e| e.into_error(store, key.clone()))?;
+        let body = serde_json::to_vec(record)
+            .map_err(|e| Error::invalid(store, &key, "record", e.to_string()))?;
+        let max = self.engine.capabilities().max_record_bytes;
+        if body.len() > max {
+            return Err(Error::invalid(
+                store,
+                &key,
+                "record",
+                format!("encodes to {} bytes, over the {max}-byte limit", body.len()),
+            ));
+        }
+        let index = crate::record::index_entries_of(record);
+        let references = record.references();
+        let mut mutations = vec![Mutation::Put {
+            kind: R::KIND,
+            key: key.clone(),
+            body,
+            index,
+            precondition,
+            parent: record.parent(),
+        }];
+        mutations.extend(references.iter().map(|r| Mutation::Require {
+            kind: r.kind,
+            key: r.key.clone(),
+            precondition: Precondition::MustExist,
+        }));
+        mutations.extend(
+            record
+                .counters()
+                .into_iter()
+                .map(|(name, to)| Mutation::RaiseCounter { name, to }),
+        );
+        Ok(PreparedPut {
+            key,
+            mutations,
+            references,
+        })
+    }
+
+    /// Commits, turning a failed reference check into `Invalid` on the record.
+    pub(super) async fn commit(
+        &self,
+        mutations: Vec<Mutation>,
+        references: &[(StoreName, String, Reference)],
+    ) -> Result<Vec<Committed>> {
+        self.engine.commit(mutations).await.map_err(|e| match &e {
+            Error::NotFound { store, key } => references
+                .iter()
+                .find(|(_, _, r)| r.kind.store() == *store && &r.key == key)
+                .map(|(owner, owner_key, r)| {
+                    Error::invalid(
+                        *owner,
+                        owner_key.clone(),
+                        r.field,
+                        format!("no {} record with id {:?}", r.kind, r.key),
+                    )
+                })
+                .unwrap_or(e),
+            _ => e,
+        })
+    }
+
+    /// A put from a caller: keeps the record's fixed fields (see
+    /// [`EngineStore::pin_fixed`]), retrying when a concurrent write moved
+    /// the record between the check and the commit.
+    pub(super) async fn put_record<R: Record>(
+        &self,
+        mut record: R,
+        precondition: Precondition,
+    ) -> Result<Versioned<R>> {
+        let mut prepared = self.prepare_put(&mut record, precondition)?;
+        let refs: Vec<_> = prepared
+            .references
+            .iter()
+            .map(|r| (R::KIND.store(), prepared.key.clone(), r.clone()))
+            .collect();
+        let key = prepared.key.clone();
+        let committed = retry_on_contention!(R::KIND.store(), &key, "writing the record", {
+            let pinned = self.pin_fixed(&record, &key, precondition).await?;
+            set_precondition(&mut prepared.mutations[0], pinned.precondition);
+            match self.commit(prepared.mutations.clone(), &refs).await {
+                Err(e) if pinned.strengthened && lost_race(&e, R::KIND, &key) => None,
+                result => Some(result?),
+            }
+        });
+        Self::versioned(record, key, committed)
+    }
+
+    /// A put of a record derived from the stored one (run numbers, events,
+    /// patches): its fixed fields are the stored ones by construction.
+    pub(super) async fn write_derived<R: Record>(
+        &self,
+        mut record: R,
+        precondition: Precondition,
+    ) -> Result<Versioned<R>> {
+        let prepared = self.prepare_put(&mut record, precondition)?;
+        let refs: Vec<_> = prepared
+            .references
+            .into_iter()
+            .map(|r| (R::KIND.store(), prepared.key.clone(), r))
+            .collect();
+        let committed = self.commit(prepared.mutations, &refs).await;
+        Self::versioned(record, prepared.key, committed?)
+    }
+
+    pub(super) fn versioned<R: Record>(
+        value: R,
+        key: String,
+        committed: Vec<Committed>,
+    ) -> Result<Versioned<R>> {
+        let c = committed.into_iter().next().ok_or_else(|| Error::Backend {
+            store: R::KIND.store(),
+            key,
+            source: "commit reported no write".into(),
+        })?;
+        Ok(Versioned::from_committed(value, &c))
+    }
+
+    /// Checks that a put keeps the fixed fields of the stored record (see
+    /// [`Record::fixed_fields`]) and returns the precondition that makes the
+    /// commit fail if the record changes after the check: the revision
+    /// checked (or must-not-exist when there was none), marked
+    /// `strengthened` when that is stricter than the caller's. Kinds without
+    /// fixed fields read nothing.
+    pub(super) async fn pin_fixed<R: Record>(
+        &self,
+        record: &R,
+        key: &str,
+        precondition: Precondition,
+    ) -> Result<Pinned> {
+        let fixed = record.fixed_fields();
+        if fixed.is_empty() {
+            return Ok(Pinned {
+                precondition,
+                strengthened: false,
+            });
+        }
+        self.pin_stored(R::KIND, key, &fixed, precondition).await
+    }
+
+    pub(super) async fn get_record<R: Record>(&self, id: &R::Id) -> Result<Versioned<R>> {
+        let key = Self::check_id::<R>(id)?;
+        match self
+            .engine
+            .get(R::KIND, std::slice::from_ref(&key))
+            .await?
+            .pop()
+            .flatten()
+        {
+            Some(stored) => Self::decode(stored),
+            None => Err(Error::not_found(R::KIND.store(), key)),
+        }
+    }
+
+    pub(super) async fn get_many_records<R: Record>(
+        &self,
+        ids: &[R::Id],
+    ) -> Result<Vec<Option<Versioned<R>>>> {
+        if ids.len() > MAX_GET_MANY {
+            return Err(Error::invalid(
+                R::KIND.store(),
+                "",
+                "ids",
+                format!("{} ids, over the maximum of {MAX_GET_MANY}", ids.len()),
+            ));
+        }
+        let keys = ids
+            .iter()
+            .map(Self::check_id::<R>)
+            .collect::<Result<Vec<_>>>()?;
+        self.engine
+            .get(R::KIND, &keys)
+            .await?
+            .into_iter()
+            .map(|s| s.map(Self::decode).transpose())
+            .collect()
+    }
+
+    pub(super) async fn delete_record<R: Record>(
+        &self,
+        id: &R::Id,
+        precondition: Precondition,
+    ) -> Result<Revision> {
+        let key = Self::check_id::<R>(id)?;
+        let mutation = Self::delete_mutation(R::KIND, key, precondition)?;
+        let committed = self.commit(vec![mutation], &[]).await?;
+        Ok(committed[0].revision)
+    }
+
+    pub(super) fn delete_mutation(
+        kind: Kind,
+        key: String,
+        precondition: Precondition,
+    ) -> Result<Mutation> {
+        if precondition == Precondition::MustNotExist {
+            return Err(Error::invalid(
+                kind.store(),
+                key,
+                "precondition",
+                "must-not-exist makes no sense for a delete",
+            ));
+        }
+        Ok(Mutation::Delete {
+            kind,
+            key,
+            precondition,
+        })
+    }
+
+    pub(super) async fn list_records<R: Record>(
+        &self,
+        query: Query<R>,
+    ) -> Result<Page<Versioned<R>>> {
+        let store = R::KIND.store();
+        let cursor_key = query
+            .cursor
+            .as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_default();
+        let invalid = |e: FieldError| e.into_error(store, cursor_key.clone());
+        check_limit(query.limit).map_err(invalid)?;
+        let plan = R::plan(&query.filter, query.order).map_err(invalid)?;
+        let fingerprint = query_fingerprint(R::KIND, &plan, query.direction);
+        let after = match &query.cursor {
+            Some(c) => Some(decode_cursor(c, fingerprint).map_err(invalid)?),
+            None => None,
+        };
+        let limit = query.limit as usize;
+        let scan = Scan {
+            index: plan.index,
+            prefix: plan.prefix,
+            after,
+            direction: query.direction,
+            limit: limit + 1,
+        };
+        let mut stored = self.engine.scan(R::KIND, &scan).await?;
+        let more = stored.len() > limit;
+        stored.truncate(limit);
+        let items = stored
+            .into_iter()
+            .map(Self::decode)
+            .collect::<Result<Vec<Versioned<R>>>>()?;
+        let next = match (more, items.last()) {
+            (true, Some(last)) => {
+                let values = match plan.index {
+                    Some(index) => last.value.index_values(index).unwrap_or_default(),
+                    None => Vec::new(),
+                };
+                let position = Position {
+                    values,
+                    id: last.value.id().key(),
+                };
+                Some(encode_cursor(fingerprint, &position))
+            }
+            _ => None,
+        };
+        Ok(Page { items, next })
+    }
+
+    /// Every record a filter selects, read page by page.
+    pub(super) async fn all_records<R: Record>(
+        &self,
+        filter: R::Filter,
+    ) -> Result<Vec<Versioned<R>>> {
+        let mut out = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self
+                .list_records(
+                    Query::<R>::new(filter.clone())
+                        .limit(crate::query::MAX_PAGE_LIMIT)
+                        .after(cursor),
+                )
+                .await?;
+            out.extend(page.items);
+            cursor = page.next;
+            if cursor.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// The first record of an index prefix, or `NotFound` naming `key`.
+    pub(super) async fn first_by_index<R: Record>(
+        &self,
+        index: &'static str,
+        prefix: Vec<IndexValue>,
+        direction: Direction,
+        key: &str,
+    ) -> Result<Versioned<R>> {
+        let scan = Scan {
+            index: Some(index),
+            prefix,
+            after: None,
+            direction,
+            limit: 1,
+        };
+        match self.engine.scan(R::KIND, &scan).await?.pop() {
+            Some(s) => Self::decode(s),
+            None => Err(Error::not_found(R::KIND.store(), key)),
+        }
+    }
+}
+
+#[async_trait]
+impl<E: Engine, R: Editable> RecordStore<R> for EngineStore<E> {
+    async fn get(&self, id: &R::Id) -> Result<Versioned<R>> {
+        self.get_record(id).await
+    }
+
+    async fn get_many(&self, ids: &[R::Id]) -> Result<Vec<Option<Versioned<R>>>> {
+        self.get_many_records(ids).await
+    }
+
+    async fn put(&self, record: R, precondition: Precondition) -> Result<Versioned<R>> {
+        self.put_record(record, precondition).await
+    }
+
+    async fn delete(&self, id: &R::Id, precondition: Precondition) -> Result<Revision> {
+        self.delete_record::<R>(id, precondition).await
+    }
+
+    async fn list(&self, query: Query<R>) -> Result<Page<Versioned<R>>> {
+        self.list_records(query).await
+    }
+}

@@ -1,0 +1,420 @@
+//! What each typed substore adds to the record path: profiles by
+//! username and rename, workflows by dataset, run numbers and events, keys
+//! by profile, collection patches.
+
+use async_trait::async_trait;
+
+use crate::engine::{Engine, Scan};
+use crate::error::{Error, FieldError, Result, StoreName};
+use crate::ids::{InitId, ProfileId, RecordId, RunId, WorkflowId};
+use crate::query::{
+    Direction, Page, PageRequest, Position, Query, check_limit, decode_cursor, encode_cursor,
+    query_fingerprint,
+};
+use crate::record::{IndexValue, Kind, Record};
+use crate::records::{
+    CollectionEntry, CollectionFilter, CollectionOrder, CollectionPatch, Key, KeyFilter, Profile,
+    Run, RunEvent, RunFilter, RunStatus, Workflow, WorkflowFilter,
+};
+use crate::revision::{Precondition, Versioned};
+use crate::stores::{CollectionStore, KeyStore, ProfileStore, Renamed, RunStore, WorkflowStore};
+
+use super::{EngineStore, retry_on_contention};
+
+#[async_trait]
+impl<E: Engine> ProfileStore for EngineStore<E> {
+    async fn get_by_username(&self, username: &str) -> Result<Versioned<Profile>> {
+        if username.is_empty() {
+            return Err(Error::invalid(
+                StoreName::Profiles,
+                username,
+                "username",
+                "must not be empty",
+            ));
+        }
+        self.first_by_index(
+            "username",
+            vec![IndexValue::str(username)],
+            Direction::Asc,
+            username,
+        )
+        .await
+    }
+
+    async fn rename(
+        &self,
+        id: &ProfileId,
+        username: &str,
+        precondition: Precondition,
+    ) -> Result<Renamed> {
+        if precondition == Precondition::MustNotExist {
+            return Err(Error::invalid(
+                StoreName::Profiles,
+                id.as_str(),
+                "precondition",
+                "must-not-exist makes no sense for a rename",
+            ));
+        }
+        Ok(retry_on_contention!(
+            StoreName::Profiles,
+            id.as_str(),
+            "renaming the profile",
+            {
+                let current: Versioned<Profile> = self.get_record(id).await?;
+                if let Precondition::MustBeAt(want) = precondition
+                    && current.revision != want
+                {
+                    return Err(Error::Conflict {
+                        store: StoreName::Profiles,
+                        key: id.to_string(),
+                        expected: precondition,
+                        found: Some(current.revision),
+                    });
+                }
+                let old = current.value.username.clone();
+                let mut renamed = current.value.clone();
+                renamed.username = username.to_string();
+                let mut prepared =
+                    self.prepare_put(&mut renamed, Precondition::MustBeAt(current.revision))?;
+                let mut mutations = std::mem::take(&mut prepared.mutations);
+                let mut entries = Vec::new();
+                if old != username {
+                    entries = self
+                        .all_records::<CollectionEntry>(CollectionFilter::Username(old))
+                        .await?;
+                    for entry in &mut entries {
+                        entry.value.username = username.to_string();
+                        let expect = entry.expect();
+                        mutations
+                            .append(&mut self.prepare_put(&mut entry.value, expect)?.mutations);
+                    }
+                }
+                let committed = match self.commit(mutations, &[]).await {
+                    Err(Error::Conflict { .. } | Error::NotFound { .. }) => continue,
+                    other => other?,
+                };
+                let mut written = committed.into_iter();
+                let profile =
+                    Self::versioned(renamed, prepared.key, written.by_ref().take(1).collect())?;
+                let entries = entries
+                    .into_iter()
+                    .zip(written)
+                    .map(|(e, c)| Versioned::from_committed(e.value, &c))
+                    .collect();
+                Some(Renamed { profile, entries })
+            }
+        ))
+    }
+}
+
+#[async_trait]
+impl<E: Engine> WorkflowStore for EngineStore<E> {
+    async fn get_by_init_id(&self, init_id: &InitId) -> Result<Versioned<Workflow>> {
+        init_id
+            .check("init_id")
+            .map_err(|e| e.into_error(StoreName::Workflows, init_id.as_str()))?;
+        self.first_by_index(
+            "init_id",
+            vec![IndexValue::str(init_id.as_str())],
+            Direction::Asc,
+            init_id.as_str(),
+        )
+        .await
+    }
+
+    async fn list_by_owner(
+        &self,
+        owner: &ProfileId,
+        page: PageRequest,
+    ) -> Result<Page<Versioned<Workflow>>> {
+        self.list_records(Query::new(WorkflowFilter::Owner(owner.clone())).page(page))
+            .await
+    }
+
+    async fn list_active(&self, page: PageRequest) -> Result<Page<Versioned<Workflow>>> {
+        self.list_records(Query::new(WorkflowFilter::Active).page(page))
+            .await
+    }
+}
+
+#[async_trait]
+impl<E: Engine> RunStore for EngineStore<E> {
+    async fn create(&self, mut run: Run) -> Result<Versioned<Run>> {
+        run.workflow_id
+            .check("workflow_id")
+            .map_err(|e| e.into_error(StoreName::Runs, run.id.as_str()))?;
+        let workflow: Versioned<Workflow> = match self.get_record(&run.workflow_id).await {
+            Ok(w) => w,
+            Err(Error::NotFound { .. }) => {
+                return Err(Error::invalid(
+                    StoreName::Runs,
+                    run.id.as_str(),
+                    "workflow_id",
+                    format!("no workflow record with id {:?}", run.workflow_id.as_str()),
+                ));
+            }
+            Err(e) => return Err(e),
+        };
+        run.owner_id = workflow.value.owner_id;
+        if run.id.is_empty() {
+            run.generate_id();
+        }
+        let counter = Run::counter_name(&run.workflow_id);
+        let workflow_id = run.workflow_id.to_string();
+        Ok(retry_on_contention!(
+            StoreName::Runs,
+            &workflow_id,
+            "assigning a run number",
+            {
+                run.number = self.engine.counter(&counter).await? + 1;
+                match self
+                    .write_derived(run.clone(), Precondition::MustNotExist)
+                    .await
+                {
+                    // Another create took this number first: take the next one.
+                    Err(Error::AlreadyExists {
+                        store: StoreName::Runs,
+                        key,
+                    }) if key != run.id.as_str() => None,
+                    other => Some(other?),
+                }
+            }
+        ))
+    }
+
+    async fn list_by_workflow(
+        &self,
+        workflow: &WorkflowId,
+        page: PageRequest,
+    ) -> Result<Page<Versioned<Run>>> {
+        self.list_records(
+            Query::new(RunFilter::Workflow(workflow.clone()))
+                .descending()
+                .page(page),
+        )
+        .await
+    }
+
+    async fn latest(&self, workflow: &WorkflowId) -> Result<Versioned<Run>> {
+        workflow
+            .check("workflow_id")
+            .map_err(|e| e.into_error(StoreName::Runs, workflow.as_str()))?;
+        self.first_by_index(
+            "workflow_number",
+            vec![IndexValue::str(workflow.as_str())],
+            Direction::Desc,
+            workflow.as_str(),
+        )
+        .await
+    }
+
+    async fn count(&self, workflow: &WorkflowId) -> Result<u64> {
+        workflow
+            .check("workflow_id")
+            .map_err(|e| e.into_error(StoreName::Runs, workflow.as_str()))?;
+        self.engine
+            .count(
+                Kind::Run,
+                "workflow_number",
+                &[IndexValue::str(workflow.as_str())],
+            )
+            .await
+    }
+
+    async fn list_by_owner_and_status(
+        &self,
+        owner: &ProfileId,
+        status: RunStatus,
+        page: PageRequest,
+    ) -> Result<Page<Versioned<Run>>> {
+        self.list_records(
+            Query::new(RunFilter::OwnerStatus(owner.clone(), status))
+                .descending()
+                .page(page),
+        )
+        .await
+    }
+
+    async fn list_latest_by_status(
+        &self,
+        status: RunStatus,
+        page: PageRequest,
+    ) -> Result<Page<Versioned<Run>>> {
+        /// Workflows read per scan.
+        const WORKFLOWS_PER_SCAN: usize = 100;
+        let cursor_key = page
+            .cursor
+            .as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_default();
+        let invalid = |e: FieldError| e.into_error(StoreName::Runs, cursor_key.clone());
+        check_limit(page.limit).map_err(invalid)?;
+        // Cursors of this list are positions among workflows, told apart
+        // from other lists' by a plan of their own.
+        let plan =
+            crate::record::Plan::index("latest_by_status", vec![IndexValue::str(status.as_str())]);
+        let fingerprint = query_fingerprint(Kind::Run, &plan, Direction::Asc);
+        let mut after = match &page.cursor {
+            Some(c) => Some(decode_cursor(c, fingerprint).map_err(invalid)?),
+            None => None,
+        };
+        let mut items = Vec::new();
+        loop {
+            let scan = Scan {
+                index: None,
+                prefix: Vec::new(),
+                after: after.clone(),
+                direction: Direction::Asc,
+                limit: WORKFLOWS_PER_SCAN,
+            };
+            let workflows = self.engine.scan(Kind::Workflow, &scan).await?;
+            let exhausted = workflows.len() < WORKFLOWS_PER_SCAN;
+            for w in workflows {
+                let latest = Scan {
+                    index: Some("workflow_number"),
+                    prefix: vec![IndexValue::str(w.key.as_str())],
+                    after: None,
+                    direction: Direction::Desc,
+                    limit: 1,
+                };
+                after = Some(Position {
+                    values: Vec::new(),
+                    id: w.key,
+                });
+                if let Some(run) = self.engine.scan(Kind::Run, &latest).await?.pop() {
+                    let run: Versioned<Run> = Self::decode(run)?;
+                    if run.value.status == status {
+                        items.push(run);
+                        if items.len() == page.limit as usize {
+                            let at = after.as_ref().expect("set above");
+                            return Ok(Page {
+                                items,
+                                next: Some(encode_cursor(fingerprint, at)),
+                            });
+                        }
+                    }
+                }
+            }
+            if exhausted {
+                return Ok(Page { items, next: None });
+            }
+        }
+    }
+
+    async fn append_event(
+        &self,
+        run: &RunId,
+        step: usize,
+        event: RunEvent,
+    ) -> Result<Versioned<Run>> {
+        Ok(retry_on_contention!(
+            StoreName::Runs,
+            run.as_str(),
+            "appending an event",
+            {
+                let mut current: Versioned<Run> = self.get_record(run).await?;
+                if current.value.status.is_finished() {
+                    return Err(Error::invalid(
+                        StoreName::Runs,
+                        run.as_str(),
+                        "status",
+                        format!(
+                            "run is {}; events go to waiting or running runs",
+                            current.value.status.as_str()
+                        ),
+                    ));
+                }
+                let steps = current.value.steps.len();
+                let Some(target) = current.value.steps.get_mut(step) else {
+                    return Err(Error::invalid(
+                        StoreName::Runs,
+                        run.as_str(),
+                        "step",
+                        format!("step {step} does not exist; the run has {steps} steps"),
+                    ));
+                };
+                target.output.push(event.clone());
+                match self
+                    .write_derived(current.value, Precondition::MustBeAt(current.revision))
+                    .await
+                {
+                    Err(Error::Conflict { .. }) => None,
+                    other => Some(other?),
+                }
+            }
+        ))
+    }
+}
+
+#[async_trait]
+impl<E: Engine> KeyStore for EngineStore<E> {
+    async fn list_by_profile(
+        &self,
+        profile: &ProfileId,
+        page: PageRequest,
+    ) -> Result<Page<Versioned<Key>>> {
+        self.list_records(Query::new(KeyFilter::Profile(profile.clone())).page(page))
+            .await
+    }
+}
+
+#[async_trait]
+impl<E: Engine> CollectionStore for EngineStore<E> {
+    async fn list_by_profile(
+        &self,
+        profile: &ProfileId,
+        order: CollectionOrder,
+        page: PageRequest,
+    ) -> Result<Page<Versioned<CollectionEntry>>> {
+        self.list_records(
+            Query::new(CollectionFilter::Profile(profile.clone()))
+                .order(order)
+                .page(page),
+        )
+        .await
+    }
+
+    async fn update_by_init_id(
+        &self,
+        init_id: &InitId,
+        patch: CollectionPatch,
+    ) -> Result<Vec<Versioned<CollectionEntry>>> {
+        init_id
+            .check("init_id")
+            .map_err(|e| e.into_error(StoreName::Collections, init_id.as_str()))?;
+        Ok(retry_on_contention!(
+            StoreName::Collections,
+            init_id.as_str(),
+            "updating entries",
+            {
+                let mut changed = Vec::new();
+                let mut mutations = Vec::new();
+                let entries = self
+                    .all_records::<CollectionEntry>(CollectionFilter::InitId(init_id.clone()))
+                    .await?;
+                for mut entry in entries {
+                    if patch.apply(&mut entry.value) {
+                        let expect = entry.expect();
+                        let mut prepared = self.prepare_put(&mut entry.value, expect)?;
+                        mutations.append(&mut prepared.mutations);
+                        changed.push(entry.value);
+                    }
+                }
+                if mutations.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let committed = match self.commit(mutations, &[]).await {
+                    Err(Error::Conflict { .. } | Error::NotFound { .. }) => continue,
+                    other => other?,
+                };
+                Some(
+                    changed
+                        .into_iter()
+                        .zip(committed)
+                        .map(|(value, c)| Versioned::from_committed(value, &c))
+                        .collect(),
+                )
+            },
+        ))
+    }
+}
