@@ -19,6 +19,17 @@ pub trait RecordId:
 
     /// Checks the id against the id rules; `field` names it in the error.
     fn check(&self, field: &str) -> Result<(), FieldError>;
+
+    /// True for an empty id: a record put with one gets a generated id
+    /// (see [`Record::new_id`](crate::Record::new_id)).
+    fn is_empty(&self) -> bool;
+
+    /// A new id of this type, where one can be made without the record:
+    /// a time-sortable string for the single-string ids, `None` for ids
+    /// made of the record's own fields.
+    fn generate() -> Option<Self> {
+        None
+    }
 }
 
 /// Checks one id string: not empty, not `.` or `..`, at most [`MAX_ID_LEN`]
@@ -111,6 +122,14 @@ macro_rules! string_id {
 
             fn check(&self, field: &str) -> Result<(), FieldError> {
                 check_id(field, &self.0)
+            }
+
+            fn is_empty(&self) -> bool {
+                self.0.is_empty()
+            }
+
+            fn generate() -> Option<Self> {
+                Some($name(generate_id()))
             }
         }
     };
@@ -210,6 +229,10 @@ impl RecordId for CollectionKey {
         check_id("profile_id", self.profile_id.as_str())?;
         check_id("init_id", self.init_id.as_str())
     }
+
+    fn is_empty(&self) -> bool {
+        self.profile_id.is_empty() && self.init_id.is_empty()
+    }
 }
 
 /// The key of one log entry: the log and the entry's sequence number.
@@ -246,6 +269,10 @@ impl RecordId for LogEntryKey {
 
     fn check(&self, _field: &str) -> Result<(), FieldError> {
         check_id("log_id", self.log_id.as_str())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.log_id.is_empty()
     }
 }
 

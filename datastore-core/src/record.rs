@@ -2,7 +2,7 @@
 //!
 //! A backend stores records by [`Kind`] and string key, keeps the index
 //! entries each record declares, and enforces the unique ones. The six typed
-//! substores are thin layers over this path (see [`crate::Store`]).
+//! substores are thin layers over this path (see [`crate::RecordStore`] and the typed stores in [`crate::stores`]).
 
 use std::fmt::Debug;
 
@@ -222,14 +222,20 @@ pub trait Record:
     /// The record's id.
     fn id(&self) -> Self::Id;
 
-    /// Gives a record with an empty id a fresh one; returns false for kinds
-    /// whose ids can't be generated.
-    fn generate_id(&mut self) -> bool {
-        false
+    /// Sets the record's id (for a composite id, the fields it is made of).
+    fn set_id(&mut self, id: Self::Id);
+
+    /// The id a record put with an empty id gets: by default a new one of
+    /// the id type ([`RecordId::generate`]), `None` where the id is made of
+    /// the record's fields.
+    fn new_id(&self) -> Option<Self::Id> {
+        Self::Id::generate()
     }
 
     /// True when the id is empty (so the store should generate one).
-    fn id_is_empty(&self) -> bool;
+    fn id_is_empty(&self) -> bool {
+        self.id().is_empty()
+    }
 
     /// Checks the record's shape: ids, names, sizes. Runs before any write.
     fn validate(&self) -> Result<(), FieldError>;

@@ -29,9 +29,6 @@ pub trait Resource: Substore + Serialize + DeserializeOwned {
     /// The id from the path's segments.
     fn id_from_path(segments: &[String]) -> Result<Self::Id, Problem>;
 
-    /// Sets the id (a body may leave it out; the path names it).
-    fn set_id(&mut self, id: &Self::Id);
-
     /// Creates a record (`POST`): a put that never replaces; runs get their
     /// number here.
     fn create(
@@ -96,9 +93,6 @@ impl Resource for Profile {
     fn id_from_path(segments: &[String]) -> Result<ProfileId, Problem> {
         Ok(ProfileId::new(one_segment(segments)?))
     }
-    fn set_id(&mut self, id: &ProfileId) {
-        self.id = id.clone();
-    }
     fn filter(params: &HashMap<String, String>) -> Result<(ProfileFilter, ProfileOrder), Problem> {
         only(params, &[])?;
         let order = order_param(
@@ -117,9 +111,6 @@ impl Resource for Workflow {
     const PATH: &'static str = "workflows";
     fn id_from_path(segments: &[String]) -> Result<WorkflowId, Problem> {
         Ok(WorkflowId::new(one_segment(segments)?))
-    }
-    fn set_id(&mut self, id: &WorkflowId) {
-        self.id = id.clone();
     }
     fn filter(
         params: &HashMap<String, String>,
@@ -164,9 +155,6 @@ impl Resource for Run {
     fn id_from_path(segments: &[String]) -> Result<RunId, Problem> {
         Ok(RunId::new(one_segment(segments)?))
     }
-    fn set_id(&mut self, id: &RunId) {
-        self.id = id.clone();
-    }
     fn filter(params: &HashMap<String, String>) -> Result<(RunFilter, RunOrder), Problem> {
         only(params, &["workflow", "owner", "status"])?;
         let filter = match (
@@ -207,9 +195,6 @@ impl Resource for Key {
     fn id_from_path(segments: &[String]) -> Result<KeyId, Problem> {
         Ok(KeyId::new(one_segment(segments)?))
     }
-    fn set_id(&mut self, id: &KeyId) {
-        self.id = id.clone();
-    }
     fn filter(params: &HashMap<String, String>) -> Result<(KeyFilter, KeyOrder), Problem> {
         only(params, &["profile"])?;
         let filter = match param(params, "profile") {
@@ -230,10 +215,6 @@ impl Resource for CollectionEntry {
                 "a collection entry is /collections/PROFILE/INIT_ID",
             )),
         }
-    }
-    fn set_id(&mut self, id: &CollectionKey) {
-        self.profile_id = id.profile_id.clone();
-        self.init_id = id.init_id.clone();
     }
     fn filter(
         params: &HashMap<String, String>,
@@ -431,7 +412,7 @@ async fn put<R: Resource>(
     let id = R::id_from_path(&segments)?;
     let (precondition, preconditioned) = precondition(&headers)?;
     if record.id_is_empty() {
-        record.set_id(&id);
+        record.set_id(id.clone());
     } else if record.id() != id {
         return Err(Problem::bad_request(
             "id",

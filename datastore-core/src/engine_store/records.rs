@@ -59,7 +59,9 @@ impl<E: Engine> EngineStore<E> {
                     format!("must not be empty with precondition {precondition}"),
                 ));
             }
-            record.generate_id();
+            if let Some(id) = record.new_id() {
+                record.set_id(id);
+            }
         }
         let key = record.id().key();
         if let Some(created) = record.created_mut()

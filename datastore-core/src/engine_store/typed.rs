@@ -11,7 +11,7 @@ use crate::query::{
     Direction, Page, PageRequest, Position, Query, check_limit, decode_cursor, encode_cursor,
     query_fingerprint,
 };
-use crate::record::{IndexValue, Kind, Record};
+use crate::record::{IndexValue, Kind};
 use crate::records::{
     CollectionEntry, CollectionFilter, CollectionOrder, CollectionPatch, Key, KeyFilter, Profile,
     Run, RunEvent, RunFilter, RunStatus, Workflow, WorkflowFilter,
@@ -157,7 +157,7 @@ impl<E: Engine> RunStore for EngineStore<E> {
         };
         run.owner_id = workflow.value.owner_id;
         if run.id.is_empty() {
-            run.generate_id();
+            run.id = RunId::generate();
         }
         let counter = Run::counter_name(&run.workflow_id);
         let workflow_id = run.workflow_id.to_string();

@@ -370,8 +370,9 @@ impl Record for CollectionEntry {
         self.key()
     }
 
-    fn id_is_empty(&self) -> bool {
-        self.profile_id.is_empty() && self.init_id.is_empty()
+    fn set_id(&mut self, id: CollectionKey) {
+        self.profile_id = id.profile_id;
+        self.init_id = id.init_id;
     }
 
     fn validate(&self) -> Result<(), FieldError> {

@@ -104,17 +104,17 @@ impl Record for Key {
         self.id.clone()
     }
 
-    fn generate_id(&mut self) -> bool {
-        self.id = KeyId::for_public_key(&self.public_key);
-        true
+    fn set_id(&mut self, id: KeyId) {
+        self.id = id;
+    }
+
+    /// A key's id is derived from its public key.
+    fn new_id(&self) -> Option<KeyId> {
+        Some(KeyId::for_public_key(&self.public_key))
     }
 
     fn created_mut(&mut self) -> Option<&mut DateTime<Utc>> {
         Some(&mut self.created)
-    }
-
-    fn id_is_empty(&self) -> bool {
-        self.id.is_empty()
     }
 
     fn validate(&self) -> Result<(), FieldError> {

@@ -94,8 +94,9 @@ impl Record for LogEntry {
         }
     }
 
-    fn id_is_empty(&self) -> bool {
-        self.log_id.is_empty()
+    fn set_id(&mut self, id: LogEntryKey) {
+        self.log_id = id.log_id;
+        self.seq = id.seq;
     }
 
     fn validate(&self) -> Result<(), FieldError> {

@@ -101,17 +101,12 @@ impl Record for Profile {
         self.id.clone()
     }
 
-    fn generate_id(&mut self) -> bool {
-        self.id = ProfileId::generate();
-        true
+    fn set_id(&mut self, id: ProfileId) {
+        self.id = id;
     }
 
     fn created_mut(&mut self) -> Option<&mut DateTime<Utc>> {
         Some(&mut self.created)
-    }
-
-    fn id_is_empty(&self) -> bool {
-        self.id.is_empty()
     }
 
     fn validate(&self) -> Result<(), FieldError> {

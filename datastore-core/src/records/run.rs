@@ -213,17 +213,12 @@ impl Record for Run {
         self.id.clone()
     }
 
-    fn generate_id(&mut self) -> bool {
-        self.id = RunId::generate();
-        true
+    fn set_id(&mut self, id: RunId) {
+        self.id = id;
     }
 
     fn created_mut(&mut self) -> Option<&mut DateTime<Utc>> {
         Some(&mut self.created)
-    }
-
-    fn id_is_empty(&self) -> bool {
-        self.id.is_empty()
     }
 
     fn validate(&self) -> Result<(), FieldError> {

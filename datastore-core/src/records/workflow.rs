@@ -137,17 +137,12 @@ impl Record for Workflow {
         self.id.clone()
     }
 
-    fn generate_id(&mut self) -> bool {
-        self.id = WorkflowId::generate();
-        true
+    fn set_id(&mut self, id: WorkflowId) {
+        self.id = id;
     }
 
     fn created_mut(&mut self) -> Option<&mut DateTime<Utc>> {
         Some(&mut self.created)
-    }
-
-    fn id_is_empty(&self) -> bool {
-        self.id.is_empty()
     }
 
     fn validate(&self) -> Result<(), FieldError> {
