@@ -33,28 +33,28 @@ fn seed_file(path: &Path, profiles: usize) -> usize {
     for p in 0..profiles {
         let mut profile = Profile::new(format!("user{p}"));
         profile.id = ProfileId::new(format!("p{p}"));
-        items.push(Item::Profile(profile));
+        items.push(Item::from(AnyRecord::from(profile)));
         let mut workflow = Workflow::new(format!("ds{p}"), format!("p{p}"));
         workflow.id = WorkflowId::new(format!("w{p}"));
-        items.push(Item::Workflow(workflow));
+        items.push(Item::from(AnyRecord::from(workflow)));
         for n in 1..=2u64 {
             let mut run = Run::new(format!("w{p}"), vec![StepRun::new("s", "transform")]);
             run.id = RunId::new(format!("w{p}-r{n}"));
             run.number = n;
             run.owner_id = ProfileId::new(format!("p{p}"));
             run.status = RunStatus::Succeeded;
-            items.push(Item::Run(run));
+            items.push(Item::from(AnyRecord::from(run)));
         }
         let mut key = Key::new(format!("p{p}"), format!("pub-{p}"));
         key.id = KeyId::for_public_key(&key.public_key);
         key.private_key = Some(PrivateKey::new(format!("secret-{p}")));
-        items.push(Item::Key(key));
-        items.push(Item::Collection(CollectionEntry::new(
+        items.push(Item::from(AnyRecord::from(key)));
+        items.push(Item::from(AnyRecord::from(CollectionEntry::new(
             format!("p{p}"),
             format!("ds{p}"),
             format!("user{p}"),
             "a dataset",
-        )));
+        ))));
         for seq in 0..3 {
             items.push(Item::LogEntry(LogEntry {
                 log_id: LogId::new(format!("log-{p}")),
@@ -67,23 +67,7 @@ fn seed_file(path: &Path, profiles: usize) -> usize {
         }
     }
     // Kind by kind, as an export lists them.
-    let rank = |i: &Item| match i {
-        Item::Profile(_) => 0,
-        Item::Workflow(_) => 1,
-        Item::Run(_) => 2,
-        Item::Key(_) => 3,
-        Item::Collection(_) => 4,
-        Item::LogEntry(_) => 5,
-    };
-    let id = |i: &Item| match i {
-        Item::Profile(r) => r.id().key(),
-        Item::Workflow(r) => r.id().key(),
-        Item::Run(r) => r.id().key(),
-        Item::Key(r) => r.id().key(),
-        Item::Collection(r) => r.id().key(),
-        Item::LogEntry(r) => r.id().key(),
-    };
-    items.sort_by_key(|i| (rank(i), id(i)));
+    items.sort_by_key(|i| (i.kind(), i.key()));
     let text: String = items
         .iter()
         .map(|i| serde_json::to_string(i).unwrap() + "\n")

@@ -3,67 +3,11 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{LogId, RecordId};
-use crate::record::{Kind, Record};
-use crate::records::{CollectionEntry, Key, LogOp, Profile, Run, Workflow};
+use crate::record::Kind;
+use crate::records::LogOp;
 use crate::revision::Precondition;
 
-/// A record of any editable kind.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", content = "record", rename_all = "snake_case")]
-#[allow(clippy::large_enum_variant)]
-pub enum AnyRecord {
-    /// A profile.
-    Profile(Profile),
-    /// A workflow.
-    Workflow(Workflow),
-    /// A run (its number must be set).
-    Run(Run),
-    /// A key.
-    Key(Key),
-    /// A collection entry.
-    Collection(CollectionEntry),
-}
-
-impl AnyRecord {
-    /// The record's kind.
-    pub fn kind(&self) -> Kind {
-        match self {
-            AnyRecord::Profile(_) => Kind::Profile,
-            AnyRecord::Workflow(_) => Kind::Workflow,
-            AnyRecord::Run(_) => Kind::Run,
-            AnyRecord::Key(_) => Kind::Key,
-            AnyRecord::Collection(_) => Kind::Collection,
-        }
-    }
-
-    /// The record's key.
-    pub fn key(&self) -> String {
-        match self {
-            AnyRecord::Profile(r) => r.id().key(),
-            AnyRecord::Workflow(r) => r.id().key(),
-            AnyRecord::Run(r) => r.id().key(),
-            AnyRecord::Key(r) => r.id().key(),
-            AnyRecord::Collection(r) => r.id().key(),
-        }
-    }
-}
-
-macro_rules! any_from {
-    ($($variant:ident($t:ty)),*) => {$(
-        impl From<$t> for AnyRecord {
-            fn from(r: $t) -> Self {
-                AnyRecord::$variant(r)
-            }
-        }
-    )*};
-}
-any_from!(
-    Profile(Profile),
-    Workflow(Workflow),
-    Run(Run),
-    Key(Key),
-    Collection(CollectionEntry)
-);
+pub use crate::kinds::AnyRecord;
 
 /// One write of a batch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

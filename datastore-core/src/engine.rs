@@ -131,7 +131,7 @@ impl Committed {
     pub fn change(&self) -> Change {
         Change {
             seq: self.revision.get(),
-            store: self.kind,
+            kind: self.kind,
             id: self.key.clone(),
             op: self.op,
             revision: self.revision,

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use crate::kinds::Kind;
 use crate::revision::{Precondition, Revision};
 
 /// A boxed error from a backend's own library (sqlx, rocksdb, io).
@@ -10,23 +11,13 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// The result type of every store operation.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Names the part of the datastore an error came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// Names the part of the datastore an error came from: a record kind's
+/// store, or one of the parts that are not a kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum StoreName {
-    /// The profile substore.
-    Profiles,
-    /// The workflow substore.
-    Workflows,
-    /// The run substore.
-    Runs,
-    /// The key substore.
-    Keys,
-    /// The collection substore.
-    Collections,
-    /// The log substore.
-    Logs,
+    /// The store of one record kind (`profiles`, `runs`, ...).
+    Kind(Kind),
     /// The change feed.
     Changes,
     /// A batch spanning substores.
@@ -39,16 +30,44 @@ impl StoreName {
     /// The lower-case name used in messages, tables and URLs.
     pub fn as_str(self) -> &'static str {
         match self {
-            StoreName::Profiles => "profiles",
-            StoreName::Workflows => "workflows",
-            StoreName::Runs => "runs",
-            StoreName::Keys => "keys",
-            StoreName::Collections => "collections",
-            StoreName::Logs => "logs",
+            StoreName::Kind(kind) => kind.as_str(),
             StoreName::Changes => "changes",
             StoreName::Batch => "batch",
             StoreName::Datastore => "datastore",
         }
+    }
+
+    /// The store named `name` (as [`StoreName::as_str`] writes it).
+    pub fn from_name(name: &str) -> Option<StoreName> {
+        match name {
+            "changes" => Some(StoreName::Changes),
+            "batch" => Some(StoreName::Batch),
+            "datastore" => Some(StoreName::Datastore),
+            other => Kind::ALL
+                .into_iter()
+                .find(|k| k.as_str() == other)
+                .map(StoreName::Kind),
+        }
+    }
+}
+
+impl From<Kind> for StoreName {
+    fn from(kind: Kind) -> Self {
+        StoreName::Kind(kind)
+    }
+}
+
+impl serde::Serialize for StoreName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for StoreName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        StoreName::from_name(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown store {name:?}")))
     }
 }
 
@@ -267,7 +286,7 @@ mod tests {
     #[test]
     fn messages_name_store_and_key() {
         let e = Error::Conflict {
-            store: StoreName::Runs,
+            store: StoreName::Kind(Kind::Run),
             key: "r1".into(),
             expected: Precondition::MustBeAt(Revision::new(3)),
             found: Some(Revision::new(5)),
@@ -278,7 +297,7 @@ mod tests {
         assert!(text.contains("revision 5"), "{text}");
         assert!(!e.is_retryable());
         let u = Error::Unavailable {
-            store: StoreName::Profiles,
+            store: StoreName::Kind(Kind::Profile),
             key: String::new(),
             source: "connection refused".into(),
         };

@@ -59,8 +59,10 @@ pub enum ChangeOp {
 pub struct Change {
     /// Its position in the feed; strictly increasing in commit order.
     pub seq: u64,
-    /// The kind written.
-    pub store: Kind,
+    /// The kind written (`"kind"` in JSON; `"store"`, its name before, is
+    /// read too, so feeds written by earlier versions decode).
+    #[serde(alias = "store")]
+    pub kind: Kind,
     /// The key written.
     pub id: String,
     /// Put or delete.

@@ -12,7 +12,17 @@ pub const MAX_ID_LEN: usize = 128;
 
 /// An id type: turns into the string key stores index by.
 pub trait RecordId:
-    Clone + fmt::Debug + PartialEq + Eq + Hash + Serialize + DeserializeOwned + Send + Sync + 'static
+    Clone
+    + Default
+    + fmt::Debug
+    + PartialEq
+    + Eq
+    + Hash
+    + Serialize
+    + DeserializeOwned
+    + Send
+    + Sync
+    + 'static
 {
     /// The string key this id is stored under.
     fn key(&self) -> String;
@@ -23,6 +33,10 @@ pub trait RecordId:
     /// True for an empty id: a record put with one gets a generated id
     /// (see [`Record::new_id`](crate::Record::new_id)).
     fn is_empty(&self) -> bool;
+
+    /// The id stored under `key` (the inverse of [`RecordId::key`]), or
+    /// `None` when `key` is not one.
+    fn from_key(key: &str) -> Option<Self>;
 
     /// A new id of this type, where one can be made without the record:
     /// a time-sortable string for the single-string ids, `None` for ids
@@ -126,6 +140,10 @@ macro_rules! string_id {
 
             fn is_empty(&self) -> bool {
                 self.0.is_empty()
+            }
+
+            fn from_key(key: &str) -> Option<Self> {
+                Some($name(key.to_string()))
             }
 
             fn generate() -> Option<Self> {
@@ -233,6 +251,10 @@ impl RecordId for CollectionKey {
     fn is_empty(&self) -> bool {
         self.profile_id.is_empty() && self.init_id.is_empty()
     }
+
+    fn from_key(key: &str) -> Option<Self> {
+        CollectionKey::parse(key)
+    }
 }
 
 /// The key of one log entry: the log and the entry's sequence number.
@@ -274,6 +296,14 @@ impl RecordId for LogEntryKey {
     fn is_empty(&self) -> bool {
         self.log_id.is_empty()
     }
+
+    fn from_key(key: &str) -> Option<Self> {
+        let (log, seq) = key.rsplit_once('/')?;
+        Some(LogEntryKey {
+            log_id: LogId::new(log),
+            seq: seq.parse().ok()?,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -299,5 +329,10 @@ mod tests {
             seq: 7,
         };
         assert_eq!(l.key(), "l/00000000000000000007");
+        assert_eq!(LogEntryKey::from_key(&l.key()), Some(l));
+        let c = CollectionKey::new("p1", "i1");
+        assert_eq!(CollectionKey::from_key(&c.key()), Some(c));
+        assert_eq!(ProfileId::from_key("p9"), Some(ProfileId::new("p9")));
+        assert_eq!(LogEntryKey::from_key("no-seq"), None);
     }
 }

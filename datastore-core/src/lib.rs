@@ -16,6 +16,8 @@
 //! # Ok(()) }
 //! ```
 
+#[macro_use]
+mod kinds;
 mod batch;
 mod capabilities;
 mod engine;

@@ -2,7 +2,7 @@
 //!
 //! A backend stores records by [`Kind`] and string key, keeps the index
 //! entries each record declares, and enforces the unique ones. The six typed
-//! substores are thin layers over this path (see [`crate::RecordStore`] and the typed stores in [`crate::stores`]).
+//! substores are thin layers over this path (see [`crate::RecordStore`]).
 
 use std::fmt::Debug;
 
@@ -11,64 +11,12 @@ use serde::{Serialize, de::DeserializeOwned};
 use crate::error::{FieldError, StoreName};
 use crate::ids::RecordId;
 
-/// The kinds of record a datastore holds.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    /// [`crate::Profile`]
-    Profile,
-    /// [`crate::Workflow`]
-    Workflow,
-    /// [`crate::Run`]
-    Run,
-    /// [`crate::Key`]
-    Key,
-    /// [`crate::CollectionEntry`]
-    Collection,
-    /// [`crate::LogEntry`]
-    Log,
-}
+pub use crate::kinds::Kind;
 
 impl Kind {
-    /// Every kind, in a fixed order.
-    pub const ALL: [Kind; 6] = [
-        Kind::Profile,
-        Kind::Workflow,
-        Kind::Run,
-        Kind::Key,
-        Kind::Collection,
-        Kind::Log,
-    ];
-
-    /// The substore holding this kind.
+    /// The substore holding this kind, as errors name it.
     pub fn store(self) -> StoreName {
-        match self {
-            Kind::Profile => StoreName::Profiles,
-            Kind::Workflow => StoreName::Workflows,
-            Kind::Run => StoreName::Runs,
-            Kind::Key => StoreName::Keys,
-            Kind::Collection => StoreName::Collections,
-            Kind::Log => StoreName::Logs,
-        }
-    }
-
-    /// The substore's name (`profiles`, `runs`, ...): table and prefix names use it.
-    pub fn as_str(self) -> &'static str {
-        self.store().as_str()
-    }
-
-    /// The indexes this kind declares.
-    pub fn indexes(self) -> &'static [IndexDef] {
-        match self {
-            Kind::Profile => crate::Profile::INDEXES,
-            Kind::Workflow => crate::Workflow::INDEXES,
-            Kind::Run => crate::Run::INDEXES,
-            Kind::Key => crate::Key::INDEXES,
-            Kind::Collection => crate::CollectionEntry::INDEXES,
-            Kind::Log => crate::LogEntry::INDEXES,
-        }
+        StoreName::Kind(self)
     }
 
     /// The index of this kind with that name.
@@ -209,8 +157,8 @@ pub trait Record:
 {
     /// The id type.
     type Id: RecordId;
-    /// What a list can be filtered by.
-    type Filter: Clone + Debug + PartialEq + Send + Sync + 'static;
+    /// What a list can be filtered by; the default selects every record.
+    type Filter: Clone + Debug + Default + PartialEq + Send + Sync + 'static;
     /// What a list can be ordered by.
     type Order: Clone + Copy + Debug + Default + PartialEq + Send + Sync + 'static;
 
@@ -315,14 +263,7 @@ impl Kind {
         fn of<R: Record>(body: &[u8]) -> Result<Vec<crate::engine::IndexEntry>, serde_json::Error> {
             Ok(index_entries_of(&serde_json::from_slice::<R>(body)?))
         }
-        match self {
-            Kind::Profile => of::<crate::Profile>(body),
-            Kind::Workflow => of::<crate::Workflow>(body),
-            Kind::Run => of::<crate::Run>(body),
-            Kind::Key => of::<crate::Key>(body),
-            Kind::Collection => of::<crate::CollectionEntry>(body),
-            Kind::Log => of::<crate::LogEntry>(body),
-        }
+        dispatch_kind!(self, R => of::<R>(body))
     }
 
     /// A fingerprint of every kind's index definitions: it changes when an

@@ -230,26 +230,9 @@ impl std::fmt::Debug for dyn Datastore {
 }
 
 /// The record kinds with a typed substore, mapped to it, so code generic
-/// over the kind (layers, an HTTP API) can reach the right substore.
+/// over the kind (layers, an HTTP API) can reach the right substore (the
+/// impls are generated from the kinds list, [`with_kinds!`](crate::with_kinds)).
 pub trait Substore: Editable {
     /// This kind's substore in `ds`.
     fn of(ds: &dyn Datastore) -> &dyn RecordStore<Self>;
-}
-
-macro_rules! substore {
-    ($($ty:ty => $accessor:ident),* $(,)?) => {$(
-        impl Substore for $ty {
-            fn of(ds: &dyn Datastore) -> &dyn RecordStore<Self> {
-                ds.$accessor()
-            }
-        }
-    )*};
-}
-
-substore! {
-    Profile => profiles,
-    Workflow => workflows,
-    Run => runs,
-    Key => keys,
-    CollectionEntry => collections,
 }

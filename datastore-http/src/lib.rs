@@ -15,9 +15,11 @@
 mod access;
 mod body;
 mod changes;
+mod headers;
 mod ops;
 mod problem;
 mod records;
+mod resources;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,7 +29,18 @@ use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
-use datastore_core::{CollectionEntry, Datastore, Key, Profile, Run, Workflow};
+use datastore_core::Datastore;
+
+/// The record endpoints of every editable kind (each has a
+/// [`records::Resource`] impl), from the kinds list.
+macro_rules! record_routes {
+    (
+        editable [ $( $ev:ident($ety:ty) $es:ident tag $et:literal $ew:literal $en:literal; )* ]
+        appended [ $( $rest:tt )* ]
+    ) => {
+        Router::new() $( .merge(records::routes::<$ety>()) )*
+    };
+}
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -121,11 +134,7 @@ pub fn router(
                 (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], "ok").into_response()
             }),
         )
-        .merge(records::routes::<Profile>())
-        .merge(records::routes::<Workflow>())
-        .merge(records::routes::<Run>())
-        .merge(records::routes::<Key>())
-        .merge(records::routes::<CollectionEntry>())
+        .merge(datastore_core::with_kinds!(record_routes))
         .merge(ops::routes())
         .merge(changes::routes())
         .fallback(|| async {

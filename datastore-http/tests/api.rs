@@ -127,7 +127,7 @@ async fn every_status_maps_from_the_error_enum() {
 async fn an_unavailable_store_is_503_with_retry_after() {
     let faulty = datastore::Faulty::wrap(datastore_memory::open());
     faulty.layer().inject(datastore::Fault::on(
-        datastore::StoreName::Profiles,
+        datastore::StoreName::Kind(datastore::Kind::Profile),
         "get",
         datastore::FaultAction::Fail,
     ));
@@ -603,7 +603,7 @@ async fn sse_resumes_with_last_event_id_without_gaps() {
             let e = events.next(Duration::from_secs(5)).await.expect("an event");
             assert_eq!(e.event.as_deref(), Some("change"));
             let change: Value = serde_json::from_str(&e.data).unwrap();
-            assert_eq!(change["store"], "profile");
+            assert_eq!(change["kind"], "profile");
             assert_eq!(change["seq"].to_string(), *e.id.as_ref().unwrap());
             seen.push(e);
         }
@@ -679,7 +679,7 @@ async fn an_expired_cursor_gets_a_reload_event() {
 async fn shutdown_finishes_writes_in_flight() {
     let faulty = datastore::Faulty::wrap(datastore_memory::open());
     faulty.layer().inject(datastore::Fault::on(
-        datastore::StoreName::Profiles,
+        datastore::StoreName::Kind(datastore::Kind::Profile),
         "put",
         datastore::FaultAction::DelayBefore(Duration::from_millis(400)),
     ));

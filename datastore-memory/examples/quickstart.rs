@@ -30,7 +30,7 @@ async fn main() -> Result<()> {
                     seen += 1;
                     println!(
                         "  feed #{:<3} {:?} {} {} (revision {})",
-                        c.seq, c.op, c.store, c.id, c.revision
+                        c.seq, c.op, c.kind, c.id, c.revision
                     );
                 }
                 FeedEvent::Lagged { resume_from } => {

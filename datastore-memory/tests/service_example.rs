@@ -3,8 +3,8 @@
 //! where behaviour matters.
 
 use datastore_core::{
-    Error, MockRunStore, Precondition, Run, RunStatus, RunStore, StepRun, StoreName, Versioned,
-    Workflow, WorkflowId,
+    Error, Kind, MockRunStore, Precondition, Run, RunStatus, RunStore, StepRun, StoreName,
+    Versioned, Workflow, WorkflowId,
 };
 
 /// What the (example) scheduler service decided.
@@ -86,7 +86,7 @@ async fn store_errors_reach_the_caller() {
     let mut runs = MockRunStore::new();
     runs.expect_latest().returning(|w| {
         Err(Error::Unavailable {
-            store: StoreName::Runs,
+            store: StoreName::Kind(Kind::Run),
             key: w.to_string(),
             source: "connection refused".into(),
         })

@@ -84,7 +84,7 @@ fn raw_put(db: &DB, seq: u64, profile: &Profile) {
         layout::record_key(Kind::Profile, key),
         Envelope::encode(&header, &body),
     );
-    let change = serde_json::json!({"seq": seq, "store": "profile", "id": key, "op": "put", "revision": seq, "at": now});
+    let change = serde_json::json!({"seq": seq, "kind": "profile", "id": key, "op": "put", "revision": seq, "at": now});
     batch.put_cf(
         db.cf_handle(layout::FEED).unwrap(),
         layout::feed_key(seq),

@@ -357,7 +357,7 @@ impl Inner {
         Ok(self
             .db
             .get_cf(self.cf(layout::META), layout::counter_key(name))
-            .map_err(|e| db_error(StoreName::Runs, name, e))?
+            .map_err(|e| db_error(StoreName::Kind(Kind::Run), name, e))?
             .and_then(|v| layout::read_u64(&v))
             .unwrap_or(0))
     }

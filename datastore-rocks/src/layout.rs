@@ -40,21 +40,15 @@ pub const INDEX_FINGERPRINT: &[u8] = b"index_fingerprint";
 /// The envelope format version written today.
 const ENVELOPE_V1: u8 = 1;
 
-/// One byte per kind, so each kind's records are one contiguous range.
+/// One byte per kind, so each kind's records are one contiguous range
+/// (the tags are declared with the kinds: [`Kind::tag`]).
 pub fn kind_tag(kind: Kind) -> u8 {
-    match kind {
-        Kind::Profile => 1,
-        Kind::Workflow => 2,
-        Kind::Run => 3,
-        Kind::Key => 4,
-        Kind::Collection => 5,
-        Kind::Log => 6,
-    }
+    kind.tag()
 }
 
 /// The kind of a tag.
 pub fn tag_kind(tag: u8) -> Option<Kind> {
-    Kind::ALL.into_iter().find(|k| kind_tag(*k) == tag)
+    Kind::from_tag(tag)
 }
 
 /// The key of a record.

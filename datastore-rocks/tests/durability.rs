@@ -5,8 +5,8 @@ mod common;
 use std::sync::Arc;
 
 use datastore_core::{
-    Datastore, Error, FeedCursor, LogId, LogOp, Precondition, Profile, ProfileId, ProfileKind, Run,
-    StoreName, Workflow,
+    Datastore, Error, FeedCursor, Kind, LogId, LogOp, Precondition, Profile, ProfileId,
+    ProfileKind, Run, StoreName, Workflow,
 };
 use datastore_rocks::{RocksConfig, layout, migrations};
 
@@ -100,7 +100,7 @@ async fn garbage_bytes_are_corrupt_naming_the_key_and_others_still_read() {
     let ds = open(&path);
     match ds.profiles().get(&ProfileId::new("id-b")).await {
         Err(Error::Corrupt { store, key, .. }) => {
-            assert_eq!(store, StoreName::Profiles);
+            assert_eq!(store, StoreName::Kind(Kind::Profile));
             assert_eq!(key, "id-b");
         }
         other => panic!("expected Corrupt, got {other:?}"),

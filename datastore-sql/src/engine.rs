@@ -66,10 +66,6 @@ fn fnv(text: &str) -> u64 {
     h
 }
 
-fn kind_named(name: &str) -> Option<Kind> {
-    Kind::ALL.into_iter().find(|k| k.as_str() == name)
-}
-
 pub(crate) fn micros(t: chrono::DateTime<chrono::Utc>) -> i64 {
     t.timestamp_micros()
 }
@@ -239,7 +235,7 @@ impl SqlEngine {
         let seq = row.int(offset).map_err(bad)? as u64;
         Ok(Change {
             seq,
-            store: kind_named(&kind_name).ok_or_else(|| Error::Corrupt {
+            kind: Kind::from_name(&kind_name).ok_or_else(|| Error::Corrupt {
                 store: StoreName::Changes,
                 key: seq.to_string(),
                 reason: format!("unknown kind {kind_name:?}"),
@@ -359,11 +355,11 @@ impl Engine for SqlEngine {
                 &[Value::Text(name.into())],
             )
             .await
-            .map_err(|e| db_error(StoreName::Runs, name, e))?;
+            .map_err(|e| db_error(StoreName::Kind(Kind::Run), name, e))?;
         Ok(row
             .map(|r| r.int(0))
             .transpose()
-            .map_err(|e| db_error(StoreName::Runs, name, e))?
+            .map_err(|e| db_error(StoreName::Kind(Kind::Run), name, e))?
             .unwrap_or(0) as u64)
     }
 

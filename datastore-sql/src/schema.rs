@@ -5,16 +5,9 @@ use datastore_core::{Direction, FieldType, IndexEntry, IndexValue, Kind, Scan};
 
 use crate::driver::{Dialect, Value};
 
-/// The table of a kind.
+/// The table of a kind (`ds_<store>`, see [`Kind::table`]).
 pub fn table(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Profile => "ds_profiles",
-        Kind::Workflow => "ds_workflows",
-        Kind::Run => "ds_runs",
-        Kind::Key => "ds_keys",
-        Kind::Collection => "ds_collections",
-        Kind::Log => "ds_logs",
-    }
+    kind.table()
 }
 
 /// The indexed columns of a kind, in a fixed order (first appearance in its indexes).
@@ -127,9 +120,10 @@ pub(crate) fn scan_sql(dialect: Dialect, kind: Kind, scan: &Scan) -> (String, Ve
     (sql, args)
 }
 
-/// The SQL and parameters of a scan (`?` markers; `postgres` picks the
-/// body column's dialect), for tests and tools that EXPLAIN it.
-pub fn scan_sql_for_tests(postgres: bool, kind: Kind, scan: &Scan) -> (String, usize) {
+/// The statement a scan runs, with `?` markers, and how many parameters it
+/// takes (`postgres` picks the dialect): what to EXPLAIN when checking that
+/// a page is an index search (the crate's plan tests do).
+pub fn scan_statement(postgres: bool, kind: Kind, scan: &Scan) -> (String, usize) {
     let dialect = if postgres {
         Dialect::Postgres
     } else {

@@ -251,7 +251,7 @@ impl Writer {
             for c in chunk {
                 args.extend([
                     Value::Int(c.seq as i64),
-                    Value::Text(c.store.as_str().into()),
+                    Value::Text(c.kind.as_str().into()),
                     Value::Text(c.id.clone()),
                     Value::Text(
                         if c.op == ChangeOp::Delete {
@@ -522,7 +522,7 @@ impl Writer {
                         &[Value::Text(name.clone()), Value::Int(to as i64)],
                     )
                     .await
-                    .map_err(|e| db_error(StoreName::Runs, &name, e))?;
+                    .map_err(|e| db_error(StoreName::Kind(Kind::Run), &name, e))?;
                 }
             }
         }

@@ -39,7 +39,7 @@ fn inline(sql: &str) -> String {
 async fn sqlite_deep_pages_search_the_index() {
     let fixture = common::SqliteFixture::new().await;
     let path = fixture.dir.path().join("data.db");
-    let (sql, _) = datastore_sql::schema::scan_sql_for_tests(false, Kind::Run, &deep_scan());
+    let (sql, _) = datastore_sql::schema::scan_statement(false, Kind::Run, &deep_scan());
     let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
         .await
         .unwrap();
@@ -72,7 +72,7 @@ async fn postgres_deep_pages_search_the_index() {
     let schema = common::PgSchema::create(&url).await;
     let ds = schema.open().await;
     ds.close().await.unwrap();
-    let (sql, _) = datastore_sql::schema::scan_sql_for_tests(true, Kind::Run, &deep_scan());
+    let (sql, _) = datastore_sql::schema::scan_statement(true, Kind::Run, &deep_scan());
     let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
     sqlx::query(AssertSqlSafe(format!("SET search_path = {}", schema.name)))
         .execute(&mut conn)

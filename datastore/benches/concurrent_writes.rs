@@ -132,7 +132,7 @@ fn raw_rocks_put(db: &DB, seq: u64, p: &Profile) {
         raw_key,
         Envelope::encode(&header, &serde_json::to_vec(p).unwrap()),
     );
-    let change = serde_json::json!({"seq": seq, "store": "profiles", "id": key, "op": "put", "revision": seq, "at": now});
+    let change = serde_json::json!({"seq": seq, "kind": "profile", "id": key, "op": "put", "revision": seq, "at": now});
     batch.put_cf(
         db.cf_handle(layout::FEED).unwrap(),
         layout::feed_key(seq),

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use datastore::{
-    Batch, CacheConfig, Cached, Datastore, Fault, FaultAction, Faulty, Instrumented, Precondition,
-    Profile, ProfileId, RecordStore, Revision, StoreName, Versioned,
+    Batch, CacheConfig, Cached, Datastore, Fault, FaultAction, Faulty, Instrumented, Kind,
+    Precondition, Profile, ProfileId, RecordStore, Revision, StoreName, Versioned,
 };
 
 async fn sqlite() -> (tempfile::TempDir, Arc<dyn Datastore>) {
@@ -59,7 +59,7 @@ async fn slow_counted_cache(
     let stats = counted.layer().clone();
     let slow = Faulty::wrap(counted.into_dyn());
     slow.layer().inject(Fault::on(
-        StoreName::Profiles,
+        StoreName::Kind(Kind::Profile),
         "get",
         FaultAction::DelayAfter(Duration::from_millis(200)),
     ));
@@ -93,7 +93,7 @@ async fn a_hundred_concurrent_gets_of_one_record_make_one_backend_read() {
     for r in hundred_gets(&cached, "p1").await {
         assert_eq!(r.unwrap().value.name, "one");
     }
-    assert_eq!(stats.stats(StoreName::Profiles, "get").calls, 1);
+    assert_eq!(stats.stats(StoreName::Kind(Kind::Profile), "get").calls, 1);
     let cache = cached.layer().stats();
     assert_eq!((cache.misses, cache.hits), (1, 99));
 }
@@ -104,7 +104,7 @@ async fn a_hundred_concurrent_gets_of_a_missing_record_make_one_backend_read() {
     for r in hundred_gets(&cached, "nobody").await {
         assert!(r.unwrap_err().is_not_found());
     }
-    assert_eq!(stats.stats(StoreName::Profiles, "get").calls, 1);
+    assert_eq!(stats.stats(StoreName::Kind(Kind::Profile), "get").calls, 1);
     // A write through the cache replaces the remembered absence.
     cached
         .profiles()
@@ -171,7 +171,7 @@ async fn a_slow_load_never_puts_an_older_revision_back() {
     } = Race::new().await;
     faults.inject(
         Fault::on(
-            StoreName::Profiles,
+            StoreName::Kind(Kind::Profile),
             "get",
             FaultAction::DelayAfter(Duration::from_millis(400)),
         )
@@ -228,7 +228,7 @@ async fn after_a_write_through_the_cache_returns_no_read_is_older() {
     for op in ["get", "get_many"] {
         faults.inject(
             Fault::on(
-                StoreName::Profiles,
+                StoreName::Kind(Kind::Profile),
                 op,
                 FaultAction::DelayAfter(Duration::from_millis(300)),
             )

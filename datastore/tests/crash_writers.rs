@@ -160,7 +160,7 @@ async fn verify(url: &str, round: u32, acks: &[String]) {
                 let change = by_seq
                     .get(&p.revision.get())
                     .unwrap_or_else(|| panic!("round {round}: no feed entry for {ack}"));
-                assert_eq!((change.store, change.id.as_str()), (Kind::Profile, *id));
+                assert_eq!((change.kind, change.id.as_str()), (Kind::Profile, *id));
             }
             ["log", log, len, rev] => {
                 let len: u64 = len.parse().unwrap();
@@ -169,7 +169,7 @@ async fn verify(url: &str, round: u32, acks: &[String]) {
                 let change = by_seq
                     .get(&rev.parse().unwrap())
                     .unwrap_or_else(|| panic!("round {round}: no feed entry for {ack}"));
-                assert_eq!(change.store, Kind::Log, "round {round}: {ack}");
+                assert_eq!(change.kind, Kind::Log, "round {round}: {ack}");
             }
             _ => panic!("unknown ack {ack:?}"),
         }
@@ -184,7 +184,7 @@ async fn verify(url: &str, round: u32, acks: &[String]) {
     // Every change names a write that is there: no change without its data.
     for c in &feed {
         assert_eq!(c.op, ChangeOp::Put);
-        if c.store == Kind::Profile {
+        if c.kind == Kind::Profile {
             let p = ds.profiles().get(&ProfileId::new(c.id.clone())).await;
             assert!(
                 p.is_ok(),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use datastore::{
-    CacheConfig, Cached, Datastore, Fault, FaultAction, Faulty, Instrumented, Precondition,
+    CacheConfig, Cached, Datastore, Fault, FaultAction, Faulty, Instrumented, Kind, Precondition,
     Profile, ProfileId, Sealed, SealingKey, StoreName,
 };
 
@@ -49,7 +49,7 @@ async fn an_injected_failure_writes_nothing_and_is_retryable() {
     let faulty = Faulty::wrap(datastore::memory::open());
     faulty
         .layer()
-        .inject(Fault::on(StoreName::Profiles, "put", FaultAction::Fail).times(1));
+        .inject(Fault::on(StoreName::Kind(Kind::Profile), "put", FaultAction::Fail).times(1));
     let err = faulty
         .profiles()
         .put(Profile::new("a"), Precondition::MustNotExist)
@@ -99,11 +99,16 @@ async fn instrumentation_counts_calls_and_errors_per_operation() {
         .await
         .unwrap_err();
     ds.profiles().get(&ProfileId::new("a")).await.unwrap();
-    let put = ds.layer().stats(StoreName::Profiles, "put");
+    let put = ds.layer().stats(StoreName::Kind(Kind::Profile), "put");
     assert_eq!((put.calls, put.errors), (2, 1));
     assert!(put.max >= put.mean());
-    assert_eq!(ds.layer().stats(StoreName::Profiles, "get").calls, 1);
-    assert_eq!(ds.layer().stats(StoreName::Runs, "get").calls, 0);
+    assert_eq!(
+        ds.layer()
+            .stats(StoreName::Kind(Kind::Profile), "get")
+            .calls,
+        1
+    );
+    assert_eq!(ds.layer().stats(StoreName::Kind(Kind::Run), "get").calls, 0);
     let ops: Vec<_> = ds
         .layer()
         .snapshot()

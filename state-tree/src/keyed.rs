@@ -164,6 +164,14 @@ pub enum KeyedError {
         /// What failed.
         reason: String,
     },
+    /// A new value does not encode (a map with non-string keys, say).
+    #[error("state {key}: value does not encode: {reason}")]
+    Encode {
+        /// The storage key.
+        key: String,
+        /// What failed.
+        reason: String,
+    },
 }
 
 /// Where keyed state is kept.
@@ -442,7 +450,7 @@ impl KeyedState {
             return Ok(current);
         }
         let next = f(current.as_ref());
-        let bytes = serde_json::to_vec(&next).map_err(|e| KeyedError::Decode {
+        let bytes = serde_json::to_vec(&next).map_err(|e| KeyedError::Encode {
             key: skey.clone(),
             reason: e.to_string(),
         })?;

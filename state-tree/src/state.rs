@@ -331,7 +331,7 @@ fn workflow(
                 ..(**slice).clone()
             })
         }
-        Action::Changed(c) if c.store == Kind::Workflow => {
+        Action::Changed(c) if c.kind == Kind::Workflow => {
             let loaded = slice
                 .base
                 .as_ref()
@@ -418,7 +418,7 @@ fn runs(
                 None => slice.clone(),
             }
         }
-        Action::Changed(c) if c.store == Kind::Run => match (c.op, slice.runs.revision(&c.id)) {
+        Action::Changed(c) if c.kind == Kind::Run => match (c.op, slice.runs.revision(&c.id)) {
             // Only runs this client loaded are read again, and only if newer.
             (ChangeOp::Put, Some(held)) if held < c.revision => {
                 effects.push(Effect::Reload {

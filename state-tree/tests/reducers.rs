@@ -134,7 +134,7 @@ fn changes_to_loaded_runs_reload_them_and_the_rest_are_ignored() {
     let change = |id: &str, rev: u64, op| {
         Action::Changed(Change {
             seq: rev,
-            store: Kind::Run,
+            kind: Kind::Run,
             id: id.into(),
             op,
             revision: Revision::new(rev),

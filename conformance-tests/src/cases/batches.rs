@@ -106,12 +106,12 @@ pub async fn delete_in_batch(ds: Arc<dyn Datastore>) {
     ds.apply(batch).await.unwrap();
     assert_not_found(
         ds.profiles().get(&a.value.id).await,
-        StoreName::Profiles,
+        StoreName::Kind(Kind::Profile),
         a.value.id.as_str(),
     );
     assert_not_found(
         ds.profiles().get(&b.value.id).await,
-        StoreName::Profiles,
+        StoreName::Kind(Kind::Profile),
         b.value.id.as_str(),
     );
 }

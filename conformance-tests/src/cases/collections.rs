@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use datastore_core::{
-    CollectionKey, CollectionOrder, CollectionPatch, Counts, CountsDelta, Datastore, InitId,
+    CollectionKey, CollectionOrder, CollectionPatch, Counts, CountsDelta, Datastore, InitId, Kind,
     PageRequest, Patch, Precondition, ProfileId, RunStatus, StoreName, WorkflowId,
 };
 
@@ -30,7 +30,7 @@ pub async fn put_then_get(ds: Arc<dyn Datastore>) {
     assert_eq!(got.value, e);
     assert_not_found(
         ds.collections().get(&CollectionKey::new("p2", "i1")).await,
-        StoreName::Collections,
+        StoreName::Kind(Kind::Collection),
         "p2/i1",
     );
 }
@@ -224,7 +224,7 @@ pub async fn delete_then_get_is_not_found(ds: Arc<dyn Datastore>) {
     ds.collections().delete(&key, v.expect()).await.unwrap();
     assert_not_found(
         ds.collections().get(&key).await,
-        StoreName::Collections,
+        StoreName::Kind(Kind::Collection),
         "p1/i1",
     );
     let page = ds

@@ -345,7 +345,7 @@ pub async fn concurrent_commits_keep_their_own_results(ds: Arc<dyn Datastore>) {
         .flat_map(|o| o.written.iter().map(|(k, _, r)| (r.get(), *k)))
         .collect();
     expected.sort_unstable_by_key(|(seq, _)| *seq);
-    let found: Vec<(u64, Kind)> = feed.iter().map(|c| (c.revision.get(), c.store)).collect();
+    let found: Vec<(u64, Kind)> = feed.iter().map(|c| (c.revision.get(), c.kind)).collect();
     assert_eq!(
         found, expected,
         "exactly one feed entry per acknowledged write, with its revision, and nothing else"

@@ -55,7 +55,7 @@ pub async fn one_change_per_write(ds: Arc<dyn Datastore>) {
     assert!(
         changes
             .iter()
-            .all(|c| c.store == Kind::Profile && c.id == id)
+            .all(|c| c.kind == Kind::Profile && c.id == id)
     );
     assert_eq!(
         changes
@@ -360,7 +360,7 @@ pub async fn log_append_is_a_change(ds: Arc<dyn Datastore>) {
     assert!(
         changes
             .iter()
-            .all(|c| c.store == Kind::Log && c.op == ChangeOp::Put)
+            .all(|c| c.kind == Kind::Log && c.op == ChangeOp::Put)
     );
     assert_eq!(changes[1].revision, entries[1].revision);
 }

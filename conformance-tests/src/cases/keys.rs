@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use datastore_core::{Datastore, Key, KeyId, PageRequest, Precondition, PrivateKey, StoreName};
+use datastore_core::{
+    Datastore, Key, KeyId, Kind, PageRequest, Precondition, PrivateKey, StoreName,
+};
 
 use crate::support::*;
 
@@ -191,7 +193,7 @@ pub async fn delete_then_missing(ds: Arc<dyn Datastore>) {
     ds.keys().delete(&v.value.id, v.expect()).await.unwrap();
     assert_not_found(
         ds.keys().get(&v.value.id).await,
-        StoreName::Keys,
+        StoreName::Kind(Kind::Key),
         v.value.id.as_str(),
     );
     let page = ds

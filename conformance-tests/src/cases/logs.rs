@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use datastore_core::{Datastore, LogFilter, LogId, Query, Revision, StoreName};
+use datastore_core::{Datastore, Kind, LogFilter, LogId, Query, Revision, StoreName};
 
 use crate::support::*;
 
@@ -51,7 +51,11 @@ pub async fn head(ds: Arc<dyn Datastore>) {
 /// Head of an empty log is NotFound, and its length is 0.
 pub async fn head_of_empty_log_is_not_found(ds: Arc<dyn Datastore>) {
     let log = LogId::new("empty");
-    assert_not_found(ds.logs().head(&log).await, StoreName::Logs, "empty");
+    assert_not_found(
+        ds.logs().head(&log).await,
+        StoreName::Kind(Kind::Log),
+        "empty",
+    );
     assert_eq!(ds.logs().length(&log).await.unwrap(), 0);
     assert!(ds.logs().range(&log, 0, 10).await.unwrap().is_empty());
 }
@@ -103,7 +107,11 @@ pub async fn remove(ds: Arc<dyn Datastore>) {
     assert_eq!(ds.logs().remove(&log).await.unwrap(), 4);
     assert_eq!(ds.logs().length(&log).await.unwrap(), 0);
     assert!(ds.logs().range(&log, 0, 10).await.unwrap().is_empty());
-    assert_not_found(ds.logs().head(&log).await, StoreName::Logs, "log-1");
+    assert_not_found(
+        ds.logs().head(&log).await,
+        StoreName::Kind(Kind::Log),
+        "log-1",
+    );
     let again = ds.logs().append(&log, 0, ops(&["new"])).await.unwrap();
     assert_eq!(again[0].value.seq, 0);
 }
@@ -112,7 +120,7 @@ pub async fn remove(ds: Arc<dyn Datastore>) {
 pub async fn remove_missing_is_not_found(ds: Arc<dyn Datastore>) {
     assert_not_found(
         ds.logs().remove(&LogId::new("nope")).await,
-        StoreName::Logs,
+        StoreName::Kind(Kind::Log),
         "nope",
     );
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use datastore_core::{Datastore, Precondition, Profile, ProfileId, StoreName};
+use datastore_core::{Datastore, Kind, Precondition, Profile, ProfileId, StoreName};
 
 use crate::support::*;
 
@@ -46,7 +46,7 @@ pub async fn put_keeps_caller_id(ds: Arc<dyn Datastore>) {
 pub async fn get_missing_is_not_found(ds: Arc<dyn Datastore>) {
     assert_not_found(
         ds.profiles().get(&ProfileId::new("nobody")).await,
-        StoreName::Profiles,
+        StoreName::Kind(Kind::Profile),
         "nobody",
     );
 }
@@ -65,7 +65,7 @@ pub async fn get_by_username_missing_is_not_found(ds: Arc<dyn Datastore>) {
     profile(&ds, "alice").await;
     assert_not_found(
         ds.profiles().get_by_username("carol").await,
-        StoreName::Profiles,
+        StoreName::Kind(Kind::Profile),
         "carol",
     );
 }
@@ -78,7 +78,7 @@ pub async fn duplicate_username_already_exists(ds: Arc<dyn Datastore>) {
         .profiles()
         .put(Profile::new("alice"), Precondition::Any)
         .await;
-    assert_already_exists(result, StoreName::Profiles, "alice");
+    assert_already_exists(result, StoreName::Kind(Kind::Profile), "alice");
     assert_unchanged(&ds, &before).await;
 }
 
@@ -115,7 +115,7 @@ pub async fn rename_frees_username(ds: Arc<dyn Datastore>) {
     ds.profiles().put(renamed, alice.expect()).await.unwrap();
     assert_not_found(
         ds.profiles().get_by_username("alice").await,
-        StoreName::Profiles,
+        StoreName::Kind(Kind::Profile),
         "alice",
     );
     assert_eq!(
@@ -169,17 +169,17 @@ pub async fn delete_then_get_is_not_found(ds: Arc<dyn Datastore>) {
     assert!(rev > v.revision);
     assert_not_found(
         ds.profiles().get(&v.value.id).await,
-        StoreName::Profiles,
+        StoreName::Kind(Kind::Profile),
         v.value.id.as_str(),
     );
     assert_not_found(
         ds.profiles().delete(&v.value.id, Precondition::Any).await,
-        StoreName::Profiles,
+        StoreName::Kind(Kind::Profile),
         v.value.id.as_str(),
     );
     assert_not_found(
         ds.profiles().get_by_username("alice").await,
-        StoreName::Profiles,
+        StoreName::Kind(Kind::Profile),
         "alice",
     );
 }
@@ -192,7 +192,7 @@ pub async fn must_not_exist_on_existing_already_exists(ds: Arc<dyn Datastore>) {
         .profiles()
         .put(v.value.clone(), Precondition::MustNotExist)
         .await;
-    assert_already_exists(result, StoreName::Profiles, v.value.id.as_str());
+    assert_already_exists(result, StoreName::Kind(Kind::Profile), v.value.id.as_str());
     assert_unchanged(&ds, &before).await;
 }
 
@@ -203,7 +203,7 @@ pub async fn must_exist_on_missing_is_not_found(ds: Arc<dyn Datastore>) {
     p.id = ProfileId::new("ghost-id");
     assert_not_found(
         ds.profiles().put(p, Precondition::MustExist).await,
-        StoreName::Profiles,
+        StoreName::Kind(Kind::Profile),
         "ghost-id",
     );
     assert_unchanged(&ds, &before).await;
@@ -355,7 +355,7 @@ pub async fn rename_checks_precondition_and_username(ds: Arc<dyn Datastore>) {
         ds.profiles()
             .rename(&alice.value.id, "bob", Precondition::Any)
             .await,
-        StoreName::Profiles,
+        StoreName::Kind(Kind::Profile),
         "bob",
     );
     assert_invalid(
@@ -368,7 +368,7 @@ pub async fn rename_checks_precondition_and_username(ds: Arc<dyn Datastore>) {
         ds.profiles()
             .rename(&ProfileId::new("nobody"), "x", Precondition::Any)
             .await,
-        StoreName::Profiles,
+        StoreName::Kind(Kind::Profile),
         "nobody",
     );
     assert_unchanged(&ds, &before).await;

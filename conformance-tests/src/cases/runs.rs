@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use datastore_core::{
-    Datastore, Error, PageRequest, Precondition, ProfileId, Run, RunEvent, RunId, RunStatus,
+    Datastore, Error, Kind, PageRequest, Precondition, ProfileId, Run, RunEvent, RunId, RunStatus,
     StepRun, StoreName, WorkflowId,
 };
 
@@ -99,7 +99,7 @@ pub async fn latest_without_runs_is_not_found(ds: Arc<dyn Datastore>) {
     let w = workflow(&ds, "init-1", "o").await;
     assert_not_found(
         ds.runs().latest(&w.value.id).await,
-        StoreName::Runs,
+        StoreName::Kind(Kind::Run),
         w.value.id.as_str(),
     );
 }
@@ -203,7 +203,7 @@ pub async fn append_event_missing_run_is_not_found(ds: Arc<dyn Datastore>) {
         .runs()
         .append_event(&RunId::new("nope"), 0, RunEvent::default())
         .await;
-    assert_not_found(result, StoreName::Runs, "nope");
+    assert_not_found(result, StoreName::Kind(Kind::Run), "nope");
 }
 
 /// Appending to a step that does not exist is Invalid and writes nothing.
@@ -279,7 +279,7 @@ pub async fn stale_delete_is_conflict(ds: Arc<dyn Datastore>) {
 pub async fn get_missing_is_not_found(ds: Arc<dyn Datastore>) {
     assert_not_found(
         ds.runs().get(&RunId::new("nope")).await,
-        StoreName::Runs,
+        StoreName::Kind(Kind::Run),
         "nope",
     );
     let w = workflow(&ds, "init-1", "o").await;

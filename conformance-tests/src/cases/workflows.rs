@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use datastore_core::{
-    Datastore, InitId, PageRequest, Precondition, Step, StoreName, Trigger, Workflow,
+    Datastore, InitId, Kind, PageRequest, Precondition, Step, StoreName, Trigger, Workflow,
 };
 
 use crate::support::*;
@@ -48,7 +48,7 @@ pub async fn get_by_init_id(ds: Arc<dyn Datastore>) {
 pub async fn get_by_init_id_missing_is_not_found(ds: Arc<dyn Datastore>) {
     assert_not_found(
         ds.workflows().get_by_init_id(&InitId::new("nope")).await,
-        StoreName::Workflows,
+        StoreName::Kind(Kind::Workflow),
         "nope",
     );
 }
@@ -61,7 +61,7 @@ pub async fn second_for_init_id_already_exists(ds: Arc<dyn Datastore>) {
         .workflows()
         .put(Workflow::new("init-1", "other"), Precondition::Any)
         .await;
-    assert_already_exists(result, StoreName::Workflows, "init-1");
+    assert_already_exists(result, StoreName::Kind(Kind::Workflow), "init-1");
     assert_unchanged(&ds, &before).await;
 }
 
@@ -155,7 +155,7 @@ pub async fn stale_delete_is_conflict(ds: Arc<dyn Datastore>) {
         .unwrap();
     assert_not_found(
         ds.workflows().get(&v1.value.id).await,
-        StoreName::Workflows,
+        StoreName::Kind(Kind::Workflow),
         v1.value.id.as_str(),
     );
 }
@@ -192,7 +192,7 @@ pub async fn moving_init_id_frees_old(ds: Arc<dyn Datastore>) {
     ds.workflows().put(moved, v.expect()).await.unwrap();
     assert_not_found(
         ds.workflows().get_by_init_id(&InitId::new("init-1")).await,
-        StoreName::Workflows,
+        StoreName::Kind(Kind::Workflow),
         "init-1",
     );
     let other = workflow(&ds, "init-1", "o").await;

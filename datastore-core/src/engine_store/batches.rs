@@ -7,11 +7,10 @@ use super::{
     EngineStore, Pinned, PreparedBatch, PreparedPut, check_fixed, lost_race, retry_on_contention,
     set_precondition,
 };
-use crate::batch::{AnyRecord, Batch, BatchOp};
+use crate::batch::{Batch, BatchOp};
 use crate::engine::Engine;
 use crate::error::{Error, Result, StoreName};
 use crate::record::{Kind, Record};
-use crate::records::{CollectionEntry, Key, LogEntry, Profile, Run, Workflow};
 use crate::revision::{Precondition, Revision};
 
 impl<E: Engine> EngineStore<E> {
@@ -35,13 +34,10 @@ impl<E: Engine> EngineStore<E> {
                     precondition,
                 } => {
                     let kind = record.kind();
-                    let (mut prepared, fixed) = match record {
-                        AnyRecord::Profile(mut r) => self.prepare_fixed(&mut r, precondition)?,
-                        AnyRecord::Workflow(mut r) => self.prepare_fixed(&mut r, precondition)?,
-                        AnyRecord::Run(mut r) => self.prepare_fixed(&mut r, precondition)?,
-                        AnyRecord::Key(mut r) => self.prepare_fixed(&mut r, precondition)?,
-                        AnyRecord::Collection(mut r) => self.prepare_fixed(&mut r, precondition)?,
-                    };
+                    let (mut prepared, fixed) = dispatch_any!(record, r => {
+                        let mut r = r;
+                        self.prepare_fixed(&mut r, precondition)?
+                    });
                     if !fixed.is_empty() {
                         let slot = (kind, prepared.key.clone());
                         match earlier.get(&slot) {
@@ -147,19 +143,14 @@ impl<E: Engine> EngineStore<E> {
                 _ => unchanged,
             });
         };
-        let before = match kind {
-            Kind::Run => stored_fixed::<Run>(&stored.body),
-            Kind::Workflow => stored_fixed::<Workflow>(&stored.body),
-            Kind::Key => stored_fixed::<Key>(&stored.body),
-            Kind::Profile => stored_fixed::<Profile>(&stored.body),
-            Kind::Collection => stored_fixed::<CollectionEntry>(&stored.body),
-            Kind::Log => stored_fixed::<LogEntry>(&stored.body),
-        }
-        .ok_or_else(|| Error::Corrupt {
-            store: kind.store(),
-            key: key.to_string(),
-            reason: "the stored record does not decode".into(),
-        })?;
+        let before =
+            dispatch_kind!(kind, R => stored_fixed::<R>(&stored.body)).ok_or_else(|| {
+                Error::Corrupt {
+                    store: kind.store(),
+                    key: key.to_string(),
+                    reason: "the stored record does not decode".into(),
+                }
+            })?;
         check_fixed(kind, key, &before, fixed)?;
         Ok(match precondition {
             Precondition::Any | Precondition::MustExist => Pinned {

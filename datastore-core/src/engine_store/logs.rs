@@ -30,7 +30,7 @@ impl<E: Engine> EngineStore<E> {
         expected_len: u64,
         ops: Vec<LogOp>,
     ) -> Result<(Vec<Mutation>, Vec<LogEntry>)> {
-        let store = StoreName::Logs;
+        let store = StoreName::Kind(Kind::Log);
         log.check("log_id")
             .map_err(|e| e.into_error(store, log.as_str()))?;
         if ops.is_empty() {
@@ -84,7 +84,7 @@ impl<E: Engine> EngineStore<E> {
     ) -> Error {
         let lost_race = match &err {
             Error::AlreadyExists { store, .. } | Error::NotFound { store, .. } => {
-                *store == StoreName::Logs
+                *store == StoreName::Kind(Kind::Log)
             }
             _ => false,
         };
@@ -96,7 +96,7 @@ impl<E: Engine> EngineStore<E> {
             Err(e) => return e,
         };
         Error::Conflict {
-            store: StoreName::Logs,
+            store: StoreName::Kind(Kind::Log),
             key: log.to_string(),
             expected: Precondition::MustBeAt(Revision::new(expected_len)),
             found: Some(Revision::new(found)),
@@ -126,8 +126,8 @@ impl<E: Engine> LogStore for EngineStore<E> {
 
     async fn range(&self, log: &LogId, start: u64, limit: u32) -> Result<Vec<Versioned<LogEntry>>> {
         log.check("log_id")
-            .map_err(|e| e.into_error(StoreName::Logs, log.as_str()))?;
-        check_limit(limit).map_err(|e| e.into_error(StoreName::Logs, log.as_str()))?;
+            .map_err(|e| e.into_error(StoreName::Kind(Kind::Log), log.as_str()))?;
+        check_limit(limit).map_err(|e| e.into_error(StoreName::Kind(Kind::Log), log.as_str()))?;
         let after = start.checked_sub(1).map(|prev| Position {
             values: vec![IndexValue::str(log.as_str()), IndexValue::Int(prev as i64)],
             id: Self::log_entry_key(log, prev),
@@ -149,7 +149,7 @@ impl<E: Engine> LogStore for EngineStore<E> {
 
     async fn head(&self, log: &LogId) -> Result<Versioned<LogEntry>> {
         log.check("log_id")
-            .map_err(|e| e.into_error(StoreName::Logs, log.as_str()))?;
+            .map_err(|e| e.into_error(StoreName::Kind(Kind::Log), log.as_str()))?;
         self.first_by_index(
             "log_seq",
             vec![IndexValue::str(log.as_str())],
@@ -173,13 +173,13 @@ impl<E: Engine> LogStore for EngineStore<E> {
 
     async fn remove(&self, log: &LogId) -> Result<u64> {
         Ok(retry_on_contention!(
-            StoreName::Logs,
+            StoreName::Kind(Kind::Log),
             log.as_str(),
             "removing the log",
             {
                 let len = LogStore::length(self, log).await?;
                 if len == 0 {
-                    return Err(Error::not_found(StoreName::Logs, log.as_str()));
+                    return Err(Error::not_found(StoreName::Kind(Kind::Log), log.as_str()));
                 }
                 // Nothing may be appended between reading the length and the delete.
                 let mut mutations = vec![Mutation::Require {

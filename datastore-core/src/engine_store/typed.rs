@@ -26,7 +26,7 @@ impl<E: Engine> ProfileStore for EngineStore<E> {
     async fn get_by_username(&self, username: &str) -> Result<Versioned<Profile>> {
         if username.is_empty() {
             return Err(Error::invalid(
-                StoreName::Profiles,
+                StoreName::Kind(Kind::Profile),
                 username,
                 "username",
                 "must not be empty",
@@ -49,14 +49,14 @@ impl<E: Engine> ProfileStore for EngineStore<E> {
     ) -> Result<Renamed> {
         if precondition == Precondition::MustNotExist {
             return Err(Error::invalid(
-                StoreName::Profiles,
+                StoreName::Kind(Kind::Profile),
                 id.as_str(),
                 "precondition",
                 "must-not-exist makes no sense for a rename",
             ));
         }
         Ok(retry_on_contention!(
-            StoreName::Profiles,
+            StoreName::Kind(Kind::Profile),
             id.as_str(),
             "renaming the profile",
             {
@@ -65,7 +65,7 @@ impl<E: Engine> ProfileStore for EngineStore<E> {
                     && current.revision != want
                 {
                     return Err(Error::Conflict {
-                        store: StoreName::Profiles,
+                        store: StoreName::Kind(Kind::Profile),
                         key: id.to_string(),
                         expected: precondition,
                         found: Some(current.revision),
@@ -112,7 +112,7 @@ impl<E: Engine> WorkflowStore for EngineStore<E> {
     async fn get_by_init_id(&self, init_id: &InitId) -> Result<Versioned<Workflow>> {
         init_id
             .check("init_id")
-            .map_err(|e| e.into_error(StoreName::Workflows, init_id.as_str()))?;
+            .map_err(|e| e.into_error(StoreName::Kind(Kind::Workflow), init_id.as_str()))?;
         self.first_by_index(
             "init_id",
             vec![IndexValue::str(init_id.as_str())],
@@ -142,12 +142,12 @@ impl<E: Engine> RunStore for EngineStore<E> {
     async fn create(&self, mut run: Run) -> Result<Versioned<Run>> {
         run.workflow_id
             .check("workflow_id")
-            .map_err(|e| e.into_error(StoreName::Runs, run.id.as_str()))?;
+            .map_err(|e| e.into_error(StoreName::Kind(Kind::Run), run.id.as_str()))?;
         let workflow: Versioned<Workflow> = match self.get_record(&run.workflow_id).await {
             Ok(w) => w,
             Err(Error::NotFound { .. }) => {
                 return Err(Error::invalid(
-                    StoreName::Runs,
+                    StoreName::Kind(Kind::Run),
                     run.id.as_str(),
                     "workflow_id",
                     format!("no workflow record with id {:?}", run.workflow_id.as_str()),
@@ -162,7 +162,7 @@ impl<E: Engine> RunStore for EngineStore<E> {
         let counter = Run::counter_name(&run.workflow_id);
         let workflow_id = run.workflow_id.to_string();
         Ok(retry_on_contention!(
-            StoreName::Runs,
+            StoreName::Kind(Kind::Run),
             &workflow_id,
             "assigning a run number",
             {
@@ -173,7 +173,7 @@ impl<E: Engine> RunStore for EngineStore<E> {
                 {
                     // Another create took this number first: take the next one.
                     Err(Error::AlreadyExists {
-                        store: StoreName::Runs,
+                        store: StoreName::Kind(Kind::Run),
                         key,
                     }) if key != run.id.as_str() => None,
                     other => Some(other?),
@@ -198,7 +198,7 @@ impl<E: Engine> RunStore for EngineStore<E> {
     async fn latest(&self, workflow: &WorkflowId) -> Result<Versioned<Run>> {
         workflow
             .check("workflow_id")
-            .map_err(|e| e.into_error(StoreName::Runs, workflow.as_str()))?;
+            .map_err(|e| e.into_error(StoreName::Kind(Kind::Run), workflow.as_str()))?;
         self.first_by_index(
             "workflow_number",
             vec![IndexValue::str(workflow.as_str())],
@@ -211,7 +211,7 @@ impl<E: Engine> RunStore for EngineStore<E> {
     async fn count(&self, workflow: &WorkflowId) -> Result<u64> {
         workflow
             .check("workflow_id")
-            .map_err(|e| e.into_error(StoreName::Runs, workflow.as_str()))?;
+            .map_err(|e| e.into_error(StoreName::Kind(Kind::Run), workflow.as_str()))?;
         self.engine
             .count(
                 Kind::Run,
@@ -247,7 +247,7 @@ impl<E: Engine> RunStore for EngineStore<E> {
             .as_ref()
             .map(|c| c.to_string())
             .unwrap_or_default();
-        let invalid = |e: FieldError| e.into_error(StoreName::Runs, cursor_key.clone());
+        let invalid = |e: FieldError| e.into_error(StoreName::Kind(Kind::Run), cursor_key.clone());
         check_limit(page.limit).map_err(invalid)?;
         // Cursors of this list are positions among workflows, told apart
         // from other lists' by a plan of their own.
@@ -308,14 +308,14 @@ impl<E: Engine> RunStore for EngineStore<E> {
         event: RunEvent,
     ) -> Result<Versioned<Run>> {
         Ok(retry_on_contention!(
-            StoreName::Runs,
+            StoreName::Kind(Kind::Run),
             run.as_str(),
             "appending an event",
             {
                 let mut current: Versioned<Run> = self.get_record(run).await?;
                 if current.value.status.is_finished() {
                     return Err(Error::invalid(
-                        StoreName::Runs,
+                        StoreName::Kind(Kind::Run),
                         run.as_str(),
                         "status",
                         format!(
@@ -327,7 +327,7 @@ impl<E: Engine> RunStore for EngineStore<E> {
                 let steps = current.value.steps.len();
                 let Some(target) = current.value.steps.get_mut(step) else {
                     return Err(Error::invalid(
-                        StoreName::Runs,
+                        StoreName::Kind(Kind::Run),
                         run.as_str(),
                         "step",
                         format!("step {step} does not exist; the run has {steps} steps"),
@@ -381,9 +381,9 @@ impl<E: Engine> CollectionStore for EngineStore<E> {
     ) -> Result<Vec<Versioned<CollectionEntry>>> {
         init_id
             .check("init_id")
-            .map_err(|e| e.into_error(StoreName::Collections, init_id.as_str()))?;
+            .map_err(|e| e.into_error(StoreName::Kind(Kind::Collection), init_id.as_str()))?;
         Ok(retry_on_contention!(
-            StoreName::Collections,
+            StoreName::Kind(Kind::Collection),
             init_id.as_str(),
             "updating entries",
             {

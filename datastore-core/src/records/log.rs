@@ -56,11 +56,12 @@ pub struct LogEntry {
 }
 
 /// What a log-entry list is filtered by.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum LogFilter {
     /// The entries of one log.
     Log(LogId),
     /// Every entry of every log, by log then sequence number (for export).
+    #[default]
     All,
 }
 

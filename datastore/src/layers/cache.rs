@@ -206,7 +206,7 @@ impl Cache {
 
     /// Applies one change from the feed.
     async fn invalidate(&self, change: &Change) {
-        let Some(kind) = cached_kind(change.store) else {
+        let Some(kind) = cached_kind(change.kind) else {
             return;
         };
         let revision = change.revision;

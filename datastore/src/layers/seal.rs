@@ -10,7 +10,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use datastore_core::{
-    Datastore, Editable, Error, Key, PrivateKey, RecordId, Result, StoreName, Versioned,
+    Datastore, Editable, Error, Key, Kind, PrivateKey, RecordId, Result, StoreName, Versioned,
 };
 
 use super::{Layer, Layered};
@@ -111,7 +111,7 @@ impl Sealer {
             let mut check = key.clone();
             return self.open(&mut check).map_err(|_| {
                 Error::invalid(
-                    StoreName::Keys,
+                    StoreName::Kind(Kind::Key),
                     key.id.key(),
                     "private_key",
                     "is sealed text that does not open with this store's sealing key (sealed with another key, or for another profile)",
@@ -129,7 +129,7 @@ impl Sealer {
                 },
             )
             .map_err(|_| Error::Backend {
-                store: StoreName::Keys,
+                store: StoreName::Kind(Kind::Key),
                 key: key.id.key(),
                 source: "sealing failed".into(),
             })?;
@@ -153,7 +153,7 @@ impl Sealer {
             return Ok(());
         };
         let corrupt = |reason: &str| Error::Corrupt {
-            store: StoreName::Keys,
+            store: StoreName::Kind(Kind::Key),
             key: key.id.key(),
             reason: format!("private key could not be opened: {reason}"),
         };

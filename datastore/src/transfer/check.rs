@@ -7,8 +7,8 @@ use std::hash::{Hash, Hasher};
 use std::io::BufRead;
 
 use datastore_core::{
-    CollectionKey, Datastore, Error, KeyId, Kind, LogId, PageRequest, ProfileId, Record, RecordId,
-    RunId, WorkflowId, index_entries_of,
+    AnyRecord, Datastore, Error, Kind, LogId, PageRequest, Record, RecordId, Substore, WorkflowId,
+    dispatch_any, dispatch_editable, index_entries_of,
 };
 
 use super::{BATCH_SIZE, Item, TransferError, numbered_lines, parse_line};
@@ -61,12 +61,8 @@ fn facts_of<R: Record>(r: &R) -> Facts {
 
 fn facts(item: &Item) -> Facts {
     match item {
-        Item::Profile(r) => facts_of(r),
-        Item::Workflow(r) => facts_of(r),
-        Item::Run(r) => facts_of(r),
-        Item::Key(r) => facts_of(r),
-        Item::Collection(r) => facts_of(r),
-        Item::LogEntry(r) => facts_of(r),
+        Item::Record(r) => dispatch_any!(r, r => facts_of(r)),
+        Item::LogEntry(e) => facts_of(e),
     }
 }
 
@@ -165,27 +161,33 @@ impl Checker<'_> {
         // Unique claims: who holds them in the destination.
         for (_, item) in chunk {
             match item {
-                Item::Profile(p) => match self.dest.profiles().get_by_username(&p.username).await {
-                    Ok(v) => {
-                        held.claims.insert(
-                            (Kind::Profile, "username", p.username.clone()),
-                            v.value.id.key(),
-                        );
+                Item::Record(AnyRecord::Profile(p)) => {
+                    match self.dest.profiles().get_by_username(&p.username).await {
+                        Ok(v) => {
+                            held.claims.insert(
+                                (Kind::Profile, "username", p.username.clone()),
+                                v.value.id.key(),
+                            );
+                        }
+                        Err(Error::NotFound { .. } | Error::Invalid { .. }) => {}
+                        Err(e) => return Err(err(e)),
                     }
-                    Err(Error::NotFound { .. } | Error::Invalid { .. }) => {}
-                    Err(e) => return Err(err(e)),
-                },
-                Item::Workflow(w) => match self.dest.workflows().get_by_init_id(&w.init_id).await {
-                    Ok(v) => {
-                        held.claims.insert(
-                            (Kind::Workflow, "init_id", w.init_id.to_string()),
-                            v.value.id.key(),
-                        );
+                }
+                Item::Record(AnyRecord::Workflow(w)) => {
+                    match self.dest.workflows().get_by_init_id(&w.init_id).await {
+                        Ok(v) => {
+                            held.claims.insert(
+                                (Kind::Workflow, "init_id", w.init_id.to_string()),
+                                v.value.id.key(),
+                            );
+                        }
+                        Err(Error::NotFound { .. } | Error::Invalid { .. }) => {}
+                        Err(e) => return Err(err(e)),
                     }
-                    Err(Error::NotFound { .. } | Error::Invalid { .. }) => {}
-                    Err(e) => return Err(err(e)),
-                },
-                Item::Run(r) if !self.run_numbers.contains_key(&r.workflow_id) => {
+                }
+                Item::Record(AnyRecord::Run(r))
+                    if !self.run_numbers.contains_key(&r.workflow_id) =>
+                {
                     let numbers = self.dest_run_numbers(&r.workflow_id).await.map_err(&err)?;
                     self.run_numbers.insert(r.workflow_id.clone(), numbers);
                 }
@@ -197,57 +199,18 @@ impl Checker<'_> {
 
     /// Reads records of one kind by key, as items.
     async fn fetch(&self, kind: Kind, keys: &[String]) -> Result<Vec<Option<Item>>, Error> {
-        let ds = self.dest;
-        Ok(match kind {
-            Kind::Profile => {
-                let ids: Vec<ProfileId> = keys.iter().map(|k| ProfileId::new(k.clone())).collect();
-                let found = ds.profiles().get_many(&ids).await?;
-                found
-                    .into_iter()
-                    .map(|v| v.map(|v| Item::Profile(v.value)))
-                    .collect()
-            }
-            Kind::Workflow => {
-                let ids: Vec<WorkflowId> =
-                    keys.iter().map(|k| WorkflowId::new(k.clone())).collect();
-                let found = ds.workflows().get_many(&ids).await?;
-                found
-                    .into_iter()
-                    .map(|v| v.map(|v| Item::Workflow(v.value)))
-                    .collect()
-            }
-            Kind::Run => {
-                let ids: Vec<RunId> = keys.iter().map(|k| RunId::new(k.clone())).collect();
-                let found = ds.runs().get_many(&ids).await?;
-                found
-                    .into_iter()
-                    .map(|v| v.map(|v| Item::Run(v.value)))
-                    .collect()
-            }
-            Kind::Key => {
-                let ids: Vec<KeyId> = keys.iter().map(|k| KeyId::new(k.clone())).collect();
-                let found = ds.keys().get_many(&ids).await?;
-                found
-                    .into_iter()
-                    .map(|v| v.map(|v| Item::Key(v.value)))
-                    .collect()
-            }
-            Kind::Collection => {
-                let ids: Vec<CollectionKey> = keys
-                    .iter()
-                    .map(|k| {
-                        CollectionKey::parse(k)
-                            .unwrap_or_else(|| CollectionKey::new(k.as_str(), ""))
-                    })
-                    .collect();
-                let found = ds.collections().get_many(&ids).await?;
-                found
-                    .into_iter()
-                    .map(|v| v.map(|v| Item::Collection(v.value)))
-                    .collect()
-            }
-            Kind::Log => keys.iter().map(|_| None).collect(),
-        })
+        Ok(dispatch_editable!(kind, R => {
+            let ids: Vec<<R as Record>::Id> = keys
+                .iter()
+                .map(|k| RecordId::from_key(k).unwrap_or_default())
+                .collect();
+            R::of(self.dest)
+                .get_many(&ids)
+                .await?
+                .into_iter()
+                .map(|v| v.map(|v| Item::Record(v.value.into())))
+                .collect()
+        }, _ => keys.iter().map(|_| None).collect()))
     }
 
     /// The run numbers the destination holds for a workflow.
@@ -341,7 +304,7 @@ impl Checker<'_> {
                     line,
                     what,
                     field,
-                    target: format!("{} {key:?}", kind_name(*kind)),
+                    target: format!("{} {key:?}", Kind::noun(*kind)),
                 });
             }
         }
@@ -359,7 +322,7 @@ impl Checker<'_> {
                 });
             }
             let holder = match item {
-                Item::Run(r) => self
+                Item::Record(AnyRecord::Run(r)) => self
                     .run_numbers
                     .get(&r.workflow_id)
                     .and_then(|n| n.get(&r.number))
@@ -373,7 +336,7 @@ impl Checker<'_> {
                     line,
                     what,
                     claim: format!("{index} {values:?}"),
-                    holder: format!("{} {holder:?} in the destination", kind_name(f.kind)),
+                    holder: format!("{} {holder:?} in the destination", Kind::noun(f.kind)),
                 });
             }
             self.claims.insert(
@@ -392,17 +355,6 @@ impl Checker<'_> {
             },
         );
         Ok(())
-    }
-}
-
-fn kind_name(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Profile => "profile",
-        Kind::Workflow => "workflow",
-        Kind::Run => "run",
-        Kind::Key => "key",
-        Kind::Collection => "collection entry",
-        Kind::Log => "log entry",
     }
 }
 

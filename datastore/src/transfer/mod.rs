@@ -13,9 +13,8 @@ use std::collections::HashMap;
 use std::io::BufRead;
 
 use datastore_core::{
-    AnyRecord, Batch, BatchOp, CollectionEntry, CollectionFilter, Datastore, Error, Key, KeyFilter,
-    LogEntry, LogFilter, LogId, Precondition, Profile, ProfileFilter, Query, Record, RecordId, Run,
-    RunFilter, Workflow, WorkflowFilter,
+    AnyRecord, Batch, BatchOp, Datastore, Error, Kind, LogEntry, LogFilter, LogId, Precondition,
+    Query, Record, RecordId, Substore, dispatch_any, dispatch_editable,
 };
 use serde::{Deserialize, Serialize};
 
@@ -25,40 +24,97 @@ pub use check::{Checked, check};
 /// How many records one page read or one batch write holds.
 pub const BATCH_SIZE: usize = 500;
 
-/// One exported record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(
-    tag = "kind",
-    content = "record",
-    rename_all = "snake_case",
-    deny_unknown_fields
-)]
+/// One exported record: a record of an editable kind, or a log entry.
+///
+/// In JSON it is `{"kind": KIND, "record": RECORD}`, the form a batch's
+/// put uses, with `"kind": "log_entry"` for log entries.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(from = "Wire")]
 pub enum Item {
-    /// A profile.
-    Profile(Profile),
-    /// A workflow.
-    Workflow(Workflow),
-    /// A run.
-    Run(Run),
-    /// A key (private key material included, opened if the source is sealed).
-    Key(Key),
-    /// A collection entry.
-    Collection(CollectionEntry),
+    /// A profile, workflow, run, key (private key material as the source
+    /// holds it) or collection entry.
+    Record(AnyRecord),
     /// A log entry.
     LogEntry(LogEntry),
 }
 
+/// How an item is read: one variant per kind, generated from the kinds
+/// list, so a line's errors name its fields (`record.emial`).
+macro_rules! wire {
+    (
+        editable [ $( $ev:ident($ety:ty) $es:ident tag $et:literal $ewire:literal $en:literal; )* ]
+        appended [ $( $av:ident($aty:ty) $as:ident tag $at:literal $awire:literal $an:literal; )* ]
+    ) => {
+        #[derive(Deserialize)]
+        #[serde(tag = "kind", content = "record", deny_unknown_fields)]
+        #[allow(clippy::large_enum_variant)]
+        enum Wire {
+            $( #[serde(rename = $ewire)] $ev($ety), )*
+            $( #[serde(rename = $awire)] $av($aty), )*
+        }
+
+        impl From<Wire> for Item {
+            fn from(wire: Wire) -> Item {
+                match wire {
+                    $( Wire::$ev(r) => Item::Record(AnyRecord::$ev(r)), )*
+                    $( Wire::$av(e) => Item::LogEntry(e), )*
+                }
+            }
+        }
+    };
+}
+datastore_core::with_kinds!(wire);
+
+impl Serialize for Item {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct LogLine<'a> {
+            kind: &'static str,
+            record: &'a LogEntry,
+        }
+        match self {
+            Item::Record(r) => r.serialize(s),
+            Item::LogEntry(e) => LogLine {
+                kind: "log_entry",
+                record: e,
+            }
+            .serialize(s),
+        }
+    }
+}
+
+impl From<AnyRecord> for Item {
+    fn from(r: AnyRecord) -> Item {
+        Item::Record(r)
+    }
+}
+
+impl From<LogEntry> for Item {
+    fn from(e: LogEntry) -> Item {
+        Item::LogEntry(e)
+    }
+}
+
 impl Item {
+    /// The item's kind.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Item::Record(r) => r.kind(),
+            Item::LogEntry(_) => Kind::Log,
+        }
+    }
+
+    /// The item's key.
+    pub fn key(&self) -> String {
+        match self {
+            Item::Record(r) => r.key(),
+            Item::LogEntry(e) => e.id().key(),
+        }
+    }
+
     /// The kind and key, for messages.
     pub fn describe(&self) -> String {
-        match self {
-            Item::Profile(r) => format!("profile {:?}", r.id().key()),
-            Item::Workflow(r) => format!("workflow {:?}", r.id().key()),
-            Item::Run(r) => format!("run {:?}", r.id().key()),
-            Item::Key(r) => format!("key {:?}", r.id().key()),
-            Item::Collection(r) => format!("collection entry {:?}", r.id().key()),
-            Item::LogEntry(r) => format!("log entry {:?}", r.id().key()),
-        }
+        format!("{} {:?}", self.kind().noun(), self.key())
     }
 
     /// The item with its `created` time left out (the Unix epoch), as a
@@ -68,12 +124,8 @@ impl Item {
     pub(crate) fn created_left_out(&self) -> Item {
         let mut item = self.clone();
         let created = match &mut item {
-            Item::Profile(r) => r.created_mut(),
-            Item::Workflow(r) => r.created_mut(),
-            Item::Run(r) => r.created_mut(),
-            Item::Key(r) => r.created_mut(),
-            Item::Collection(r) => r.created_mut(),
-            Item::LogEntry(r) => r.created_mut(),
+            Item::Record(r) => dispatch_any!(r, r => r.created_mut()),
+            Item::LogEntry(e) => e.created_mut(),
         };
         if let Some(created) = created {
             *created = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
@@ -94,23 +146,11 @@ impl Item {
     }
 
     fn validate(&self) -> Result<(), String> {
-        let checked = match self {
-            Item::Profile(r) => r.validate(),
-            Item::Workflow(r) => r.validate(),
-            Item::Run(r) => r.validate(),
-            Item::Key(r) => r.validate(),
-            Item::Collection(r) => r.validate(),
-            Item::LogEntry(r) => r.validate(),
+        let (checked, id_empty) = match self {
+            Item::Record(r) => dispatch_any!(r, r => (r.validate(), r.id_is_empty())),
+            Item::LogEntry(e) => (e.validate(), e.id_is_empty()),
         };
         checked.map_err(|e| format!("{}: {}", e.field, e.reason))?;
-        let id_empty = match self {
-            Item::Profile(r) => r.id_is_empty(),
-            Item::Workflow(r) => r.id_is_empty(),
-            Item::Run(r) => r.id_is_empty(),
-            Item::Key(r) => r.id_is_empty(),
-            Item::Collection(r) => r.id_is_empty(),
-            Item::LogEntry(r) => r.id_is_empty(),
-        };
         if id_empty {
             return Err("id: must not be empty in an import".into());
         }
@@ -240,46 +280,35 @@ pub async fn for_each_item(
             source,
         }
     };
-    macro_rules! all {
-        ($store:expr, $filter:expr, $wrap:expr, $what:literal) => {{
-            let mut cursor = None;
-            loop {
-                let page = $store
-                    .list(Query::new($filter).limit(BATCH_SIZE as u32).after(cursor))
+    for kind in Kind::ALL {
+        let what = kind.as_str();
+        let mut cursor = None;
+        loop {
+            let page: Vec<Item> = dispatch_editable!(kind, R => {
+                let page = R::of(source)
+                    .list(Query::<R>::new(Default::default()).limit(BATCH_SIZE as u32).after(cursor))
                     .await
-                    .map_err(read_err($what))?;
-                for item in page.items {
-                    count += 1;
-                    sink($wrap(item.value)).await?;
-                }
+                    .map_err(read_err(what))?;
                 cursor = page.next;
-                if cursor.is_none() {
-                    break;
-                }
+                page.items.into_iter().map(|v| Item::Record(v.value.into())).collect()
+            }, _ => {
+                let page = source
+                    .logs()
+                    .list(Query::new(LogFilter::All).limit(BATCH_SIZE as u32).after(cursor))
+                    .await
+                    .map_err(read_err(what))?;
+                cursor = page.next;
+                page.items.into_iter().map(|v| Item::LogEntry(v.value)).collect()
+            });
+            for item in page {
+                count += 1;
+                sink(item).await?;
             }
-        }};
+            if cursor.is_none() {
+                break;
+            }
+        }
     }
-    all!(
-        source.profiles(),
-        ProfileFilter::All,
-        Item::Profile,
-        "profiles"
-    );
-    all!(
-        source.workflows(),
-        WorkflowFilter::All,
-        Item::Workflow,
-        "workflows"
-    );
-    all!(source.runs(), RunFilter::All, Item::Run, "runs");
-    all!(source.keys(), KeyFilter::All, Item::Key, "keys");
-    all!(
-        source.collections(),
-        CollectionFilter::All,
-        Item::Collection,
-        "collections"
-    );
-    all!(source.logs(), LogFilter::All, Item::LogEntry, "log entries");
     Ok(count)
 }
 
@@ -453,32 +482,31 @@ impl<'a> BatchWriter<'a> {
 
         // What the destination already holds, kind by kind.
         let mut existing: HashMap<String, Item> = HashMap::new();
-        macro_rules! load {
-            ($variant:ident, $store:expr) => {{
-                let ids: Vec<_> = items
-                    .iter()
-                    .filter_map(|(_, i)| match i {
-                        Item::$variant(r) => Some(r.id()),
-                        _ => None,
-                    })
-                    .collect();
-                if !ids.is_empty() {
-                    let found = $store
-                        .get_many(&ids)
-                        .await
-                        .map_err(store_err("reading the destination"))?;
-                    for v in found.into_iter().flatten() {
-                        let item = Item::$variant(v.value);
-                        existing.insert(item.describe(), item);
-                    }
-                }
-            }};
+        for kind in Kind::ALL {
+            let keys: Vec<String> = items
+                .iter()
+                .filter(|(_, i)| matches!(i, Item::Record(r) if r.kind() == kind))
+                .map(|(_, i)| i.key())
+                .collect();
+            if keys.is_empty() {
+                continue;
+            }
+            let found: Vec<Item> = dispatch_editable!(kind, R => {
+                let ids: Vec<<R as Record>::Id> =
+                    keys.iter().filter_map(|k| RecordId::from_key(k)).collect();
+                R::of(self.dest)
+                    .get_many(&ids)
+                    .await
+                    .map_err(store_err("reading the destination"))?
+                    .into_iter()
+                    .flatten()
+                    .map(|v| Item::Record(v.value.into()))
+                    .collect()
+            }, _ => Vec::new());
+            for item in found {
+                existing.insert(item.describe(), item);
+            }
         }
-        load!(Profile, self.dest.profiles());
-        load!(Workflow, self.dest.workflows());
-        load!(Run, self.dest.runs());
-        load!(Key, self.dest.keys());
-        load!(Collection, self.dest.collections());
 
         let mut ops = Vec::new();
         let mut lines = Vec::new();
@@ -526,13 +554,8 @@ impl<'a> BatchWriter<'a> {
                 Some(_) => return Err(TransferError::Conflict { line, what }),
                 None => {}
             }
-            let record = match item {
-                Item::Profile(r) => AnyRecord::Profile(r),
-                Item::Workflow(r) => AnyRecord::Workflow(r),
-                Item::Run(r) => AnyRecord::Run(r),
-                Item::Key(r) => AnyRecord::Key(r),
-                Item::Collection(r) => AnyRecord::Collection(r),
-                Item::LogEntry(_) => unreachable!("handled above"),
+            let Item::Record(record) = item else {
+                unreachable!("log entries are handled above")
             };
             lines.push((record.key(), line));
             ops.push(BatchOp::Put {
