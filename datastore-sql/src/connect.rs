@@ -58,6 +58,27 @@ fn check_postgres_options(url: &str, shown: &str) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a PostgreSQL schema name that is not a plain lower-case
+/// identifier (letters, digits and `_`, not starting with a digit, at most
+/// 63 bytes), so it can be written into SQL and `search_path` unquoted.
+pub(crate) fn check_schema_name(shown: &str, name: &str) -> Result<()> {
+    let plain = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && !name.as_bytes()[0].is_ascii_digit();
+    if plain {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        StoreName::Datastore,
+        shown,
+        "schema",
+        format!("{name:?} is not a plain lower-case identifier (letters, digits, _)"),
+    ))
+}
+
 /// The error for a first connection that failed: not retryable when the
 /// database or the login is wrong, `Unavailable` when the server is not
 /// there (yet).
@@ -165,18 +186,7 @@ pub(crate) async fn pools(config: &SqlConfig, shown: &str) -> Result<Pools> {
         let mut opts =
             PgConnectOptions::from_str(&config.url).map_err(|e| bad_url(e.to_string()))?;
         if let Some(schema) = &config.schema {
-            if schema.is_empty()
-                || !schema
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
-            {
-                return Err(Error::invalid(
-                    StoreName::Datastore,
-                    shown,
-                    "schema",
-                    format!("{schema:?} is not a plain identifier (letters, digits, _)"),
-                ));
-            }
+            check_schema_name(shown, schema)?;
             opts = opts.options([("search_path", schema.as_str())]);
         }
         if let Some(t) = config.statement_timeout {

@@ -82,6 +82,84 @@ pub(crate) fn time(
     })
 }
 
+/// Makes the pools and brings the schema to this build's: migrates, or
+/// (read-only, `migrate = false`) only checks that it is current.
+async fn connect(config: &SqlConfig, shown: &str) -> Result<Pools> {
+    let pools = crate::connect::pools(config, shown).await?;
+    if config.read_only || !config.migrate {
+        crate::migrate::require_current(&pools, shown).await?;
+    } else {
+        crate::migrate::run(&pools, shown).await?;
+    }
+    Ok(pools)
+}
+
+/// The notification channel of this store: one per PostgreSQL database and
+/// schema (per SQLite file), so stores sharing a server do not wake each
+/// other.
+async fn channel_of(pools: &Pools, config: &SqlConfig, shown: &str) -> Result<String> {
+    let namespace = match pools {
+        Pools::Postgres(_) => {
+            let mut names = Vec::new();
+            for sql in [
+                "SELECT current_database()::text",
+                "SELECT current_schema()::text",
+            ] {
+                let name = pools
+                    .fetch_optional(sql, &[])
+                    .await
+                    .map_err(|e| db_error(StoreName::Datastore, shown, e))?
+                    .and_then(|r| r.opt_text(0).ok().flatten())
+                    .unwrap_or_default();
+                names.push(name);
+            }
+            names.join(".")
+        }
+        Pools::Sqlite { .. } => config.url.clone(),
+    };
+    Ok(format!("datastore_{:016x}", fnv(&namespace)))
+}
+
+/// Starts following the changes other processes commit, so they reach this
+/// process's subscribers: LISTEN on PostgreSQL, `PRAGMA data_version` polls
+/// on SQLite (see `follow.rs`).
+async fn listen(
+    pools: &Pools,
+    channel: &str,
+    published: Arc<Published>,
+    shutdown: Arc<Notify>,
+    config: &SqlConfig,
+    shown: &str,
+) -> Result<()> {
+    match pools {
+        Pools::Postgres(pool) => {
+            let mut listener = PgListener::connect_with(pool)
+                .await
+                .map_err(|e| db_error(StoreName::Changes, shown, e))?;
+            listener
+                .listen(channel)
+                .await
+                .map_err(|e| db_error(StoreName::Changes, shown, e))?;
+            tokio::spawn(follow_postgres(listener, published, shutdown));
+        }
+        Pools::Sqlite { reader, .. } => {
+            let conn = reader
+                .acquire()
+                .await
+                .map_err(|e| db_error(StoreName::Changes, shown, e))?
+                .detach();
+            tokio::spawn(follow_sqlite(
+                conn,
+                published,
+                shutdown,
+                config.poll_interval,
+                shown.to_string(),
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl SqlEngine {
     /// Connects, applies migrations (under a lock, so two processes opening
     /// at once is safe), and on PostgreSQL starts the feed listener.
@@ -91,34 +169,10 @@ impl SqlEngine {
     /// newer build is refused with `Unsupported`.
     pub async fn open(config: SqlConfig) -> Result<Self> {
         let shown = redact_url(&config.url);
-        let pools = crate::connect::pools(&config, &shown).await?;
-        if config.read_only || !config.migrate {
-            crate::migrate::require_current(&pools, &shown).await?;
-        } else {
-            crate::migrate::run(&pools, &shown).await?;
-        }
+        let pools = connect(&config, &shown).await?;
         let dialect = pools.dialect();
-        let namespace = match &pools {
-            Pools::Postgres(_) => {
-                let row = pools
-                    .fetch_optional("SELECT current_schema()::text", &[])
-                    .await
-                    .map_err(|e| db_error(StoreName::Datastore, &shown, e))?;
-                let schema = row
-                    .and_then(|r| r.opt_text(0).ok().flatten())
-                    .unwrap_or_default();
-                let db = pools
-                    .fetch_optional("SELECT current_database()::text", &[])
-                    .await
-                    .map_err(|e| db_error(StoreName::Datastore, &shown, e))?
-                    .and_then(|r| r.opt_text(0).ok().flatten())
-                    .unwrap_or_default();
-                format!("{db}.{schema}")
-            }
-            Pools::Sqlite { .. } => config.url.clone(),
-        };
         let live = Arc::new(LiveChanges::new(config.subscriber_buffer));
-        let channel = format!("datastore_{:016x}", fnv(&namespace));
+        let channel = channel_of(&pools, &config, &shown).await?;
         let head = head_of(&pools, &shown).await?;
         let published = Published::new(head, live.clone(), pools.clone());
         let (queue, jobs) = commit_queue(
@@ -145,33 +199,15 @@ impl SqlEngine {
             Some(queue)
         };
         let shutdown = Arc::new(Notify::new());
-        // Changes other processes commit reach this process's subscribers.
-        match &pools {
-            Pools::Postgres(pool) => {
-                let mut listener = PgListener::connect_with(pool)
-                    .await
-                    .map_err(|e| db_error(StoreName::Changes, &shown, e))?;
-                listener
-                    .listen(&channel)
-                    .await
-                    .map_err(|e| db_error(StoreName::Changes, &shown, e))?;
-                tokio::spawn(follow_postgres(listener, published, shutdown.clone()));
-            }
-            Pools::Sqlite { reader, .. } => {
-                let conn = reader
-                    .acquire()
-                    .await
-                    .map_err(|e| db_error(StoreName::Changes, &shown, e))?
-                    .detach();
-                tokio::spawn(follow_sqlite(
-                    conn,
-                    published,
-                    shutdown.clone(),
-                    config.poll_interval,
-                    shown.clone(),
-                ));
-            }
-        }
+        listen(
+            &pools,
+            &channel,
+            published,
+            shutdown.clone(),
+            &config,
+            &shown,
+        )
+        .await?;
         let engine = SqlEngine {
             dialect,
             pools,

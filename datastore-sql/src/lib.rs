@@ -83,20 +83,7 @@ async fn schema_statement(url: &str, name: &str, sql: String) -> Result<()> {
     use datastore_core::{Error, StoreName};
     use sqlx::Connection;
     let shown = redact_url(url);
-    let plain = !name.is_empty()
-        && name.len() <= 63
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        && !name.as_bytes()[0].is_ascii_digit();
-    if !plain {
-        return Err(Error::invalid(
-            StoreName::Datastore,
-            shown,
-            "schema",
-            format!("{name:?} is not a plain lowercase identifier (letters, digits, _)"),
-        ));
-    }
+    connect::check_schema_name(&shown, name)?;
     let mut conn = sqlx::PgConnection::connect(url)
         .await
         .map_err(|e| Error::Unavailable {

@@ -10,6 +10,44 @@ pub fn table(kind: Kind) -> &'static str {
     kind.table()
 }
 
+/// Replaces a stored record of `kind` by key. Parameters: revision,
+/// updated (microseconds), body, each of [`columns`], key.
+pub(crate) fn update_sql(dialect: Dialect, kind: Kind) -> String {
+    let sets: String = columns(kind)
+        .iter()
+        .map(|(c, _)| format!(", {c} = ?"))
+        .collect();
+    format!(
+        "UPDATE {} SET revision = ?, stored_updated = ?, body = {}{sets} WHERE key = ?",
+        table(kind),
+        dialect.body_param(),
+    )
+}
+
+/// Inserts a record of `kind`. Parameters: key, revision, created, updated
+/// (microseconds), body, each of [`columns`].
+pub(crate) fn insert_sql(dialect: Dialect, kind: Kind) -> String {
+    let cols = columns(kind);
+    let names: String = cols.iter().map(|(c, _)| format!(", {c}")).collect();
+    format!(
+        "INSERT INTO {} (key, revision, stored_created, stored_updated, body{names}) VALUES (?, ?, ?, ?, {}{})",
+        table(kind),
+        dialect.body_param(),
+        ", ?".repeat(cols.len())
+    )
+}
+
+/// Deletes a record of `kind` by key. Parameter: key.
+pub(crate) fn delete_sql(kind: Kind) -> String {
+    format!("DELETE FROM {} WHERE key = ?", table(kind))
+}
+
+/// Raises a named counter to a value if it is lower (never lowers it).
+/// Parameters: name, value.
+pub(crate) const RAISE_COUNTER_SQL: &str = "INSERT INTO ds_counters (name, value) VALUES (?, ?) \
+     ON CONFLICT (name) DO UPDATE SET value = CASE WHEN excluded.value > ds_counters.value \
+     THEN excluded.value ELSE ds_counters.value END";
+
 /// The indexed columns of a kind, in a fixed order (first appearance in its indexes).
 pub fn columns(kind: Kind) -> Vec<(&'static str, FieldType)> {
     let mut out: Vec<(&'static str, FieldType)> = Vec::new();

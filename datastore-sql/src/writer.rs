@@ -421,19 +421,10 @@ impl Writer {
                     *head += 1;
                     let body = String::from_utf8(body)
                         .map_err(|e| Error::invalid(store, &key, "record", e.to_string()))?;
-                    let cols = schema::columns(kind);
                     let values = column_values(kind, &index);
                     let created = current.map_or(micros(now), |c| c.1);
                     if current.is_some() {
-                        let sets: Vec<String> =
-                            cols.iter().map(|(c, _)| format!("{c} = ?")).collect();
-                        let sql = format!(
-                            "UPDATE {} SET revision = ?, stored_updated = ?, body = {}{}{} WHERE key = ?",
-                            table(kind),
-                            self.dialect.body_param(),
-                            if sets.is_empty() { "" } else { ", " },
-                            sets.join(", ")
-                        );
+                        let sql = schema::update_sql(self.dialect, kind);
                         let mut args = vec![
                             Value::Int(*head as i64),
                             Value::Int(micros(now)),
@@ -446,15 +437,7 @@ impl Writer {
                             .await
                             .map_err(|e| write_error(kind, &key, &index, e))?;
                     } else {
-                        let names: Vec<&str> = cols.iter().map(|(c, _)| *c).collect();
-                        let sql = format!(
-                            "INSERT INTO {} (key, revision, stored_created, stored_updated, body{}{}) VALUES (?, ?, ?, ?, {}{})",
-                            table(kind),
-                            if names.is_empty() { "" } else { ", " },
-                            names.join(", "),
-                            self.dialect.body_param(),
-                            ", ?".repeat(names.len())
-                        );
+                        let sql = schema::insert_sql(self.dialect, kind);
                         let mut args = vec![
                             Value::Text(key.clone()),
                             Value::Int(*head as i64),
@@ -488,12 +471,9 @@ impl Writer {
                     check_precondition(kind, &key, precondition, current.map(|c| c.0), true)?;
                     let created = current.map_or(micros(now), |c| c.1);
                     *wrote = true;
-                    tx.execute(
-                        &format!("DELETE FROM {} WHERE key = ?", table(kind)),
-                        &[Value::Text(key.clone())],
-                    )
-                    .await
-                    .map_err(|e| db_error(store, &key, e))?;
+                    tx.execute(&schema::delete_sql(kind), &[Value::Text(key.clone())])
+                        .await
+                        .map_err(|e| db_error(store, &key, e))?;
                     *head += 1;
                     committed.push(Committed {
                         kind,
@@ -516,9 +496,7 @@ impl Writer {
                 Mutation::RaiseCounter { name, to } => {
                     *wrote = true;
                     tx.execute(
-                        "INSERT INTO ds_counters (name, value) VALUES (?, ?) \
-                         ON CONFLICT (name) DO UPDATE SET value = CASE WHEN excluded.value > ds_counters.value \
-                         THEN excluded.value ELSE ds_counters.value END",
+                        schema::RAISE_COUNTER_SQL,
                         &[Value::Text(name.clone()), Value::Int(to as i64)],
                     )
                     .await
