@@ -8,8 +8,7 @@ use crate::error::Result;
 use crate::ids::{CollectionKey, InitId, KeyId, ProfileId, RunId, WorkflowId};
 use crate::query::{Page, PageRequest, Query};
 use crate::records::{
-    CollectionEntry, CollectionOrder, CollectionPatch, Key, Profile, Run, RunEvent, RunStatus,
-    Workflow,
+    CollectionEntry, CollectionPatch, Key, Profile, Run, RunEvent, RunStatus, Workflow,
 };
 use crate::revision::{Precondition, Revision, Versioned};
 use crate::stores::{
@@ -52,8 +51,6 @@ mockall::mock! {
     #[async_trait]
     impl WorkflowStore for WorkflowStore {
         async fn get_by_init_id(&self, init_id: &InitId) -> Result<Versioned<Workflow>>;
-        async fn list_by_owner(&self, owner: &ProfileId, page: PageRequest) -> Result<Page<Versioned<Workflow>>>;
-        async fn list_active(&self, page: PageRequest) -> Result<Page<Versioned<Workflow>>>;
     }
 }
 
@@ -73,10 +70,8 @@ mockall::mock! {
     #[async_trait]
     impl RunStore for RunStore {
         async fn create(&self, run: Run) -> Result<Versioned<Run>>;
-        async fn list_by_workflow(&self, workflow: &WorkflowId, page: PageRequest) -> Result<Page<Versioned<Run>>>;
         async fn latest(&self, workflow: &WorkflowId) -> Result<Versioned<Run>>;
         async fn count(&self, workflow: &WorkflowId) -> Result<u64>;
-        async fn list_by_owner_and_status(&self, owner: &ProfileId, status: RunStatus, page: PageRequest) -> Result<Page<Versioned<Run>>>;
         async fn list_latest_by_status(&self, status: RunStatus, page: PageRequest) -> Result<Page<Versioned<Run>>>;
         async fn append_event(&self, run: &RunId, step: usize, event: RunEvent) -> Result<Versioned<Run>>;
     }
@@ -97,7 +92,6 @@ mockall::mock! {
 
     #[async_trait]
     impl KeyStore for KeyStore {
-        async fn list_by_profile(&self, profile: &ProfileId, page: PageRequest) -> Result<Page<Versioned<Key>>>;
     }
 }
 
@@ -116,7 +110,6 @@ mockall::mock! {
 
     #[async_trait]
     impl CollectionStore for CollectionStore {
-        async fn list_by_profile(&self, profile: &ProfileId, order: CollectionOrder, page: PageRequest) -> Result<Page<Versioned<CollectionEntry>>>;
         async fn update_by_init_id(&self, init_id: &InitId, patch: CollectionPatch) -> Result<Vec<Versioned<CollectionEntry>>>;
     }
 }

@@ -1,7 +1,9 @@
 //! The substore traits and the `Datastore` facade.
 //!
 //! Every trait is dyn-compatible (`Arc<dyn Datastore>`), `Send + Sync`, and
-//! mocked with mockall behind the `mock` feature.
+//! mocked with mockall behind the `mock` feature. Operations that are only
+//! a `list` with a particular filter are provided methods, so backends,
+//! layers and mocks implement (and forward) `list` alone.
 
 use async_trait::async_trait;
 
@@ -13,8 +15,8 @@ use crate::ids::{InitId, LogId, ProfileId, RunId, WorkflowId};
 use crate::query::{Page, PageRequest, Query};
 use crate::record::Editable;
 use crate::records::{
-    CollectionEntry, CollectionOrder, CollectionPatch, Key, LogEntry, LogOp, Profile, Run,
-    RunEvent, RunStatus, Workflow,
+    CollectionEntry, CollectionFilter, CollectionOrder, CollectionPatch, Key, KeyFilter, LogEntry,
+    LogOp, Profile, Run, RunEvent, RunFilter, RunStatus, Workflow, WorkflowFilter,
 };
 use crate::revision::{Precondition, Revision, Versioned};
 
@@ -72,15 +74,23 @@ pub trait WorkflowStore: RecordStore<Workflow> {
     /// The workflow of a dataset, or `NotFound`.
     async fn get_by_init_id(&self, init_id: &InitId) -> Result<Versioned<Workflow>>;
 
-    /// One owner's workflows, oldest first.
+    /// One owner's workflows, oldest first (a `list` with
+    /// [`WorkflowFilter::Owner`]).
     async fn list_by_owner(
         &self,
         owner: &ProfileId,
         page: PageRequest,
-    ) -> Result<Page<Versioned<Workflow>>>;
+    ) -> Result<Page<Versioned<Workflow>>> {
+        self.list(Query::new(WorkflowFilter::Owner(owner.clone())).page(page))
+            .await
+    }
 
-    /// The active workflows, oldest first.
-    async fn list_active(&self, page: PageRequest) -> Result<Page<Versioned<Workflow>>>;
+    /// The active workflows, oldest first (a `list` with
+    /// [`WorkflowFilter::Active`]).
+    async fn list_active(&self, page: PageRequest) -> Result<Page<Versioned<Workflow>>> {
+        self.list(Query::new(WorkflowFilter::Active).page(page))
+            .await
+    }
 }
 
 /// Runs of workflows, numbered per workflow by the store.
@@ -91,12 +101,20 @@ pub trait RunStore: RecordStore<Run> {
     /// exist.
     async fn create(&self, run: Run) -> Result<Versioned<Run>>;
 
-    /// A workflow's runs, newest (highest number) first.
+    /// A workflow's runs, newest (highest number) first (a `list` with
+    /// [`RunFilter::Workflow`], descending).
     async fn list_by_workflow(
         &self,
         workflow: &WorkflowId,
         page: PageRequest,
-    ) -> Result<Page<Versioned<Run>>>;
+    ) -> Result<Page<Versioned<Run>>> {
+        self.list(
+            Query::new(RunFilter::Workflow(workflow.clone()))
+                .descending()
+                .page(page),
+        )
+        .await
+    }
 
     /// A workflow's newest run, or `NotFound`.
     async fn latest(&self, workflow: &WorkflowId) -> Result<Versioned<Run>>;
@@ -104,13 +122,21 @@ pub trait RunStore: RecordStore<Run> {
     /// How many runs a workflow has.
     async fn count(&self, workflow: &WorkflowId) -> Result<u64>;
 
-    /// One owner's runs in one status, newest first.
+    /// One owner's runs in one status, newest first (a `list` with
+    /// [`RunFilter::OwnerStatus`], descending).
     async fn list_by_owner_and_status(
         &self,
         owner: &ProfileId,
         status: RunStatus,
         page: PageRequest,
-    ) -> Result<Page<Versioned<Run>>>;
+    ) -> Result<Page<Versioned<Run>>> {
+        self.list(
+            Query::new(RunFilter::OwnerStatus(owner.clone(), status))
+                .descending()
+                .page(page),
+        )
+        .await
+    }
 
     /// The latest run of each workflow, where that run is in `status`
     /// (Qri's `ListByStatus`), in workflow id order. A page looks at
@@ -135,24 +161,35 @@ pub trait RunStore: RecordStore<Run> {
 /// Key pairs of profiles.
 #[async_trait]
 pub trait KeyStore: RecordStore<Key> {
-    /// One profile's keys, by id.
+    /// One profile's keys, by id (a `list` with [`KeyFilter::Profile`]).
     async fn list_by_profile(
         &self,
         profile: &ProfileId,
         page: PageRequest,
-    ) -> Result<Page<Versioned<Key>>>;
+    ) -> Result<Page<Versioned<Key>>> {
+        self.list(Query::new(KeyFilter::Profile(profile.clone())).page(page))
+            .await
+    }
 }
 
 /// Collection entries: datasets as they appear in each profile's collection.
 #[async_trait]
 pub trait CollectionStore: RecordStore<CollectionEntry> {
-    /// One profile's entries by name or by commit time.
+    /// One profile's entries by name or by commit time (a `list` with
+    /// [`CollectionFilter::Profile`]).
     async fn list_by_profile(
         &self,
         profile: &ProfileId,
         order: CollectionOrder,
         page: PageRequest,
-    ) -> Result<Page<Versioned<CollectionEntry>>>;
+    ) -> Result<Page<Versioned<CollectionEntry>>> {
+        self.list(
+            Query::new(CollectionFilter::Profile(profile.clone()))
+                .order(order)
+                .page(page),
+        )
+        .await
+    }
 
     /// Applies a patch to every entry of one dataset, across profiles, in
     /// one atomic write; returns the entries it changed.

@@ -8,13 +8,12 @@ use crate::engine::{Engine, Scan};
 use crate::error::{Error, FieldError, Result, StoreName};
 use crate::ids::{InitId, ProfileId, RecordId, RunId, WorkflowId};
 use crate::query::{
-    Direction, Page, PageRequest, Position, Query, check_limit, decode_cursor, encode_cursor,
+    Direction, Page, PageRequest, Position, check_limit, decode_cursor, encode_cursor,
     query_fingerprint,
 };
 use crate::record::{IndexValue, Kind};
 use crate::records::{
-    CollectionEntry, CollectionFilter, CollectionOrder, CollectionPatch, Key, KeyFilter, Profile,
-    Run, RunEvent, RunFilter, RunStatus, Workflow, WorkflowFilter,
+    CollectionEntry, CollectionFilter, CollectionPatch, Profile, Run, RunEvent, RunStatus, Workflow,
 };
 use crate::revision::{Precondition, Versioned};
 use crate::stores::{CollectionStore, KeyStore, ProfileStore, Renamed, RunStore, WorkflowStore};
@@ -121,20 +120,6 @@ impl<E: Engine> WorkflowStore for EngineStore<E> {
         )
         .await
     }
-
-    async fn list_by_owner(
-        &self,
-        owner: &ProfileId,
-        page: PageRequest,
-    ) -> Result<Page<Versioned<Workflow>>> {
-        self.list_records(Query::new(WorkflowFilter::Owner(owner.clone())).page(page))
-            .await
-    }
-
-    async fn list_active(&self, page: PageRequest) -> Result<Page<Versioned<Workflow>>> {
-        self.list_records(Query::new(WorkflowFilter::Active).page(page))
-            .await
-    }
 }
 
 #[async_trait]
@@ -182,19 +167,6 @@ impl<E: Engine> RunStore for EngineStore<E> {
         ))
     }
 
-    async fn list_by_workflow(
-        &self,
-        workflow: &WorkflowId,
-        page: PageRequest,
-    ) -> Result<Page<Versioned<Run>>> {
-        self.list_records(
-            Query::new(RunFilter::Workflow(workflow.clone()))
-                .descending()
-                .page(page),
-        )
-        .await
-    }
-
     async fn latest(&self, workflow: &WorkflowId) -> Result<Versioned<Run>> {
         workflow
             .check("workflow_id")
@@ -219,20 +191,6 @@ impl<E: Engine> RunStore for EngineStore<E> {
                 &[IndexValue::str(workflow.as_str())],
             )
             .await
-    }
-
-    async fn list_by_owner_and_status(
-        &self,
-        owner: &ProfileId,
-        status: RunStatus,
-        page: PageRequest,
-    ) -> Result<Page<Versioned<Run>>> {
-        self.list_records(
-            Query::new(RunFilter::OwnerStatus(owner.clone(), status))
-                .descending()
-                .page(page),
-        )
-        .await
     }
 
     async fn list_latest_by_status(
@@ -347,33 +305,10 @@ impl<E: Engine> RunStore for EngineStore<E> {
 }
 
 #[async_trait]
-impl<E: Engine> KeyStore for EngineStore<E> {
-    async fn list_by_profile(
-        &self,
-        profile: &ProfileId,
-        page: PageRequest,
-    ) -> Result<Page<Versioned<Key>>> {
-        self.list_records(Query::new(KeyFilter::Profile(profile.clone())).page(page))
-            .await
-    }
-}
+impl<E: Engine> KeyStore for EngineStore<E> {}
 
 #[async_trait]
 impl<E: Engine> CollectionStore for EngineStore<E> {
-    async fn list_by_profile(
-        &self,
-        profile: &ProfileId,
-        order: CollectionOrder,
-        page: PageRequest,
-    ) -> Result<Page<Versioned<CollectionEntry>>> {
-        self.list_records(
-            Query::new(CollectionFilter::Profile(profile.clone()))
-                .order(order)
-                .page(page),
-        )
-        .await
-    }
-
     async fn update_by_init_id(
         &self,
         init_id: &InitId,

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datastore_core::{
     AnyRecord, Batch, BatchOp, Capabilities, Change, ChangeFeed, ChangeStream, CollectionEntry,
-    CollectionOrder, CollectionPatch, CollectionStore, Compaction, Datastore, Editable, FeedCursor,
-    InitId, Key, KeyStore, Kind, LogEntry, LogId, LogOp, LogStore, Page, PageRequest, Precondition,
-    Profile, ProfileId, ProfileStore, Query, Record, RecordId, RecordStore, Renamed, Result,
-    Retention, Revision, Run, RunEvent, RunId, RunStatus, RunStore, StoreName, Substore, Versioned,
-    Workflow, WorkflowId, WorkflowStore,
+    CollectionPatch, CollectionStore, Compaction, Datastore, Editable, FeedCursor, InitId,
+    KeyStore, Kind, LogEntry, LogId, LogOp, LogStore, Page, PageRequest, Precondition, Profile,
+    ProfileId, ProfileStore, Query, Record, RecordId, RecordStore, Renamed, Result, Retention,
+    Revision, Run, RunEvent, RunId, RunStatus, RunStore, StoreName, Substore, Versioned, Workflow,
+    WorkflowId, WorkflowStore,
 };
 use futures::future::BoxFuture;
 
@@ -217,37 +217,6 @@ impl<L: Layer> WorkflowStore for Layered<L> {
             .await?;
         self.layer.outbound(found)
     }
-
-    async fn list_by_owner(
-        &self,
-        owner: &ProfileId,
-        page: PageRequest,
-    ) -> Result<Page<Versioned<Workflow>>> {
-        let key = owner.key();
-        let inner = self.inner.workflows();
-        let page = self
-            .call(
-                StoreName::Kind(Kind::Workflow),
-                "list_by_owner",
-                &key,
-                inner.list_by_owner(owner, page),
-            )
-            .await?;
-        self.outbound_page(page)
-    }
-
-    async fn list_active(&self, page: PageRequest) -> Result<Page<Versioned<Workflow>>> {
-        let inner = self.inner.workflows();
-        let page = self
-            .call(
-                StoreName::Kind(Kind::Workflow),
-                "list_active",
-                "",
-                inner.list_active(page),
-            )
-            .await?;
-        self.outbound_page(page)
-    }
 }
 
 #[async_trait]
@@ -265,24 +234,6 @@ impl<L: Layer> RunStore for Layered<L> {
             )
             .await?;
         self.outbound_written(written).await
-    }
-
-    async fn list_by_workflow(
-        &self,
-        workflow: &WorkflowId,
-        page: PageRequest,
-    ) -> Result<Page<Versioned<Run>>> {
-        let key = workflow.key();
-        let inner = self.inner.runs();
-        let page = self
-            .call(
-                StoreName::Kind(Kind::Run),
-                "list_by_workflow",
-                &key,
-                inner.list_by_workflow(workflow, page),
-            )
-            .await?;
-        self.outbound_page(page)
     }
 
     async fn latest(&self, workflow: &WorkflowId) -> Result<Versioned<Run>> {
@@ -309,25 +260,6 @@ impl<L: Layer> RunStore for Layered<L> {
             inner.count(workflow),
         )
         .await
-    }
-
-    async fn list_by_owner_and_status(
-        &self,
-        owner: &ProfileId,
-        status: RunStatus,
-        page: PageRequest,
-    ) -> Result<Page<Versioned<Run>>> {
-        let key = owner.key();
-        let inner = self.inner.runs();
-        let page = self
-            .call(
-                StoreName::Kind(Kind::Run),
-                "list_by_owner_and_status",
-                &key,
-                inner.list_by_owner_and_status(owner, status, page),
-            )
-            .await?;
-        self.outbound_page(page)
     }
 
     async fn list_latest_by_status(
@@ -368,47 +300,10 @@ impl<L: Layer> RunStore for Layered<L> {
 }
 
 #[async_trait]
-impl<L: Layer> KeyStore for Layered<L> {
-    async fn list_by_profile(
-        &self,
-        profile: &ProfileId,
-        page: PageRequest,
-    ) -> Result<Page<Versioned<Key>>> {
-        let key = profile.key();
-        let inner = self.inner.keys();
-        let page = self
-            .call(
-                StoreName::Kind(Kind::Key),
-                "list_by_profile",
-                &key,
-                inner.list_by_profile(profile, page),
-            )
-            .await?;
-        self.outbound_page(page)
-    }
-}
+impl<L: Layer> KeyStore for Layered<L> {}
 
 #[async_trait]
 impl<L: Layer> CollectionStore for Layered<L> {
-    async fn list_by_profile(
-        &self,
-        profile: &ProfileId,
-        order: CollectionOrder,
-        page: PageRequest,
-    ) -> Result<Page<Versioned<CollectionEntry>>> {
-        let key = profile.key();
-        let inner = self.inner.collections();
-        let page = self
-            .call(
-                StoreName::Kind(Kind::Collection),
-                "list_by_profile",
-                &key,
-                inner.list_by_profile(profile, order, page),
-            )
-            .await?;
-        self.outbound_page(page)
-    }
-
     async fn update_by_init_id(
         &self,
         init_id: &InitId,
