@@ -212,11 +212,11 @@ pub trait Record:
         Vec::new()
     }
 
-    /// The record's own creation time, for kinds that have one. A put that
-    /// leaves it out (the Unix epoch, serde's default) gets the time of
-    /// the write.
-    fn created_mut(&mut self) -> Option<&mut chrono::DateTime<chrono::Utc>> {
-        None
+    /// The times in the record's own body (`created`, a profile's
+    /// `updated`) that a put may leave out: one left out (the Unix epoch,
+    /// serde's default) gets the time of the write.
+    fn write_times_mut(&mut self) -> Vec<&mut chrono::DateTime<chrono::Utc>> {
+        Vec::new()
     }
 
     /// Fields fixed when the record is created, with their values: a put

@@ -375,10 +375,12 @@ pub async fn rename_checks_precondition_and_username(ds: Arc<dyn Datastore>) {
 }
 
 /// A record put without its own `created` (left out: the Unix epoch) gets
-/// the time of the write; one that names it keeps it.
+/// the time of the write, and so does a profile's `updated`; one that
+/// names them keeps them.
 pub async fn created_left_out_is_filled(ds: Arc<dyn Datastore>) {
     let mut p = Profile::new("fresh");
     p.created = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+    p.updated = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
     let put = ds.profiles().put(p, Precondition::Any).await.unwrap();
     let lag = put.created - put.value.created;
     assert!(
@@ -387,10 +389,14 @@ pub async fn created_left_out_is_filled(ds: Arc<dyn Datastore>) {
         put.value.created,
         put.created
     );
+    assert_eq!(put.value.updated, put.value.created, "updated is filled too");
     let got = ds.profiles().get(&put.value.id).await.unwrap();
     assert_eq!(got.value.created, put.value.created);
+    assert_eq!(got.value.updated, put.value.updated);
     let mut named = Profile::new("named");
     named.created = ts(42);
+    named.updated = ts(43);
     let put = ds.profiles().put(named, Precondition::Any).await.unwrap();
     assert_eq!(put.value.created, ts(42));
+    assert_eq!(put.value.updated, ts(43));
 }

@@ -64,10 +64,11 @@ impl<E: Engine> EngineStore<E> {
             }
         }
         let key = record.id().key();
-        if let Some(created) = record.created_mut()
-            && *created == chrono::DateTime::<chrono::Utc>::UNIX_EPOCH
-        {
-            *created = crate::engine::commit_time();
+        let now = crate::engine::commit_time();
+        for time in record.write_times_mut() {
+            if *time == chrono::DateTime::<chrono::Utc>::UNIX_EPOCH {
+                *time = now;
+            }
         }
         record
             .validate()

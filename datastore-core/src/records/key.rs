@@ -113,8 +113,8 @@ impl Record for Key {
         Some(KeyId::for_public_key(&self.public_key))
     }
 
-    fn created_mut(&mut self) -> Option<&mut DateTime<Utc>> {
-        Some(&mut self.created)
+    fn write_times_mut(&mut self) -> Vec<&mut DateTime<Utc>> {
+        vec![&mut self.created]
     }
 
     fn validate(&self) -> Result<(), FieldError> {

@@ -105,8 +105,8 @@ impl Record for Profile {
         self.id = id;
     }
 
-    fn created_mut(&mut self) -> Option<&mut DateTime<Utc>> {
-        Some(&mut self.created)
+    fn write_times_mut(&mut self) -> Vec<&mut DateTime<Utc>> {
+        vec![&mut self.created, &mut self.updated]
     }
 
     fn validate(&self) -> Result<(), FieldError> {

@@ -141,8 +141,8 @@ impl Record for Workflow {
         self.id = id;
     }
 
-    fn created_mut(&mut self) -> Option<&mut DateTime<Utc>> {
-        Some(&mut self.created)
+    fn write_times_mut(&mut self) -> Vec<&mut DateTime<Utc>> {
+        vec![&mut self.created]
     }
 
     fn validate(&self) -> Result<(), FieldError> {

@@ -78,7 +78,7 @@ struct Seen {
 #[derive(Default)]
 struct Held {
     /// Content hashes of records the destination has, by (kind, key): in
-    /// full, and with `created` left out.
+    /// full, and with the write times left out.
     records: HashMap<(Kind, String), (u64, u64)>,
     /// Keys of records the chunk refers to that the destination has.
     referenced: HashSet<(Kind, String)>,
@@ -142,7 +142,10 @@ impl Checker<'_> {
                 .zip(self.fetch(*kind, &keys).await.map_err(&err)?)
             {
                 if let Some(item) = found {
-                    let hashes = (content_hash(&item), content_hash(&item.created_left_out()));
+                    let hashes = (
+                        content_hash(&item),
+                        content_hash(&item.write_times_left_out()),
+                    );
                     held.records.insert((*kind, key.clone()), hashes);
                 }
             }
@@ -287,10 +290,10 @@ impl Checker<'_> {
                 })
             };
         }
-        // A line that leaves `created` out matches a record the store
-        // filled it in for.
+        // A line that leaves the write times out matches a record the
+        // store filled them in for.
         let same = |(full, created_left_out): &(u64, u64)| {
-            *full == content || (item.leaves_created_out() && *created_left_out == content)
+            *full == content || (item.leaves_write_times_out() && *created_left_out == content)
         };
         match held.records.get(&(f.kind, f.key.clone())) {
             Some(h) if same(h) => self.checked.present += 1,

@@ -117,32 +117,32 @@ impl Item {
         format!("{} {:?}", self.kind().noun(), self.key())
     }
 
-    /// The item with its `created` time left out (the Unix epoch), as a
-    /// file that does not give one has it: the store fills it in on
-    /// create, so a record imported from such a line differs from the line
-    /// only there.
-    pub(crate) fn created_left_out(&self) -> Item {
+    /// The item with the times the store fills on write (`created`, a
+    /// profile's `updated`) left out (the Unix epoch), as a line that does
+    /// not give them has them: a record imported from such a line differs
+    /// from the line only there.
+    pub(crate) fn write_times_left_out(&self) -> Item {
         let mut item = self.clone();
-        let created = match &mut item {
-            Item::Record(r) => dispatch_any!(r, r => r.created_mut()),
-            Item::LogEntry(e) => e.created_mut(),
+        let times = match &mut item {
+            Item::Record(r) => dispatch_any!(r, r => r.write_times_mut()),
+            Item::LogEntry(e) => e.write_times_mut(),
         };
-        if let Some(created) = created {
-            *created = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+        for time in times {
+            *time = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
         }
         item
     }
 
-    /// True when the line leaves `created` out, so the store fills it in.
-    pub(crate) fn leaves_created_out(&self) -> bool {
-        self.created_left_out() == *self
+    /// True when the line leaves all of those times to the store.
+    pub(crate) fn leaves_write_times_out(&self) -> bool {
+        self.write_times_left_out() == *self
     }
 
     /// True when `held` (what the destination holds) is what this line
-    /// would write: the same content, `created` aside when the line leaves
-    /// it to the store.
+    /// would write: the same content, the write times aside when the line
+    /// leaves them to the store.
     fn same_as_held(&self, held: &Item) -> bool {
-        held == self || (self.leaves_created_out() && held.created_left_out() == *self)
+        held == self || (self.leaves_write_times_out() && held.write_times_left_out() == *self)
     }
 
     fn validate(&self) -> Result<(), String> {
