@@ -1,6 +1,10 @@
 //! mockall mocks of the typed substores (feature `mock`). They are written
 //! with `mock!` because each typed trait extends [`RecordStore`], which
-//! `automock` can't follow; each mock spells out both traits.
+//! `automock` can't follow; each mock spells out both traits. (Generating
+//! the `RecordStore` half with a `macro_rules!` trips `async_trait`'s
+//! hygiene for `self`, so it stays written out.) Methods that are only a
+//! `list` with a filter are provided methods: a mock answers them through
+//! `expect_list`.
 
 use async_trait::async_trait;
 

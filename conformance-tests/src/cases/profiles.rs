@@ -389,7 +389,10 @@ pub async fn created_left_out_is_filled(ds: Arc<dyn Datastore>) {
         put.value.created,
         put.created
     );
-    assert_eq!(put.value.updated, put.value.created, "updated is filled too");
+    assert_eq!(
+        put.value.updated, put.value.created,
+        "updated is filled too"
+    );
     let got = ds.profiles().get(&put.value.id).await.unwrap();
     assert_eq!(got.value.created, put.value.created);
     assert_eq!(got.value.updated, put.value.updated);
