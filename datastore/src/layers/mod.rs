@@ -1,4 +1,4 @@
-//! Layers: wrappers that are themselves [`Datastore`]s and compose.
+//! Layers: wrappers that are themselves [`Datastore`](crate::Datastore)s and compose.
 //!
 //! A layer is a [`Layer`] (a few hooks, each with a pass-through default)
 //! inside [`Layered`], which implements every substore trait once,
