@@ -231,6 +231,42 @@ pub trait LogStore: Send + Sync {
     async fn list(&self, query: Query<LogEntry>) -> Result<Page<Versioned<LogEntry>>>;
 }
 
+/// Inside `impl Datastore for T`, where `T` implements every substore trait
+/// and the feed itself (as `EngineStore` and the layers do): the seven
+/// accessors, each returning `self`.
+#[macro_export]
+macro_rules! substores_are_self {
+    () => {
+        fn profiles(&self) -> &dyn $crate::ProfileStore {
+            self
+        }
+
+        fn workflows(&self) -> &dyn $crate::WorkflowStore {
+            self
+        }
+
+        fn runs(&self) -> &dyn $crate::RunStore {
+            self
+        }
+
+        fn keys(&self) -> &dyn $crate::KeyStore {
+            self
+        }
+
+        fn collections(&self) -> &dyn $crate::CollectionStore {
+            self
+        }
+
+        fn logs(&self) -> &dyn $crate::LogStore {
+            self
+        }
+
+        fn changes(&self) -> &dyn $crate::ChangeFeed {
+            self
+        }
+    };
+}
+
 /// The root: hands out the typed substores, the feed and atomic batches.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]

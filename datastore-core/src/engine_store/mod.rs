@@ -22,12 +22,9 @@ use crate::batch::Batch;
 use crate::capabilities::Capabilities;
 use crate::engine::{Engine, Mutation};
 use crate::error::{Error, Result, StoreName};
-use crate::feed::ChangeFeed;
 use crate::record::{Kind, Reference};
 use crate::revision::{Precondition, Revision};
-use crate::stores::{
-    CollectionStore, Datastore, KeyStore, LogStore, ProfileStore, RunStore, WorkflowStore,
-};
+use crate::stores::Datastore;
 
 /// The most ids one `get_many` takes.
 pub const MAX_GET_MANY: usize = 1000;
@@ -176,33 +173,7 @@ impl<E: Engine> EngineStore<E> {
 
 #[async_trait]
 impl<E: Engine> Datastore for EngineStore<E> {
-    fn profiles(&self) -> &dyn ProfileStore {
-        self
-    }
-
-    fn workflows(&self) -> &dyn WorkflowStore {
-        self
-    }
-
-    fn runs(&self) -> &dyn RunStore {
-        self
-    }
-
-    fn keys(&self) -> &dyn KeyStore {
-        self
-    }
-
-    fn collections(&self) -> &dyn CollectionStore {
-        self
-    }
-
-    fn logs(&self) -> &dyn LogStore {
-        self
-    }
-
-    fn changes(&self) -> &dyn ChangeFeed {
-        self
-    }
+    crate::substores_are_self!();
 
     async fn apply(&self, batch: Batch) -> Result<Vec<Revision>> {
         if batch.is_empty() {

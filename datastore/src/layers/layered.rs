@@ -427,33 +427,7 @@ impl<L: Layer> ChangeFeed for Layered<L> {
 
 #[async_trait]
 impl<L: Layer> Datastore for Layered<L> {
-    fn profiles(&self) -> &dyn ProfileStore {
-        self
-    }
-
-    fn workflows(&self) -> &dyn WorkflowStore {
-        self
-    }
-
-    fn runs(&self) -> &dyn RunStore {
-        self
-    }
-
-    fn keys(&self) -> &dyn KeyStore {
-        self
-    }
-
-    fn collections(&self) -> &dyn CollectionStore {
-        self
-    }
-
-    fn logs(&self) -> &dyn LogStore {
-        self
-    }
-
-    fn changes(&self) -> &dyn ChangeFeed {
-        self
-    }
+    datastore_core::substores_are_self!();
 
     async fn apply(&self, batch: Batch) -> Result<Vec<Revision>> {
         let mut touched = Vec::with_capacity(batch.ops.len());
