@@ -1,20 +1,25 @@
-//! The operations that are not plain record writes: run events, logs and
-//! batches.
+//! The operations that are not plain record writes: run events, logs,
+//! batches, profile renames, collection patches and the latest runs by
+//! status.
 
 use std::collections::HashMap;
 
 use axum::extract::{Path, Query as Params, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use datastore_core::{Batch, LogEntry, LogId, LogOp, Revision, RunEvent, RunId, Versioned};
+use datastore_core::{
+    Batch, CollectionEntry, CollectionPatch, Cursor, InitId, LogEntry, LogId, LogOp, Page,
+    PageRequest, Profile, ProfileId, Revision, Run, RunEvent, RunId, RunStatus, Versioned,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::body::Strict;
 use crate::problem::Problem;
-use crate::records::etag;
+use crate::records::{etag, limit, precondition};
+use crate::resources::param;
 
 /// `POST /v1/runs/{id}/events`
 #[derive(Debug, Deserialize, Serialize)]
@@ -130,10 +135,107 @@ async fn apply(
     Ok(Json(Applied { revisions }))
 }
 
+/// `POST /v1/profiles/{id}/rename`
+#[derive(Debug, Deserialize, Serialize)]
+pub struct Rename {
+    /// The new username.
+    pub username: String,
+}
+
+/// What a rename wrote: the profile, and the collection entries that now
+/// carry its username.
+#[derive(Debug, Serialize)]
+pub struct RenameAnswer {
+    /// The profile with its new username (its revision is the ETag).
+    pub profile: Versioned<Profile>,
+    /// The collection entries renamed with it, in the same write.
+    pub entries: Vec<Versioned<CollectionEntry>>,
+}
+
+async fn rename(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Strict(body): Strict<Rename>,
+) -> Result<Response, Problem> {
+    let (precondition, preconditioned) = precondition(&headers)?;
+    let renamed = state
+        .ds
+        .profiles()
+        .rename(&ProfileId::new(id), &body.username, precondition)
+        .await
+        // A failed If-Match is 412, as for a put.
+        .map_err(|e| Problem::from_error(&e, preconditioned))?;
+    let tag = etag(renamed.profile.revision);
+    let mut response = Json(RenameAnswer {
+        profile: renamed.profile,
+        entries: renamed.entries,
+    })
+    .into_response();
+    response.headers_mut().insert(axum::http::header::ETAG, tag);
+    Ok(response)
+}
+
+/// `POST /v1/collections:update-by-init-id`
+#[derive(Debug, Deserialize, Serialize)]
+pub struct UpdateByInitId {
+    /// The dataset whose entries to patch, in every profile's collection.
+    pub init_id: InitId,
+    /// The fields to set or clear (a field left out is kept, `null` clears it).
+    pub patch: CollectionPatch,
+}
+
+/// The entries a patch changed.
+#[derive(Debug, Serialize)]
+pub struct Patched {
+    /// Each changed entry as written.
+    pub items: Vec<Versioned<CollectionEntry>>,
+}
+
+async fn update_by_init_id(
+    State(state): State<AppState>,
+    Strict(body): Strict<UpdateByInitId>,
+) -> Result<Json<Patched>, Problem> {
+    let items = state
+        .ds
+        .collections()
+        .update_by_init_id(&body.init_id, body.patch)
+        .await?;
+    Ok(Json(Patched { items }))
+}
+
+async fn latest_runs(
+    State(state): State<AppState>,
+    Params(params): Params<HashMap<String, String>>,
+) -> Result<Json<Page<Versioned<Run>>>, Problem> {
+    for name in params.keys() {
+        if !["status", "limit", "cursor"].contains(&name.as_str()) {
+            return Err(Problem::bad_request(
+                name,
+                format!("unknown parameter {name:?}; expected status, limit, cursor"),
+            ));
+        }
+    }
+    let text = param(&params, "status")
+        .ok_or_else(|| Problem::bad_request("status", "required: the status to look for"))?;
+    let status: RunStatus = serde_json::from_value(serde_json::Value::String(text.into()))
+        .map_err(|_| Problem::bad_request("status", format!("unknown run status {text:?}")))?;
+    let page = PageRequest::after(
+        limit(&params, state.limits.max_page_limit)?,
+        param(&params, "cursor").map(Cursor::from_text),
+    );
+    Ok(Json(
+        state.ds.runs().list_latest_by_status(status, page).await?,
+    ))
+}
+
 /// The routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/runs/{id}/events", post(append_event))
+        .route("/v1/runs:latest", get(latest_runs))
+        .route("/v1/profiles/{id}/rename", post(rename))
+        .route("/v1/collections:update-by-init-id", post(update_by_init_id))
         .route("/v1/logs/{id}/entries", post(append_log).get(range_log))
         .route("/v1/batch", post(apply))
 }

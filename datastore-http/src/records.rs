@@ -41,7 +41,7 @@ pub struct Many<T> {
     pub items: Vec<Option<T>>,
 }
 
-fn limit(params: &HashMap<String, String>, max: u32) -> Result<u32, Problem> {
+pub(crate) fn limit(params: &HashMap<String, String>, max: u32) -> Result<u32, Problem> {
     match param(params, "limit") {
         None => Ok(datastore_core::DEFAULT_PAGE_LIMIT.min(max)),
         Some(text) => {

@@ -211,17 +211,22 @@ impl Resource for CollectionEntry {
     fn filter(
         params: &HashMap<String, String>,
     ) -> Result<(CollectionFilter, CollectionOrder), Problem> {
-        only(params, &["profile", "init_id"])?;
-        let filter = match (param(params, "profile"), param(params, "init_id")) {
-            (Some(_), Some(_)) => {
+        only(params, &["profile", "init_id", "username"])?;
+        let filter = match (
+            param(params, "profile"),
+            param(params, "init_id"),
+            param(params, "username"),
+        ) {
+            (Some(p), None, None) => CollectionFilter::Profile(ProfileId::new(p)),
+            (None, Some(i), None) => CollectionFilter::InitId(datastore_core::InitId::new(i)),
+            (None, None, Some(u)) => CollectionFilter::Username(u.to_string()),
+            (None, None, None) => CollectionFilter::All,
+            _ => {
                 return Err(Problem::bad_request(
                     "init_id",
-                    "use profile or init_id, not both",
+                    "filter collections by one of profile, init_id and username",
                 ));
             }
-            (Some(p), None) => CollectionFilter::Profile(ProfileId::new(p)),
-            (None, Some(i)) => CollectionFilter::InitId(datastore_core::InitId::new(i)),
-            (None, None) => CollectionFilter::All,
         };
         let order = order_param(
             params,

@@ -731,3 +731,124 @@ async fn the_page_and_health_are_served() {
     assert_eq!(r.text().await.unwrap(), "ok");
     server.stop().await;
 }
+
+/// Qri's operations beyond plain records, over HTTP: a rename that carries
+/// the collection entries copying the username, a patch of one dataset's
+/// entries, collections by username, and the latest run of each workflow
+/// in a status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renames_patches_and_the_latest_runs() {
+    for backend in BACKENDS {
+        let server = serve(backend).await;
+        common::owners(&server).await;
+        let c = client();
+        for init in ["ds-w1", "ds-w2"] {
+            let entry = json!({"profile_id": "p1", "init_id": init, "username": "owner",
+                "name": init, "workflow_id": init.trim_start_matches("ds-")});
+            let r = c
+                .put(server.url(&format!("/v1/collections/p1/{init}")))
+                .json(&entry)
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success(), "{:?}", r.text().await);
+        }
+        let count = |username: &'static str| {
+            let c = c.clone();
+            let url = server.url(&format!("/v1/collections?username={username}"));
+            async move {
+                let page: Value = c.get(url).send().await.unwrap().json().await.unwrap();
+                page["items"].as_array().unwrap().len()
+            }
+        };
+        assert_eq!(count("owner").await, 2, "{backend:?}");
+
+        // A rename at a stale revision is 412 and changes nothing.
+        let before = head(&server).await;
+        let r = c
+            .post(server.url("/v1/profiles/p1/rename"))
+            .header("if-match", "\"999\"")
+            .json(&json!({"username": "boss"}))
+            .send()
+            .await
+            .unwrap();
+        problem(r, StatusCode::PRECONDITION_FAILED).await;
+        assert_eq!(head(&server).await, before);
+        let r = c
+            .post(server.url("/v1/profiles/p1/rename"))
+            .json(&json!({"username": "boss"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let tag = etag(&r);
+        let renamed: Value = r.json().await.unwrap();
+        assert_eq!(renamed["profile"]["value"]["username"], "boss");
+        assert_eq!(tag, format!("\"{}\"", renamed["profile"]["revision"]));
+        let entries = renamed["entries"].as_array().unwrap();
+        assert_eq!(entries.len(), 2);
+        assert!(entries.iter().all(|e| e["value"]["username"] == "boss"));
+        assert_eq!((count("owner").await, count("boss").await), (0, 2));
+
+        // Clearing one dataset's workflow, in every collection.
+        let r = c
+            .post(server.url("/v1/collections:update-by-init-id"))
+            .json(&json!({"init_id": "ds-w1", "patch": {"workflow_id": null}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let patched: Value = r.json().await.unwrap();
+        assert_eq!(patched["items"].as_array().unwrap().len(), 1);
+        assert!(patched["items"][0]["value"]["workflow_id"].is_null());
+        let r = c
+            .post(server.url("/v1/collections:update-by-init-id"))
+            .json(&json!({"init_id": "ds-w1", "patch": {"colour": "red"}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            problem(r, StatusCode::BAD_REQUEST).await["field"],
+            "patch.colour"
+        );
+
+        // The latest run of each workflow, where it is in a status.
+        for (id, workflow, status) in [
+            ("r1", "w1", "failed"),
+            ("r2", "w1", "succeeded"),
+            ("r3", "w2", "failed"),
+        ] {
+            let run = json!({"id": id, "workflow_id": workflow, "status": status});
+            let r = c
+                .post(server.url("/v1/runs"))
+                .json(&run)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::CREATED, "{:?}", r.text().await);
+        }
+        let latest = |status: &'static str| {
+            let c = c.clone();
+            let url = server.url(&format!("/v1/runs:latest?status={status}"));
+            async move {
+                let page: Value = c.get(url).send().await.unwrap().json().await.unwrap();
+                page["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["value"]["id"].as_str().unwrap().to_string())
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(latest("succeeded").await, ["r2"], "{backend:?}");
+        assert_eq!(latest("failed").await, ["r3"], "{backend:?}");
+        let r = c
+            .get(server.url("/v1/runs:latest?status=sleeping"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(problem(r, StatusCode::BAD_REQUEST).await["field"], "status");
+        let r = c.get(server.url("/v1/runs:latest")).send().await.unwrap();
+        assert_eq!(problem(r, StatusCode::BAD_REQUEST).await["field"], "status");
+    }
+}
