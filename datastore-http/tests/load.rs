@@ -73,44 +73,6 @@ async fn a_fixed_load_completes_without_a_failed_request() {
     }
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
-}
-
-/// GETs one after another from a client of their own (a thread and runtime
-/// apart from the writers' clients, so they do not queue behind them),
-/// timing each; sorted.
-fn reader(base: &str, n: usize) -> Vec<Duration> {
-    let base = base.to_string();
-    std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(timed_gets(&reqwest::Client::new(), &base, n))
-    })
-    .join()
-    .unwrap()
-}
-
-/// GETs one after another, timing each.
-async fn timed_gets(http: &reqwest::Client, base: &str, n: usize) -> Vec<Duration> {
-    let mut took = Vec::with_capacity(n);
-    for i in 0..n {
-        let started = Instant::now();
-        let r = http
-            .get(format!("{base}/v1/profiles/seed-{}", i % 200))
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "{}", r.status());
-        r.bytes().await.unwrap();
-        took.push(started.elapsed());
-    }
-    took.sort_unstable();
-    took
-}
-
 /// `datastore serve` on RocksDB (the program's defaults, durable commits)
 /// on a runtime of its own with two workers, as on a 2-core machine: GET
 /// latency idle, then while 32 clients write as fast as they can. Durable
@@ -138,62 +100,15 @@ fn get_latency_while_32_clients_write_on_rocksdb() {
         .build()
         .unwrap();
     clients.block_on(async {
-        let http = reqwest::Client::new();
-        let base = server.url("");
-        for i in 0..200 {
-            let id = format!("seed-{i}");
-            let r = http
-                .put(format!("{base}/v1/profiles/{id}"))
-                .json(&json!({"id": id, "username": id}))
-                .send()
-                .await
-                .unwrap();
-            assert!(r.status().is_success());
-        }
-        let idle = reader(&base, GETS);
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let writing = Instant::now();
-        let writers: Vec<_> = (0..WRITERS)
-            .map(|w| {
-                let (http, base, stop) = (http.clone(), base.clone(), stop.clone());
-                tokio::spawn(async move {
-                    let mut n = 0;
-                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                        let id = format!("w{w}-{n}");
-                        let r = http
-                            .put(format!("{base}/v1/profiles/{id}"))
-                            .header("if-none-match", "*")
-                            .json(&json!({"id": id, "username": id}))
-                            .send()
-                            .await
-                            .unwrap();
-                        assert!(r.status().is_success(), "{}", r.status());
-                        n += 1;
-                    }
-                    n
-                })
-            })
-            .collect();
-        // Let the writers get going before measuring.
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let loaded = reader(&base, GETS);
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let mut written = 0;
-        for w in writers {
-            written += w.await.unwrap();
-        }
-        let elapsed = writing.elapsed();
-        let (idle_p99, loaded_p99) = (percentile(&idle, 0.99), percentile(&loaded, 0.99));
-        println!(
-            "serve on RocksDB: GET p50 {:.2?} p99 {:.2?} idle; p50 {:.2?} p99 {:.2?} while {WRITERS} clients wrote {written} profiles ({:.0}/s): loaded p99 / idle p99 = {:.1}",
-            percentile(&idle, 0.5),
-            idle_p99,
-            percentile(&loaded, 0.5),
-            loaded_p99,
-            written as f64 / elapsed.as_secs_f64(),
-            loaded_p99.as_secs_f64() / idle_p99.as_secs_f64()
-        );
-        assert!(written > 0, "the writers wrote");
+        let seen = common::under_writes::measure(
+            &server.url(""),
+            WRITERS,
+            GETS,
+            Duration::from_millis(300),
+        )
+        .await;
+        println!("{}", seen.report("serve on RocksDB", WRITERS));
+        assert!(seen.written > 0, "the writers wrote");
     });
     server_runtime.block_on(server.stop());
 }
