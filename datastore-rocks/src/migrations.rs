@@ -132,26 +132,13 @@ impl Plan {
 /// of a newer version, or holding data without a version, is an error as
 /// in [`prepare`].
 pub fn plan(db: &DB, path: &str) -> Result<Plan> {
-    let found = match stored_version(db, path)? {
-        Some(v) => v,
-        None if layout::FAMILIES.iter().all(|f| is_empty(db, f)) => {
-            return Ok(Plan {
-                found: None,
-                steps: Vec::new(),
-                reindex: false,
-            });
-        }
-        None => {
-            return Err(Error::Corrupt {
-                store: StoreName::Datastore,
-                key: path.to_string(),
-                reason: "the database holds data but no schema version".into(),
-            });
-        }
+    let Some(found) = found_version(db, path)? else {
+        return Ok(Plan {
+            found: None,
+            steps: Vec::new(),
+            reindex: false,
+        });
     };
-    if found > CURRENT {
-        return Err(newer(path, found));
-    }
     let steps: Vec<&'static str> = MIGRATIONS
         .iter()
         .filter(|m| m.from >= found)
@@ -169,6 +156,22 @@ pub fn plan(db: &DB, path: &str) -> Result<Plan> {
     })
 }
 
+/// The schema version of an opened database: `None` for a new (empty)
+/// one; an error for one holding data without a version, or of a version
+/// newer than this build's.
+fn found_version(db: &DB, path: &str) -> Result<Option<u32>> {
+    match stored_version(db, path)? {
+        Some(v) if v > CURRENT => Err(newer(path, v)),
+        Some(v) => Ok(Some(v)),
+        None if layout::FAMILIES.iter().all(|f| is_empty(db, f)) => Ok(None),
+        None => Err(Error::Corrupt {
+            store: StoreName::Datastore,
+            key: path.to_string(),
+            reason: "the database holds data but no schema version".into(),
+        }),
+    }
+}
+
 fn newer(path: &str, found: u32) -> Error {
     Error::Unsupported {
         store: StoreName::Datastore,
@@ -184,23 +187,10 @@ fn newer(path: &str, found: u32) -> Error {
 /// newer one, runs the migration chain from an older one, and rebuilds
 /// indexes whose definitions changed. Returns the version found at open.
 pub fn prepare(db: &DB, path: &str) -> Result<u32> {
-    let found = match stored_version(db, path)? {
-        Some(v) => v,
-        None if layout::FAMILIES.iter().all(|f| is_empty(db, f)) => {
-            stamp(db, path, CURRENT)?;
-            return Ok(CURRENT);
-        }
-        None => {
-            return Err(Error::Corrupt {
-                store: StoreName::Datastore,
-                key: path.to_string(),
-                reason: "the database holds data but no schema version".into(),
-            });
-        }
+    let Some(found) = found_version(db, path)? else {
+        stamp(db, path, CURRENT)?;
+        return Ok(CURRENT);
     };
-    if found > CURRENT {
-        return Err(newer(path, found));
-    }
     if found == 0 {
         return Err(Error::Corrupt {
             store: StoreName::Datastore,
