@@ -64,10 +64,11 @@ impl<E: Engine> EngineStore<E> {
             }
         }
         let key = record.id().key();
-        let now = crate::engine::commit_time();
+        // Read the clock only when a put leaves a time to the store.
+        let mut now = None;
         for time in record.write_times_mut() {
             if *time == chrono::DateTime::<chrono::Utc>::UNIX_EPOCH {
-                *time = now;
+                *time = *now.get_or_insert_with(crate::engine::commit_time);
             }
         }
         record
