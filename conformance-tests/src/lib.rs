@@ -234,6 +234,8 @@ macro_rules! __with_cases {
                 delete_in_batch,
                 later_ops_see_earlier_ones,
                 unique_conflict_within_batch,
+                large_batch_writes_every_record,
+                large_batch_with_one_refused_row_writes_nothing,
                 empty_batch_writes_nothing,
                 run_with_missing_workflow_is_invalid,
             },

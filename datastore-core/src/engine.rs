@@ -61,49 +61,102 @@ pub struct IndexEntry {
     pub unique: bool,
 }
 
-/// One step of an atomic commit.
+/// One step of an atomic commit. Each variant holds its own struct, so an
+/// engine applies a commit as one `match` that hands each step to one
+/// function per variant.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Mutation {
     /// Create or replace a record with these index entries.
-    Put {
-        /// The kind.
-        kind: Kind,
-        /// The key.
-        key: String,
-        /// The JSON-encoded record.
-        body: Vec<u8>,
-        /// Its index entries (replacing the old record's).
-        index: Vec<IndexEntry>,
-        /// What the put requires.
-        precondition: Precondition,
-        /// The key of the record this one belongs to, for the feed entry.
-        parent: Option<String>,
-    },
+    Put(PutRecord),
     /// Delete a record and its index entries.
-    Delete {
-        /// The kind.
-        kind: Kind,
-        /// The key.
-        key: String,
-        /// What the delete requires.
-        precondition: Precondition,
-    },
+    Delete(DeleteRecord),
     /// Fail the commit unless the precondition holds; writes nothing.
-    Require {
-        /// The kind.
-        kind: Kind,
-        /// The key.
-        key: String,
-        /// What must hold.
-        precondition: Precondition,
-    },
+    Require(Requirement),
     /// Raise a named counter to at least `to`.
-    RaiseCounter {
-        /// The counter.
-        name: String,
-        /// Its new minimum.
-        to: u64,
-    },
+    RaiseCounter(CounterRaise),
+}
+
+/// Create or replace a record (see [`Mutation::Put`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PutRecord {
+    /// The kind.
+    pub kind: Kind,
+    /// The key.
+    pub key: String,
+    /// The JSON-encoded record.
+    pub body: Vec<u8>,
+    /// Its index entries (replacing the old record's).
+    pub index: Vec<IndexEntry>,
+    /// What the put requires.
+    pub precondition: Precondition,
+    /// The key of the record this one belongs to, for the feed entry.
+    pub parent: Option<String>,
+}
+
+/// Delete a record (see [`Mutation::Delete`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteRecord {
+    /// The kind.
+    pub kind: Kind,
+    /// The key.
+    pub key: String,
+    /// What the delete requires.
+    pub precondition: Precondition,
+}
+
+/// A check that writes nothing (see [`Mutation::Require`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requirement {
+    /// The kind.
+    pub kind: Kind,
+    /// The key.
+    pub key: String,
+    /// What must hold.
+    pub precondition: Precondition,
+}
+
+/// Raise a counter (see [`Mutation::RaiseCounter`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CounterRaise {
+    /// The counter.
+    pub name: String,
+    /// Its new minimum.
+    pub to: u64,
+}
+
+impl Requirement {
+    /// Checks the requirement against the revision found at the key.
+    pub fn check(&self, found: Option<Revision>) -> Result<()> {
+        check_precondition(self.kind, &self.key, self.precondition, found, false)
+    }
+}
+
+impl Mutation {
+    /// A delete.
+    pub fn delete(kind: Kind, key: impl Into<String>, precondition: Precondition) -> Self {
+        Mutation::Delete(DeleteRecord {
+            kind,
+            key: key.into(),
+            precondition,
+        })
+    }
+
+    /// A check that writes nothing.
+    pub fn require(kind: Kind, key: impl Into<String>, precondition: Precondition) -> Self {
+        Mutation::Require(Requirement {
+            kind,
+            key: key.into(),
+            precondition,
+        })
+    }
+
+    /// Raise counter `name` to at least `to`.
+    pub fn raise_counter(name: impl Into<String>, to: u64) -> Self {
+        Mutation::RaiseCounter(CounterRaise {
+            name: name.into(),
+            to,
+        })
+    }
 }
 
 /// The outcome of one put or delete of a commit.
@@ -126,6 +179,42 @@ pub struct Committed {
 }
 
 impl Committed {
+    /// The outcome of a put.
+    pub fn put(
+        put: &PutRecord,
+        revision: Revision,
+        created: DateTime<Utc>,
+        updated: DateTime<Utc>,
+    ) -> Self {
+        Committed {
+            kind: put.kind,
+            key: put.key.clone(),
+            op: ChangeOp::Put,
+            revision,
+            created,
+            updated,
+            parent: put.parent.clone(),
+        }
+    }
+
+    /// The outcome of a delete.
+    pub fn delete(
+        delete: &DeleteRecord,
+        revision: Revision,
+        created: DateTime<Utc>,
+        updated: DateTime<Utc>,
+    ) -> Self {
+        Committed {
+            kind: delete.kind,
+            key: delete.key.clone(),
+            op: ChangeOp::Delete,
+            revision,
+            created,
+            updated,
+            parent: None,
+        }
+    }
+
     /// The feed entry of this write: its sequence number is its revision,
     /// its time the write's.
     pub fn change(&self) -> Change {

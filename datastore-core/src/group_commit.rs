@@ -264,11 +264,7 @@ mod tests {
     use crate::revision::Precondition;
 
     fn require(key: &str) -> Vec<Mutation> {
-        vec![Mutation::Require {
-            kind: Kind::Profile,
-            key: key.into(),
-            precondition: Precondition::Any,
-        }]
+        vec![Mutation::require(Kind::Profile, key, Precondition::Any)]
     }
 
     #[tokio::test]

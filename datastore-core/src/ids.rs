@@ -15,6 +15,7 @@ pub trait RecordId:
     Clone
     + Default
     + fmt::Debug
+    + fmt::Display
     + PartialEq
     + Eq
     + Hash
@@ -24,8 +25,10 @@ pub trait RecordId:
     + Sync
     + 'static
 {
-    /// The string key this id is stored under.
-    fn key(&self) -> String;
+    /// The string key this id is stored under: its `Display` form.
+    fn key(&self) -> String {
+        self.to_string()
+    }
 
     /// Checks the id against the id rules; `field` names it in the error.
     fn check(&self, field: &str) -> Result<(), FieldError>;
@@ -239,10 +242,6 @@ impl fmt::Display for CollectionKey {
 }
 
 impl RecordId for CollectionKey {
-    fn key(&self) -> String {
-        self.to_string()
-    }
-
     fn check(&self, _field: &str) -> Result<(), FieldError> {
         check_id("profile_id", self.profile_id.as_str())?;
         check_id("init_id", self.init_id.as_str())
@@ -285,10 +284,6 @@ impl fmt::Display for LogEntryKey {
 }
 
 impl RecordId for LogEntryKey {
-    fn key(&self) -> String {
-        self.to_string()
-    }
-
     fn check(&self, _field: &str) -> Result<(), FieldError> {
         check_id("log_id", self.log_id.as_str())
     }

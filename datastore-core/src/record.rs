@@ -54,6 +54,8 @@ pub struct IndexField {
 }
 
 /// A secondary index: entries ordered by the field values, then by id.
+/// Declared as `IndexDef::new(name, fields)`, with `.unique()` or
+/// `.sparse()` where they apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IndexDef {
     /// The index name, unique within its kind.
@@ -65,6 +67,34 @@ pub struct IndexDef {
     /// True when some records have no entry (their fields are then NULL in
     /// SQL backends, and scans of the index skip them).
     pub sparse: bool,
+}
+
+impl IndexDef {
+    /// A non-unique index every record has an entry in.
+    pub const fn new(name: &'static str, fields: &'static [IndexField]) -> Self {
+        IndexDef {
+            name,
+            fields,
+            unique: false,
+            sparse: false,
+        }
+    }
+
+    /// The same index, unique.
+    pub const fn unique(self) -> Self {
+        IndexDef {
+            unique: true,
+            ..self
+        }
+    }
+
+    /// The same index, sparse.
+    pub const fn sparse(self) -> Self {
+        IndexDef {
+            sparse: true,
+            ..self
+        }
+    }
 }
 
 /// One value of an indexed field. Values of one field compare in the order

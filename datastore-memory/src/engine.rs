@@ -8,10 +8,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use datastore_core::keycodec::{encode_values, entry_key, prefix_end};
 use datastore_core::{
-    Capabilities, Change, ChangeOp, Committed, Compaction, DEFAULT_MAX_RECORD_BYTES,
-    DEFAULT_SUBSCRIBER_BUFFER, Direction, Engine, Error, IndexEntry, IndexValue, Kind, LiveChanges,
-    Mutation, Result, Retention, Revision, Scan, StoreName, StoredRecord, check_precondition,
-    unique_violation,
+    Capabilities, Change, Committed, Compaction, CounterRaise, DEFAULT_MAX_RECORD_BYTES,
+    DEFAULT_SUBSCRIBER_BUFFER, DeleteRecord, Direction, Engine, Error, IndexEntry, IndexValue,
+    Kind, LiveChanges, Mutation, PutRecord, Requirement, Result, Retention, Revision, Scan,
+    StoreName, StoredRecord, check_precondition, unique_violation,
 };
 use tokio::sync::broadcast;
 
@@ -136,88 +136,103 @@ impl Inner {
         committed: &mut Vec<Committed>,
     ) -> Result<()> {
         match mutation {
-            Mutation::Put {
-                kind,
-                key,
-                body,
-                index,
-                precondition,
-                parent,
-            } => {
-                let table = self.table(kind);
-                let current = table.records.get(&key);
-                check_precondition(kind, &key, precondition, current.map(|s| s.revision), false)?;
-                let created = current.map_or(now, |s| s.created);
-                for e in index.iter().filter(|e| e.unique) {
-                    let holder = table
-                        .unique
-                        .get(e.index)
-                        .and_then(|m| m.get(&encode_values(&e.values)));
-                    if holder.is_some_and(|h| *h != key) {
-                        return Err(unique_violation(kind, e));
-                    }
-                }
-                self.seq += 1;
-                let revision = Revision::new(self.seq);
-                let slot = Slot {
-                    body,
-                    revision,
-                    created,
-                    updated: now,
-                    index,
-                };
-                let prev = self.table(kind).swap(&key, Some(slot));
-                committed.push(Committed {
-                    kind,
-                    key: key.clone(),
-                    op: ChangeOp::Put,
-                    revision,
-                    created,
-                    updated: now,
-                    parent,
-                });
-                undo.push(Undo::Record { kind, key, prev });
-            }
-            Mutation::Delete {
-                kind,
-                key,
-                precondition,
-            } => {
-                let table = self.table(kind);
-                let current = table.records.get(&key);
-                check_precondition(kind, &key, precondition, current.map(|s| s.revision), true)?;
-                let created = current.map_or(now, |s| s.created);
-                self.seq += 1;
-                let revision = Revision::new(self.seq);
-                let prev = self.table(kind).swap(&key, None);
-                committed.push(Committed {
-                    kind,
-                    key: key.clone(),
-                    op: ChangeOp::Delete,
-                    revision,
-                    created,
-                    updated: now,
-                    parent: None,
-                });
-                undo.push(Undo::Record { kind, key, prev });
-            }
-            Mutation::Require {
-                kind,
-                key,
-                precondition,
-            } => {
-                let found = self.table(kind).records.get(&key).map(|s| s.revision);
-                check_precondition(kind, &key, precondition, found, false)?;
-            }
-            Mutation::RaiseCounter { name, to } => {
-                let prev = self.counters.get(&name).copied();
-                if prev.unwrap_or(0) < to {
-                    self.counters.insert(name.clone(), to);
-                }
-                undo.push(Undo::Counter { name, prev });
-            }
+            Mutation::Put(put) => committed.push(self.put(put, now, undo)?),
+            Mutation::Delete(delete) => committed.push(self.delete(delete, now, undo)?),
+            Mutation::Require(require) => self.require(&require)?,
+            Mutation::RaiseCounter(raise) => self.raise_counter(raise, undo),
         }
         Ok(())
+    }
+
+    fn put(
+        &mut self,
+        put: PutRecord,
+        now: DateTime<Utc>,
+        undo: &mut Vec<Undo>,
+    ) -> Result<Committed> {
+        let PutRecord { kind, ref key, .. } = put;
+        let table = self.table(kind);
+        let current = table.records.get(key);
+        check_precondition(
+            kind,
+            key,
+            put.precondition,
+            current.map(|s| s.revision),
+            false,
+        )?;
+        let created = current.map_or(now, |s| s.created);
+        for e in put.index.iter().filter(|e| e.unique) {
+            let holder = table
+                .unique
+                .get(e.index)
+                .and_then(|m| m.get(&encode_values(&e.values)));
+            if holder.is_some_and(|h| h != key) {
+                return Err(unique_violation(kind, e));
+            }
+        }
+        self.seq += 1;
+        let done = Committed::put(&put, Revision::new(self.seq), created, now);
+        let slot = Slot {
+            body: put.body,
+            revision: done.revision,
+            created,
+            updated: now,
+            index: put.index,
+        };
+        let prev = self.table(kind).swap(&put.key, Some(slot));
+        undo.push(Undo::Record {
+            kind,
+            key: put.key,
+            prev,
+        });
+        Ok(done)
+    }
+
+    fn delete(
+        &mut self,
+        delete: DeleteRecord,
+        now: DateTime<Utc>,
+        undo: &mut Vec<Undo>,
+    ) -> Result<Committed> {
+        let DeleteRecord { kind, ref key, .. } = delete;
+        let current = self.table(kind).records.get(key);
+        check_precondition(
+            kind,
+            key,
+            delete.precondition,
+            current.map(|s| s.revision),
+            true,
+        )?;
+        let created = current.map_or(now, |s| s.created);
+        self.seq += 1;
+        let done = Committed::delete(&delete, Revision::new(self.seq), created, now);
+        let prev = self.table(kind).swap(key, None);
+        undo.push(Undo::Record {
+            kind,
+            key: delete.key,
+            prev,
+        });
+        Ok(done)
+    }
+
+    fn require(&mut self, require: &Requirement) -> Result<()> {
+        let found = self
+            .table(require.kind)
+            .records
+            .get(&require.key)
+            .map(|s| s.revision);
+        require.check(found)
+    }
+
+    fn raise_counter(&mut self, raise: CounterRaise, undo: &mut Vec<Undo>) {
+        let prev = self.counters.get(&raise.name).copied();
+        if prev.unwrap_or(0) < raise.to {
+            self.counters.insert(raise.name.clone(), raise.to);
+        }
+        undo.push(Undo::Counter {
+            name: raise.name,
+            prev,
+        });
     }
 
     fn rollback(&mut self, undo: Vec<Undo>) {

@@ -15,9 +15,8 @@
 //! false`), so the figures show what the facade adds, not the disk. The table
 //! at the end gives facade throughput as a fraction of raw throughput.
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -33,21 +32,9 @@ use rocksdb::{DB, ReadOptions, WriteBatch, WriteOptions};
 
 const RUNS: usize = 10_000;
 
-type Timings = Arc<Mutex<BTreeMap<String, (u64, Duration)>>>;
-
-fn record(timings: &Timings, name: &str, iters: u64, took: Duration) {
-    let mut t = timings.lock().unwrap();
-    let e = t.entry(name.to_string()).or_default();
-    e.0 += iters;
-    e.1 += took;
-}
-
-/// Ends one measurement: records it for the ratio table and returns it to criterion.
-fn finish(timings: &Timings, name: &str, iters: u64, start: Instant) -> Duration {
-    let took = start.elapsed();
-    record(timings, name, iters, took);
-    took
-}
+#[path = "../../benches/common/timings.rs"]
+mod timings;
+use timings::{Timings, finish, per_op, print_ratios};
 
 /// Raw point get: read, decode the envelope and the JSON body.
 fn raw_get(db: &DB, id: &str) -> Run {
@@ -334,38 +321,14 @@ fn main() {
     group.finish();
     c.final_summary();
 
-    let t = timings.lock().unwrap();
-    let per = |k: &str| {
-        t.get(k)
-            .filter(|(n, _)| *n > 0)
-            .map(|(n, d)| d.as_secs_f64() / *n as f64)
-    };
     println!(
         "\npage of 100 runs of a workflow with {} runs, newest first:",
         depth + 100
     );
     for d in depths {
-        if let Some(t) = per(&format!("page_depth/at_{d}")) {
+        if let Some(t) = per_op(&timings, &format!("page_depth/at_{d}")) {
             println!("  {d:>9} deep: {:>8.2}µs", t * 1e6);
         }
     }
-    println!(
-        "\n{:<20} {:>14} {:>14} {:>16}",
-        "operation", "facade/op", "raw/op", "facade/raw thru"
-    );
-    for op in ["get", "put", "page_of_100_runs"] {
-        let per_op = |side: &str| {
-            t.get(&format!("{op}/{side}"))
-                .filter(|(n, _)| *n > 0)
-                .map(|(n, d)| d.as_secs_f64() / *n as f64)
-        };
-        if let (Some(f), Some(r)) = (per_op("facade"), per_op("raw")) {
-            println!(
-                "{op:<20} {:>12.2}µs {:>12.2}µs {:>16.2}",
-                f * 1e6,
-                r * 1e6,
-                r / f
-            );
-        }
-    }
+    print_ratios(&timings, "", &["get", "put", "page_of_100_runs"]);
 }

@@ -16,8 +16,8 @@ use std::sync::atomic::Ordering;
 use chrono::{DateTime, Utc};
 use datastore_core::group_commit::{PendingCommit, WriteJob, WriteJobs, group_failure};
 use datastore_core::{
-    Change, ChangeOp, Committed, Compaction, Kind, Mutation, Result, Retention, Revision,
-    StoreName, check_precondition, unique_violation,
+    Change, Committed, Compaction, DeleteRecord, Kind, Mutation, PutRecord, Result, Retention,
+    Revision, StoreName, check_precondition, unique_violation,
 };
 use rocksdb::{ReadOptions, WriteBatch};
 
@@ -212,136 +212,116 @@ impl Writer {
         now: DateTime<Utc>,
         mutations: Vec<Mutation>,
     ) -> Result<Applied> {
-        let mut own = Overlay::default();
-        let mut ops = Vec::new();
-        let mut committed = Vec::new();
+        let mut out = Applied {
+            ops: Vec::new(),
+            overlay: Overlay::default(),
+            committed: Vec::new(),
+        };
         for m in mutations {
             match m {
-                Mutation::Put {
-                    kind,
-                    key,
-                    body,
-                    index,
-                    precondition,
-                    parent,
-                } => {
-                    let raw = layout::record_key(kind, &key);
-                    let current = self.header_at([&own, group], kind, &raw)?;
-                    check_precondition(
-                        kind,
-                        &key,
-                        precondition,
-                        current.as_ref().map(|h| h.revision),
-                        false,
-                    )?;
-                    if let Some(old) = &current {
-                        drop_index_keys(&mut ops, &mut own, &old.index_keys);
-                    }
-                    for e in index.iter().filter(|e| e.unique) {
-                        let ukey = layout::unique_key(kind, e.index, &e.values);
-                        let holder = self.claim_at([&own, group], kind, &ukey)?;
-                        if holder.is_some_and(|h| h != key.as_bytes()) {
-                            return Err(unique_violation(kind, e));
-                        }
-                        own.claims.insert(ukey, Some(key.as_bytes().to_vec()));
-                    }
-                    let index_keys = layout::owned_index_keys(kind, &key, &index);
-                    for k in &index_keys {
-                        ops.push(Op::Put(layout::INDEXES, k.clone(), key.as_bytes().to_vec()));
-                    }
-                    *head += 1;
-                    let header = Header {
-                        revision: Revision::new(*head),
-                        created: current.as_ref().map_or(now, |h| h.created),
-                        updated: now,
-                        index_keys,
-                    };
-                    ops.push(Op::Put(
-                        layout::RECORDS,
-                        raw.clone(),
-                        Envelope::encode(&header, &body),
-                    ));
-                    committed.push(Committed {
-                        kind,
-                        key,
-                        op: ChangeOp::Put,
-                        revision: header.revision,
-                        created: header.created,
-                        updated: now,
-                        parent,
-                    });
-                    own.records.insert(raw, Some(header));
+                Mutation::Put(put) => self.put(group, &mut out, head, now, put)?,
+                Mutation::Delete(delete) => self.delete(group, &mut out, head, now, delete)?,
+                Mutation::Require(require) => {
+                    let raw = layout::record_key(require.kind, &require.key);
+                    let found = self.header_at([&out.overlay, group], require.kind, &raw)?;
+                    require.check(found.map(|h| h.revision))?;
                 }
-                Mutation::Delete {
-                    kind,
-                    key,
-                    precondition,
-                } => {
-                    let raw = layout::record_key(kind, &key);
-                    let current = self.header_at([&own, group], kind, &raw)?;
-                    check_precondition(
-                        kind,
-                        &key,
-                        precondition,
-                        current.as_ref().map(|h| h.revision),
-                        true,
-                    )?;
-                    let old = current.expect("checked: the record exists");
-                    drop_index_keys(&mut ops, &mut own, &old.index_keys);
-                    ops.push(Op::Delete(layout::RECORDS, raw.clone()));
-                    *head += 1;
-                    committed.push(Committed {
-                        kind,
-                        key,
-                        op: ChangeOp::Delete,
-                        revision: Revision::new(*head),
-                        created: old.created,
-                        updated: now,
-                        parent: None,
-                    });
-                    own.records.insert(raw, None);
-                }
-                Mutation::Require {
-                    kind,
-                    key,
-                    precondition,
-                } => {
-                    let raw = layout::record_key(kind, &key);
-                    let current = self.header_at([&own, group], kind, &raw)?;
-                    check_precondition(
-                        kind,
-                        &key,
-                        precondition,
-                        current.map(|h| h.revision),
-                        false,
-                    )?;
-                }
-                Mutation::RaiseCounter { name, to } => {
-                    if self.counter_at([&own, group], &name)? < to {
-                        ops.push(Op::Put(
+                Mutation::RaiseCounter(raise) => {
+                    if self.counter_at([&out.overlay, group], &raise.name)? < raise.to {
+                        let value = raise.to.to_be_bytes().to_vec();
+                        out.ops.push(Op::Put(
                             layout::META,
-                            layout::counter_key(&name),
-                            to.to_be_bytes().to_vec(),
+                            layout::counter_key(&raise.name),
+                            value,
                         ));
-                        own.counters.insert(name, to);
+                        out.overlay.counters.insert(raise.name, raise.to);
                     }
                 }
             }
         }
-        for c in &committed {
+        for c in &out.committed {
             let change = c.change();
             let json = serde_json::to_vec(&change).expect("a change serializes");
-            ops.push(Op::Put(
+            out.ops.push(Op::Put(
                 layout::FEED,
                 layout::feed_key(change.seq).to_vec(),
                 json,
             ));
         }
-        Ok(Applied {
-            ops,
-            overlay: own,
-            committed,
-        })
+        Ok(out)
+    }
+
+    /// A put: its precondition and unique claims checked against the group
+    /// and this commit so far, then its record, index keys and claims.
+    fn put(
+        &self,
+        group: &Overlay,
+        out: &mut Applied,
+        head: &mut u64,
+        now: DateTime<Utc>,
+        put: PutRecord,
+    ) -> Result<()> {
+        let (kind, key) = (put.kind, &put.key);
+        let raw = layout::record_key(kind, key);
+        let current = self.header_at([&out.overlay, group], kind, &raw)?;
+        let found = current.as_ref().map(|h| h.revision);
+        check_precondition(kind, key, put.precondition, found, false)?;
+        if let Some(old) = &current {
+            drop_index_keys(&mut out.ops, &mut out.overlay, &old.index_keys);
+        }
+        for e in put.index.iter().filter(|e| e.unique) {
+            let ukey = layout::unique_key(kind, e.index, &e.values);
+            let holder = self.claim_at([&out.overlay, group], kind, &ukey)?;
+            if holder.is_some_and(|h| h != key.as_bytes()) {
+                return Err(unique_violation(kind, e));
+            }
+            out.overlay
+                .claims
+                .insert(ukey, Some(key.as_bytes().to_vec()));
+        }
+        let index_keys = layout::owned_index_keys(kind, key, &put.index);
+        for k in &index_keys {
+            out.ops
+                .push(Op::Put(layout::INDEXES, k.clone(), key.as_bytes().to_vec()));
+        }
+        *head += 1;
+        let header = Header {
+            revision: Revision::new(*head),
+            created: current.as_ref().map_or(now, |h| h.created),
+            updated: now,
+            index_keys,
+        };
+        let record = Envelope::encode(&header, &put.body);
+        out.ops.push(Op::Put(layout::RECORDS, raw.clone(), record));
+        out.committed
+            .push(Committed::put(&put, header.revision, header.created, now));
+        out.overlay.records.insert(raw, Some(header));
+        Ok(())
+    }
+
+    /// A delete: its precondition, then the record and its index keys.
+    fn delete(
+        &self,
+        group: &Overlay,
+        out: &mut Applied,
+        head: &mut u64,
+        now: DateTime<Utc>,
+        delete: DeleteRecord,
+    ) -> Result<()> {
+        let (kind, key) = (delete.kind, &delete.key);
+        let raw = layout::record_key(kind, key);
+        let current = self.header_at([&out.overlay, group], kind, &raw)?;
+        let found = current.as_ref().map(|h| h.revision);
+        check_precondition(kind, key, delete.precondition, found, true)?;
+        let old = current.expect("checked: the record exists");
+        drop_index_keys(&mut out.ops, &mut out.overlay, &old.index_keys);
+        out.ops.push(Op::Delete(layout::RECORDS, raw.clone()));
+        *head += 1;
+        let revision = Revision::new(*head);
+        out.committed
+            .push(Committed::delete(&delete, revision, old.created, now));
+        out.overlay.records.insert(raw, None);
+        Ok(())
     }
 
     /// The last sequence number outside the retention window (the feed is

@@ -13,9 +13,8 @@
 //! and is skipped if none answers. The table at the end gives facade
 //! throughput as a fraction of raw throughput.
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
@@ -28,21 +27,9 @@ use sqlx::{Connection, Row};
 
 const RUNS: usize = 5_000;
 
-type Timings = Arc<Mutex<BTreeMap<String, (u64, Duration)>>>;
-
-fn record(timings: &Timings, name: &str, iters: u64, took: Duration) {
-    let mut t = timings.lock().unwrap();
-    let e = t.entry(name.to_string()).or_default();
-    e.0 += iters;
-    e.1 += took;
-}
-
-/// Ends one measurement: records it for the ratio table and returns it to criterion.
-fn finish(timings: &Timings, name: &str, iters: u64, start: Instant) -> Duration {
-    let took = start.elapsed();
-    record(timings, name, iters, took);
-    took
-}
+#[path = "../../benches/common/timings.rs"]
+mod timings;
+use timings::{Timings, finish, print_ratios};
 
 /// What the raw side needs: a pool of either kind.
 #[derive(Clone)]
@@ -344,27 +331,11 @@ fn main() {
     }
     c.final_summary();
 
-    let t = timings.lock().unwrap();
-    println!(
-        "\n{:<30} {:>14} {:>14} {:>16}",
-        "operation", "facade/op", "raw/op", "facade/raw thru"
-    );
     for backend in backends {
-        for op in ["get", "put", "page_of_100_runs"] {
-            let per_op = |side: &str| {
-                t.get(&format!("{backend}/{op}/{side}"))
-                    .filter(|(n, _)| *n > 0)
-                    .map(|(n, d)| d.as_secs_f64() / *n as f64)
-            };
-            if let (Some(f), Some(r)) = (per_op("facade"), per_op("raw")) {
-                println!(
-                    "{:<30} {:>12.1}µs {:>12.1}µs {:>16.2}",
-                    format!("{backend} {op}"),
-                    f * 1e6,
-                    r * 1e6,
-                    r / f
-                );
-            }
-        }
+        print_ratios(
+            &timings,
+            &format!("{backend}/"),
+            &["get", "put", "page_of_100_runs"],
+        );
     }
 }

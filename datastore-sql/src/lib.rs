@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+mod apply;
 mod config;
 mod connect;
 mod driver;

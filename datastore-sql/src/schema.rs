@@ -24,29 +24,58 @@ pub(crate) fn update_sql(dialect: Dialect, kind: Kind) -> String {
     )
 }
 
-/// Inserts a record of `kind`. Parameters: key, revision, created, updated
-/// (microseconds), body, each of [`columns`].
-pub(crate) fn insert_sql(dialect: Dialect, kind: Kind) -> String {
+/// Inserts `rows` records of `kind` in one statement. Parameters, row by
+/// row: key, revision, created, updated (microseconds), body, each of
+/// [`columns`].
+pub(crate) fn insert_sql(dialect: Dialect, kind: Kind, rows: usize) -> String {
     let cols = columns(kind);
     let names: String = cols.iter().map(|(c, _)| format!(", {c}")).collect();
-    format!(
-        "INSERT INTO {} (key, revision, stored_created, stored_updated, body{names}) VALUES (?, ?, ?, ?, {}{})",
-        table(kind),
+    let row = format!(
+        "(?, ?, ?, ?, {}{})",
         dialect.body_param(),
         ", ?".repeat(cols.len())
+    );
+    format!(
+        "INSERT INTO {} (key, revision, stored_created, stored_updated, body{names}) VALUES {}",
+        table(kind),
+        vec![row; rows].join(", ")
     )
 }
 
-/// Deletes a record of `kind` by key. Parameter: key.
-pub(crate) fn delete_sql(kind: Kind) -> String {
-    format!("DELETE FROM {} WHERE key = ?", table(kind))
+/// Parameters of one inserted row of `kind` (see [`insert_sql`]).
+pub(crate) fn insert_width(kind: Kind) -> usize {
+    5 + columns(kind).len()
 }
 
-/// Raises a named counter to a value if it is lower (never lowers it).
-/// Parameters: name, value.
-pub(crate) const RAISE_COUNTER_SQL: &str = "INSERT INTO ds_counters (name, value) VALUES (?, ?) \
-     ON CONFLICT (name) DO UPDATE SET value = CASE WHEN excluded.value > ds_counters.value \
-     THEN excluded.value ELSE ds_counters.value END";
+/// Deletes `keys` records of `kind` by key. Parameters: the keys.
+pub(crate) fn delete_sql(kind: Kind, keys: usize) -> String {
+    format!(
+        "DELETE FROM {} WHERE key IN ({})",
+        table(kind),
+        vec!["?"; keys].join(", ")
+    )
+}
+
+/// Revision and first-write time of `keys` records of `kind`.
+/// Parameters: the keys.
+pub(crate) fn current_sql(kind: Kind, keys: usize) -> String {
+    format!(
+        "SELECT key, revision, stored_created FROM {} WHERE key IN ({})",
+        table(kind),
+        vec!["?"; keys].join(", ")
+    )
+}
+
+/// Raises `rows` named counters, each to a value if it is lower (never
+/// lowers one); the names must differ. Parameters, row by row: name, value.
+pub(crate) fn raise_counters_sql(rows: usize) -> String {
+    format!(
+        "INSERT INTO ds_counters (name, value) VALUES {} \
+         ON CONFLICT (name) DO UPDATE SET value = CASE WHEN excluded.value > ds_counters.value \
+         THEN excluded.value ELSE ds_counters.value END",
+        vec!["(?, ?)"; rows].join(", ")
+    )
+}
 
 /// The indexed columns of a kind, in a fixed order (first appearance in its indexes).
 pub fn columns(kind: Kind) -> Vec<(&'static str, FieldType)> {

@@ -18,18 +18,15 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use datastore_core::group_commit::{PendingCommit, WriteJob, WriteJobs, group_failure};
 use datastore_core::{
-    Change, ChangeOp, Committed, Compaction, Error, IndexEntry, Mutation, Precondition, Result,
-    Retention, Revision, StoreName, check_precondition, commit_time, unique_violation,
+    Change, ChangeOp, Committed, Compaction, Error, Mutation, Result, Retention, StoreName,
+    commit_time,
 };
 
 use crate::driver::{Dialect, Pools, Tx, Value, db_error};
-use crate::engine::{micros, time};
+use crate::engine::micros;
 use crate::follow::Published;
-use crate::schema::{self, column_values, table};
-use datastore_core::Kind;
 
 /// The most commits in one PostgreSQL group. Each savepoint that writes is
 /// a subtransaction; PostgreSQL caches 64 per transaction before other
@@ -289,28 +286,6 @@ impl Writer {
         })
     }
 
-    /// Revision and first-write time of a record inside the transaction.
-    async fn current(tx: &mut Tx, kind: Kind, key: &str) -> Result<Option<(Revision, i64)>> {
-        let sql = format!(
-            "SELECT revision, stored_created FROM {} WHERE key = ?",
-            table(kind)
-        );
-        let row = tx
-            .fetch_optional(&sql, &[Value::Text(key.to_string())])
-            .await
-            .map_err(|e| db_error(kind.store(), key, e))?;
-        match row {
-            Some(r) => {
-                let bad = |e| db_error(kind.store(), key, e);
-                Ok(Some((
-                    Revision::new(r.int(0).map_err(bad)? as u64),
-                    r.int(1).map_err(bad)?,
-                )))
-            }
-            None => Ok(None),
-        }
-    }
-
     async fn meta(tx: &mut Tx, name: &str) -> Result<u64> {
         let row = tx
             .fetch_optional(
@@ -382,173 +357,4 @@ impl Writer {
             .await
             .map_err(|e| db_error(StoreName::Datastore, &self.shown_url, e))
     }
-
-    /// Applies one commit's mutations in the transaction, numbering its
-    /// writes after `head`.
-    async fn apply(
-        &self,
-        tx: &mut Tx,
-        head: &mut u64,
-        now: DateTime<Utc>,
-        mutations: Vec<Mutation>,
-        wrote: &mut bool,
-    ) -> Result<Vec<Committed>> {
-        let mut committed = Vec::new();
-        for m in mutations {
-            match m {
-                Mutation::Put {
-                    kind,
-                    key,
-                    body,
-                    index,
-                    precondition,
-                    parent,
-                } => {
-                    let store = kind.store();
-                    // A create on PostgreSQL needs no read: the primary key
-                    // (the table's first index, so checked first) refuses
-                    // an existing key, and the commit rolls back. SQLite
-                    // may report another unique index first, and a read
-                    // there costs no round trip.
-                    let current = match (precondition, self.dialect) {
-                        (Precondition::MustNotExist, Dialect::Postgres) => None,
-                        _ => Self::current(tx, kind, &key).await?,
-                    };
-                    check_precondition(kind, &key, precondition, current.map(|c| c.0), false)?;
-                    // Unique indexes are enforced by the database: a row
-                    // write they refuse fails, and the commit is rolled
-                    // back to its savepoint (see `write_error`).
-                    *head += 1;
-                    let body = String::from_utf8(body)
-                        .map_err(|e| Error::invalid(store, &key, "record", e.to_string()))?;
-                    let values = column_values(kind, &index);
-                    let created = current.map_or(micros(now), |c| c.1);
-                    if current.is_some() {
-                        let sql = schema::update_sql(self.dialect, kind);
-                        let mut args = vec![
-                            Value::Int(*head as i64),
-                            Value::Int(micros(now)),
-                            Value::Text(body),
-                        ];
-                        args.extend(values);
-                        args.push(Value::Text(key.clone()));
-                        *wrote = true;
-                        tx.execute(&sql, &args)
-                            .await
-                            .map_err(|e| write_error(kind, &key, &index, e))?;
-                    } else {
-                        let sql = schema::insert_sql(self.dialect, kind);
-                        let mut args = vec![
-                            Value::Text(key.clone()),
-                            Value::Int(*head as i64),
-                            Value::Int(created),
-                            Value::Int(micros(now)),
-                            Value::Text(body),
-                        ];
-                        args.extend(values);
-                        *wrote = true;
-                        tx.execute(&sql, &args)
-                            .await
-                            .map_err(|e| write_error(kind, &key, &index, e))?;
-                    }
-                    committed.push(Committed {
-                        kind,
-                        key: key.clone(),
-                        op: ChangeOp::Put,
-                        revision: Revision::new(*head),
-                        created: time(store, &key, created)?,
-                        updated: now,
-                        parent: parent.clone(),
-                    });
-                }
-                Mutation::Delete {
-                    kind,
-                    key,
-                    precondition,
-                } => {
-                    let store = kind.store();
-                    let current = Self::current(tx, kind, &key).await?;
-                    check_precondition(kind, &key, precondition, current.map(|c| c.0), true)?;
-                    let created = current.map_or(micros(now), |c| c.1);
-                    *wrote = true;
-                    tx.execute(&schema::delete_sql(kind), &[Value::Text(key.clone())])
-                        .await
-                        .map_err(|e| db_error(store, &key, e))?;
-                    *head += 1;
-                    committed.push(Committed {
-                        kind,
-                        key: key.clone(),
-                        op: ChangeOp::Delete,
-                        revision: Revision::new(*head),
-                        created: time(store, &key, created)?,
-                        updated: now,
-                        parent: None,
-                    });
-                }
-                Mutation::Require {
-                    kind,
-                    key,
-                    precondition,
-                } => {
-                    let current = Self::current(tx, kind, &key).await?;
-                    check_precondition(kind, &key, precondition, current.map(|c| c.0), false)?;
-                }
-                Mutation::RaiseCounter { name, to } => {
-                    *wrote = true;
-                    tx.execute(
-                        schema::RAISE_COUNTER_SQL,
-                        &[Value::Text(name.clone()), Value::Int(to as i64)],
-                    )
-                    .await
-                    .map_err(|e| db_error(StoreName::Kind(Kind::Run), &name, e))?;
-                }
-            }
-        }
-        Ok(committed)
-    }
-}
-
-/// A row write that failed: a unique index refusing the values is
-/// `AlreadyExists` naming the index and values as `unique_violation` does
-/// on every backend; the primary key refusing an existing key is
-/// `AlreadyExists` naming the key.
-fn write_error(kind: Kind, key: &str, index: &[IndexEntry], e: sqlx::Error) -> Error {
-    if let sqlx::Error::Database(db) = &e
-        && db.is_unique_violation()
-    {
-        let table = table(kind);
-        let violated = match db.constraint() {
-            // PostgreSQL names the index: `ds_profiles_username_uq`.
-            Some(name) => name
-                .strip_prefix(table)
-                .and_then(|r| r.strip_prefix('_'))
-                .and_then(|r| r.strip_suffix("_uq"))
-                .and_then(|name| kind.index(name)),
-            // SQLite names the columns: `UNIQUE constraint failed:
-            // ds_profiles.username`.
-            None => {
-                let columns: Vec<&str> = db
-                    .message()
-                    .rsplit(": ")
-                    .next()
-                    .unwrap_or_default()
-                    .split(", ")
-                    .filter_map(|c| c.strip_prefix(table)?.strip_prefix('.'))
-                    .collect();
-                kind.indexes().iter().find(|def| {
-                    def.unique
-                        && def.fields.len() == columns.len()
-                        && def.fields.iter().zip(&columns).all(|(f, c)| f.name == *c)
-                })
-            }
-        };
-        if let Some(entry) = violated.and_then(|def| index.iter().find(|e| e.index == def.name)) {
-            return unique_violation(kind, entry);
-        }
-        return Error::AlreadyExists {
-            store: kind.store(),
-            key: key.to_string(),
-        };
-    }
-    db_error(kind.store(), key, e)
 }

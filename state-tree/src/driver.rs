@@ -136,16 +136,9 @@ impl Driver {
                 at_least,
             } => {
                 let id = id.into();
-                match self
-                    .read_at_least(at_least, async |ds: &dyn Datastore| {
-                        ds.runs().get(&id).await
-                    })
-                    .await
-                {
-                    Ok(run) => Some(Action::RunArrived(run)),
-                    Err(Error::NotFound { .. }) => None,
-                    Err(e) => return Err(e),
-                }
+                self.reload(at_least, async |ds| ds.runs().get(&id).await)
+                    .await?
+                    .map(Action::RunArrived)
             }
             Effect::Reload {
                 kind: Kind::Workflow,
@@ -153,16 +146,9 @@ impl Driver {
                 at_least,
             } => {
                 let id = id.into();
-                match self
-                    .read_at_least(at_least, async |ds: &dyn Datastore| {
-                        ds.workflows().get(&id).await
-                    })
-                    .await
-                {
-                    Ok(w) => Some(Action::WorkflowSaved(w)),
-                    Err(Error::NotFound { .. }) => None,
-                    Err(e) => return Err(e),
-                }
+                self.reload(at_least, async |ds| ds.workflows().get(&id).await)
+                    .await?
+                    .map(Action::WorkflowSaved)
             }
             Effect::Reload { .. } => None,
         })
@@ -171,26 +157,31 @@ impl Driver {
     /// Reads a record the feed said changed, until the answer is at least
     /// the announced revision: a cache or replica in front of the store may
     /// briefly answer with the previous one. After a few tries it settles for
-    /// what it has (the next change reads it again).
-    async fn read_at_least<R>(
+    /// what it has (the next change reads it again). A record deleted
+    /// meanwhile is `None`.
+    async fn reload<R>(
         &mut self,
         at_least: Revision,
         read: impl AsyncFn(&dyn Datastore) -> Result<Versioned<R>>,
-    ) -> Result<Versioned<R>> {
+    ) -> Result<Option<Versioned<R>>> {
         let ds = self.ds.clone();
         let ds: &dyn Datastore = &*ds;
         let mut delay = Duration::from_millis(2);
-        for _ in 0..READ_AT_LEAST_TRIES {
+        let mut tries = 0;
+        loop {
             self.reads += 1;
-            let found = read(ds).await?;
-            if found.revision >= at_least {
-                return Ok(found);
+            tries += 1;
+            let found = match read(ds).await {
+                Ok(found) => found,
+                Err(Error::NotFound { .. }) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            if found.revision >= at_least || tries > READ_AT_LEAST_TRIES {
+                return Ok(Some(found));
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_millis(100));
         }
-        self.reads += 1;
-        read(ds).await
     }
 
     /// Applies every change committed since the tree's cursor; after

@@ -140,6 +140,74 @@ pub async fn unique_conflict_within_batch(ds: Arc<dyn Datastore>) {
     assert_unchanged(&ds, &before).await;
 }
 
+/// Records in a large batch (more than one statement's worth on SQL
+/// backends, which insert many rows per statement).
+const LARGE: usize = 2_500;
+
+fn numbered_profile(i: usize) -> Profile {
+    let mut p = Profile::new(format!("bulk{i:05}"));
+    p.id = ProfileId::new(format!("bulk-{i:05}"));
+    p
+}
+
+/// A large batch writes every record, with revisions and feed changes in
+/// op order.
+pub async fn large_batch_writes_every_record(ds: Arc<dyn Datastore>) {
+    let start = ds.changes().head().await.unwrap();
+    let batch = (0..LARGE).fold(Batch::new(), |b, i| {
+        b.put(numbered_profile(i), Precondition::MustNotExist)
+    });
+    let written = ds.apply(batch).await.unwrap();
+    assert_eq!(written.len(), LARGE);
+    let ids: Vec<ProfileId> = (0..LARGE).map(|i| numbered_profile(i).id).collect();
+    let mut stored = Vec::new();
+    for chunk in ids.chunks(datastore_core::MAX_GET_MANY) {
+        stored.extend(ds.profiles().get_many(chunk).await.unwrap());
+    }
+    let mut last = Revision::new(0);
+    for (i, found) in stored.into_iter().enumerate() {
+        let found = found.unwrap_or_else(|| panic!("record {i} of the batch is missing"));
+        assert_eq!(found.value.username, format!("bulk{i:05}"));
+        assert!(found.revision > last, "revisions follow op order");
+        last = found.revision;
+    }
+    let changes = ds.changes().since(start, LARGE as u32 + 10).await.unwrap();
+    let keys: Vec<&str> = changes.iter().map(|c| c.id.as_str()).collect();
+    let expected: Vec<String> = ids.iter().map(|id| id.as_str().to_string()).collect();
+    assert_eq!(keys, expected, "one change per record, in op order");
+    let batch = ids.iter().fold(Batch::new(), |b, id| {
+        b.delete(Kind::Profile, id.clone(), Precondition::MustExist)
+    });
+    ds.apply(batch).await.unwrap();
+    for chunk in ids.chunks(datastore_core::MAX_GET_MANY) {
+        let left = ds.profiles().get_many(chunk).await.unwrap();
+        assert!(
+            left.iter().all(Option::is_none),
+            "the batch deleted every record"
+        );
+    }
+}
+
+/// A large batch with one row a unique index refuses, deep inside it:
+/// `AlreadyExists` naming that index and value, and nothing written.
+pub async fn large_batch_with_one_refused_row_writes_nothing(ds: Arc<dyn Datastore>) {
+    profile(&ds, "taken").await;
+    let before = snapshot(&ds).await;
+    let batch = (0..LARGE).fold(Batch::new(), |b, i| {
+        let mut p = numbered_profile(i);
+        if i == LARGE - 700 {
+            p.username = "taken".into();
+        }
+        b.put(p, Precondition::MustNotExist)
+    });
+    let err = ds.apply(batch).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::AlreadyExists { key, .. } if key == "username=taken"),
+        "{err}"
+    );
+    assert_unchanged(&ds, &before).await;
+}
+
 /// An empty batch succeeds and writes nothing.
 pub async fn empty_batch_writes_nothing(ds: Arc<dyn Datastore>) {
     let before = snapshot(&ds).await;

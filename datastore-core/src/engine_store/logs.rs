@@ -55,11 +55,11 @@ impl<E: Engine> EngineStore<E> {
         let mut mutations = Vec::with_capacity(ops.len() + 1);
         let mut entries = Vec::with_capacity(ops.len());
         if expected_len > 0 {
-            mutations.push(Mutation::Require {
-                kind: Kind::Log,
-                key: Self::log_entry_key(log, expected_len - 1),
-                precondition: Precondition::MustExist,
-            });
+            mutations.push(Mutation::require(
+                Kind::Log,
+                Self::log_entry_key(log, expected_len - 1),
+                Precondition::MustExist,
+            ));
         }
         for (i, op) in ops.into_iter().enumerate() {
             let mut entry = LogEntry {
@@ -182,15 +182,13 @@ impl<E: Engine> LogStore for EngineStore<E> {
                     return Err(Error::not_found(StoreName::Kind(Kind::Log), log.as_str()));
                 }
                 // Nothing may be appended between reading the length and the delete.
-                let mut mutations = vec![Mutation::Require {
-                    kind: Kind::Log,
-                    key: Self::log_entry_key(log, len),
-                    precondition: Precondition::MustNotExist,
-                }];
-                mutations.extend((0..len).map(|seq| Mutation::Delete {
-                    kind: Kind::Log,
-                    key: Self::log_entry_key(log, seq),
-                    precondition: Precondition::Any,
+                let mut mutations = vec![Mutation::require(
+                    Kind::Log,
+                    Self::log_entry_key(log, len),
+                    Precondition::MustNotExist,
+                )];
+                mutations.extend((0..len).map(|seq| {
+                    Mutation::delete(Kind::Log, Self::log_entry_key(log, seq), Precondition::Any)
                 }));
                 match self.engine.commit(mutations).await {
                     Ok(_) => Some(len),

@@ -77,8 +77,8 @@ struct Pinned {
 
 /// Sets the precondition of a prepared put (its first mutation).
 fn set_precondition(m: &mut Mutation, to: Precondition) {
-    if let Mutation::Put { precondition, .. } = m {
-        *precondition = to;
+    if let Mutation::Put(put) = m {
+        put.precondition = to;
     }
 }
 

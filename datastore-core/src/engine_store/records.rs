@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use crate::engine::{Committed, Engine, Mutation, Scan, StoredRecord};
+use crate::engine::{Committed, Engine, Mutation, PutRecord, Scan, StoredRecord};
 use crate::error::{Error, FieldError, Result, StoreName};
 use crate::ids::RecordId;
 use crate::query::{
@@ -87,24 +87,24 @@ impl<E: Engine> EngineStore<E> {
         }
         let index = crate::record::index_entries_of(record);
         let references = record.references();
-        let mut mutations = vec![Mutation::Put {
+        let mut mutations = vec![Mutation::Put(PutRecord {
             kind: R::KIND,
             key: key.clone(),
             body,
             index,
             precondition,
             parent: record.parent(),
-        }];
-        mutations.extend(references.iter().map(|r| Mutation::Require {
-            kind: r.kind,
-            key: r.key.clone(),
-            precondition: Precondition::MustExist,
-        }));
+        })];
+        mutations.extend(
+            references
+                .iter()
+                .map(|r| Mutation::require(r.kind, r.key.clone(), Precondition::MustExist)),
+        );
         mutations.extend(
             record
                 .counters()
                 .into_iter()
-                .map(|(name, to)| Mutation::RaiseCounter { name, to }),
+                .map(|(name, to)| Mutation::raise_counter(name, to)),
         );
         Ok(PreparedPut {
             key,
@@ -276,11 +276,7 @@ impl<E: Engine> EngineStore<E> {
                 "must-not-exist makes no sense for a delete",
             ));
         }
-        Ok(Mutation::Delete {
-            kind,
-            key,
-            precondition,
-        })
+        Ok(Mutation::delete(kind, key, precondition))
     }
 
     pub(super) async fn list_records<R: Record>(

@@ -325,45 +325,29 @@ impl Record for CollectionEntry {
     type Order = CollectionOrder;
     const KIND: Kind = Kind::Collection;
     const INDEXES: &'static [IndexDef] = &[
-        IndexDef {
-            name: "profile_name",
-            fields: &[
+        IndexDef::new(
+            "profile_name",
+            &[
                 field("profile_id", FieldType::Str),
                 field("name", FieldType::Str),
             ],
-            unique: false,
-            sparse: false,
-        },
-        IndexDef {
-            name: "profile_commit_time",
-            fields: &[
+        ),
+        IndexDef::new(
+            "profile_commit_time",
+            &[
                 field("profile_id", FieldType::Str),
                 field("commit_time", FieldType::Time),
             ],
-            unique: false,
-            sparse: false,
-        },
-        IndexDef {
-            name: "init_id",
-            fields: &[field("init_id", FieldType::Str)],
-            unique: false,
-            sparse: false,
-        },
-        IndexDef {
-            name: "profile_updated",
-            fields: &[
+        ),
+        IndexDef::new("init_id", &[field("init_id", FieldType::Str)]),
+        IndexDef::new(
+            "profile_updated",
+            &[
                 field("profile_id", FieldType::Str),
                 field("updated", FieldType::Time),
             ],
-            unique: false,
-            sparse: false,
-        },
-        IndexDef {
-            name: "username",
-            fields: &[field("username", FieldType::Str)],
-            unique: false,
-            sparse: false,
-        },
+        ),
+        IndexDef::new("username", &[field("username", FieldType::Str)]),
     ];
 
     fn id(&self) -> CollectionKey {

@@ -93,12 +93,10 @@ impl Record for Key {
     type Filter = KeyFilter;
     type Order = KeyOrder;
     const KIND: Kind = Kind::Key;
-    const INDEXES: &'static [IndexDef] = &[IndexDef {
-        name: "profile",
-        fields: &[field("profile_id", FieldType::Str)],
-        unique: false,
-        sparse: false,
-    }];
+    const INDEXES: &'static [IndexDef] = &[IndexDef::new(
+        "profile",
+        &[field("profile_id", FieldType::Str)],
+    )];
 
     fn id(&self) -> KeyId {
         self.id.clone()

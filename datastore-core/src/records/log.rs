@@ -78,15 +78,14 @@ impl Record for LogEntry {
     type Filter = LogFilter;
     type Order = LogOrder;
     const KIND: Kind = Kind::Log;
-    const INDEXES: &'static [IndexDef] = &[IndexDef {
-        name: "log_seq",
-        fields: &[
+    const INDEXES: &'static [IndexDef] = &[IndexDef::new(
+        "log_seq",
+        &[
             field("log_id", FieldType::Str),
             field("seq", FieldType::Int),
         ],
-        unique: true,
-        sparse: false,
-    }];
+    )
+    .unique()];
 
     fn id(&self) -> LogEntryKey {
         LogEntryKey {

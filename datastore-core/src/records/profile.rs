@@ -83,18 +83,8 @@ impl Record for Profile {
     type Order = ProfileOrder;
     const KIND: Kind = Kind::Profile;
     const INDEXES: &'static [IndexDef] = &[
-        IndexDef {
-            name: "username",
-            fields: &[field("username", FieldType::Str)],
-            unique: true,
-            sparse: false,
-        },
-        IndexDef {
-            name: "created",
-            fields: &[field("created", FieldType::Time)],
-            unique: false,
-            sparse: false,
-        },
+        IndexDef::new("username", &[field("username", FieldType::Str)]).unique(),
+        IndexDef::new("created", &[field("created", FieldType::Time)]),
     ];
 
     fn id(&self) -> ProfileId {

@@ -182,31 +182,23 @@ impl Record for Run {
     type Order = RunOrder;
     const KIND: Kind = Kind::Run;
     const INDEXES: &'static [IndexDef] = &[
-        IndexDef {
-            name: "workflow_number",
-            fields: &[
+        IndexDef::new(
+            "workflow_number",
+            &[
                 field("workflow_id", FieldType::Str),
                 field("number", FieldType::Int),
             ],
-            unique: true,
-            sparse: false,
-        },
-        IndexDef {
-            name: "owner_status",
-            fields: &[
+        )
+        .unique(),
+        IndexDef::new(
+            "owner_status",
+            &[
                 field("owner_id", FieldType::Str),
                 field("status", FieldType::Str),
                 field("created", FieldType::Time),
             ],
-            unique: false,
-            sparse: false,
-        },
-        IndexDef {
-            name: "created",
-            fields: &[field("created", FieldType::Time)],
-            unique: false,
-            sparse: false,
-        },
+        ),
+        IndexDef::new("created", &[field("created", FieldType::Time)]),
     ];
 
     fn id(&self) -> RunId {

@@ -104,33 +104,16 @@ impl Record for Workflow {
     type Order = WorkflowOrder;
     const KIND: Kind = Kind::Workflow;
     const INDEXES: &'static [IndexDef] = &[
-        IndexDef {
-            name: "init_id",
-            fields: &[field("init_id", FieldType::Str)],
-            unique: true,
-            sparse: false,
-        },
-        IndexDef {
-            name: "owner",
-            fields: &[
+        IndexDef::new("init_id", &[field("init_id", FieldType::Str)]).unique(),
+        IndexDef::new(
+            "owner",
+            &[
                 field("owner_id", FieldType::Str),
                 field("created", FieldType::Time),
             ],
-            unique: false,
-            sparse: false,
-        },
-        IndexDef {
-            name: "active",
-            fields: &[field("active_created", FieldType::Time)],
-            unique: false,
-            sparse: true,
-        },
-        IndexDef {
-            name: "created",
-            fields: &[field("created", FieldType::Time)],
-            unique: false,
-            sparse: false,
-        },
+        ),
+        IndexDef::new("active", &[field("active_created", FieldType::Time)]).sparse(),
+        IndexDef::new("created", &[field("created", FieldType::Time)]),
     ];
 
     fn id(&self) -> WorkflowId {

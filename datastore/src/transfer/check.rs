@@ -11,7 +11,7 @@ use datastore_core::{
     dispatch_any, dispatch_editable, index_entries_of,
 };
 
-use super::{BATCH_SIZE, Item, TransferError, numbered_lines, parse_line};
+use super::{Item, PAGE_SIZE, TransferError, numbered_lines, parse_line};
 
 /// What [`check`] found.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -399,7 +399,7 @@ pub async fn check(
         run_numbers: HashMap::new(),
         checked: Checked::default(),
     };
-    let mut chunk: Vec<(u64, Item)> = Vec::with_capacity(BATCH_SIZE);
+    let mut chunk: Vec<(u64, Item)> = Vec::with_capacity(PAGE_SIZE);
     let mut bytes = 0;
     for numbered in numbered_lines(input) {
         let (line, text) = numbered?;
@@ -407,7 +407,7 @@ pub async fn check(
         if let Some(item) = parse_line(line, &text)? {
             chunk.push((line, item));
         }
-        if chunk.len() >= BATCH_SIZE {
+        if chunk.len() >= PAGE_SIZE {
             checker.chunk(&mut chunk).await?;
             progress(bytes);
         }

@@ -21,8 +21,13 @@ use serde::{Deserialize, Serialize};
 mod check;
 pub use check::{Checked, check};
 
-/// How many records one page read or one batch write holds.
-pub const BATCH_SIZE: usize = 500;
+/// How many records one page read holds (the largest page a store gives).
+pub const PAGE_SIZE: usize = datastore_core::MAX_PAGE_LIMIT as usize;
+
+/// How many records one atomic batch write holds: large enough that a
+/// backend's bulk path (multi-row statements, one `WriteBatch`) and one
+/// sync carry thousands of records, small enough to keep memory flat.
+pub const BATCH_SIZE: usize = 5_000;
 
 /// One exported record: a record of an editable kind, or a log entry.
 ///
@@ -255,6 +260,11 @@ pub enum TransferError {
         #[source]
         source: Error,
     },
+    /// A copy's reading stopped because its writing had stopped (a copy
+    /// reports the writer's error, so this one is only seen by a sink of
+    /// [`for_each_item`] that uses it the same way).
+    #[error("the destination stopped taking records")]
+    Stopped,
     /// Reading the input or writing the output failed.
     #[error("{context}: {source}")]
     Io {
@@ -286,7 +296,7 @@ pub async fn for_each_item(
         loop {
             let page: Vec<Item> = dispatch_editable!(kind, R => {
                 let page = R::of(source)
-                    .list(Query::<R>::new(Default::default()).limit(BATCH_SIZE as u32).after(cursor))
+                    .list(Query::<R>::new(Default::default()).limit(PAGE_SIZE as u32).after(cursor))
                     .await
                     .map_err(read_err(what))?;
                 cursor = page.next;
@@ -294,7 +304,7 @@ pub async fn for_each_item(
             }, _ => {
                 let page = source
                     .logs()
-                    .list(Query::new(LogFilter::All).limit(BATCH_SIZE as u32).after(cursor))
+                    .list(Query::new(LogFilter::All).limit(PAGE_SIZE as u32).after(cursor))
                     .await
                     .map_err(read_err(what))?;
                 cursor = page.next;
@@ -418,21 +428,36 @@ pub async fn import(
 }
 
 /// Copies every record of `source` into `dest` (see the module docs for
-/// what happens to records `dest` already holds).
+/// what happens to records `dest` already holds). Reading and writing
+/// overlap: the next pages are read while a batch is written, with at most
+/// two pages waiting, so memory stays flat whatever the size of the source.
 pub async fn copy(
     source: &dyn Datastore,
     dest: &dyn Datastore,
     mut progress: impl FnMut(&TransferStats),
 ) -> Result<TransferStats, TransferError> {
-    let mut writer = BatchWriter::new(dest);
-    let mut n = 0;
-    for_each_item(source, async |item| {
-        n += 1;
-        writer.push(n, item).await?;
-        progress(&writer.stats);
-        Ok(())
-    })
-    .await?;
+    let (items, mut arriving) = tokio::sync::mpsc::channel::<Item>(2 * PAGE_SIZE);
+    let read = async move {
+        for_each_item(source, async |item| {
+            // The writer stopped (its error is the one reported).
+            items.send(item).await.map_err(|_| TransferError::Stopped)
+        })
+        .await
+    };
+    let write = async {
+        let mut writer = BatchWriter::new(dest);
+        let mut n = 0;
+        while let Some(item) = arriving.recv().await {
+            n += 1;
+            writer.push(n, item).await?;
+            progress(&writer.stats);
+        }
+        Ok::<_, TransferError>(writer)
+    };
+    let (read, write) = futures::join!(read, write);
+    let mut writer = write?;
+    // A failed read writes nothing more: what is written is whole batches.
+    read?;
     writer.flush().await?;
     progress(&writer.stats);
     Ok(writer.stats)
@@ -494,14 +519,15 @@ impl<'a> BatchWriter<'a> {
             let found: Vec<Item> = dispatch_editable!(kind, R => {
                 let ids: Vec<<R as Record>::Id> =
                     keys.iter().filter_map(|k| RecordId::from_key(k)).collect();
-                R::of(self.dest)
-                    .get_many(&ids)
-                    .await
-                    .map_err(store_err("reading the destination"))?
-                    .into_iter()
-                    .flatten()
-                    .map(|v| Item::Record(v.value.into()))
-                    .collect()
+                let mut found = Vec::new();
+                for ids in ids.chunks(datastore_core::MAX_GET_MANY) {
+                    let held = R::of(self.dest)
+                        .get_many(ids)
+                        .await
+                        .map_err(store_err("reading the destination"))?;
+                    found.extend(held.into_iter().flatten().map(|v| Item::Record(v.value.into())));
+                }
+                found
             }, _ => Vec::new());
             for item in found {
                 existing.insert(item.describe(), item);
@@ -564,11 +590,13 @@ impl<'a> BatchWriter<'a> {
             });
         }
         for (log_id, expected_len, log_ops, _) in logs {
-            if !log_ops.is_empty() {
+            // One append holds at most MAX_APPEND_OPS entries; a longer run
+            // of a log is several appends, each after the one before.
+            for (i, chunk) in log_ops.chunks(datastore_core::MAX_APPEND_OPS).enumerate() {
                 ops.push(BatchOp::AppendLog {
-                    log_id,
-                    expected_len,
-                    ops: log_ops,
+                    log_id: log_id.clone(),
+                    expected_len: expected_len + (i * datastore_core::MAX_APPEND_OPS) as u64,
+                    ops: chunk.to_vec(),
                 });
             }
         }

@@ -1,0 +1,390 @@
+//! One commit's mutations, applied inside the writer's transaction in three
+//! steps, so a large batch costs a few statements instead of a few per
+//! record:
+//!
+//! 1. **Read** what the checks need: the revision and first-write time of
+//!    every key the commit touches, one `SELECT ... WHERE key IN (...)` per
+//!    kind. (A create on PostgreSQL reads nothing: the primary key refuses
+//!    an existing key when the row is written.)
+//! 2. **Check and plan**, step by step in order, each seeing the ones
+//!    before it: preconditions, references, revisions. Nothing is written
+//!    yet, so a failed check leaves the transaction as it was.
+//! 3. **Write**, in the commit's order, with consecutive inserts of a kind
+//!    in one multi-row `INSERT`, consecutive deletes of a kind in one
+//!    `DELETE`, and the counters in one upsert. Unique indexes are the
+//!    database's: a row they refuse fails the commit with the same error a
+//!    single insert gives (see [`write_error`]).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use datastore_core::{
+    Committed, DeleteRecord, Error, IndexEntry, Kind, Mutation, Precondition, PutRecord, Result,
+    Revision, StoreName, check_precondition, unique_violation,
+};
+
+use crate::driver::{Dialect, Tx, Value, db_error};
+use crate::engine::{micros, time};
+use crate::schema::{self, column_values, table};
+use crate::writer::Writer;
+
+/// The most rows in one statement.
+const ROWS_PER_STATEMENT: usize = 1_000;
+/// The most parameters in one statement (SQLite allows 32,766, PostgreSQL
+/// 65,535).
+const PARAMS_PER_STATEMENT: usize = 30_000;
+
+/// A key's state during a commit: its revision and first-write time in
+/// microseconds, or `None` when it does not exist.
+type State = Option<(Revision, i64)>;
+
+/// What the commit knows of the keys it touches, kind by kind.
+#[derive(Default)]
+struct Known(HashMap<Kind, HashMap<String, State>>);
+
+impl Known {
+    /// A key's state; a key never read (a create on PostgreSQL) is absent.
+    fn get(&self, kind: Kind, key: &str) -> State {
+        self.0
+            .get(&kind)
+            .and_then(|m| m.get(key))
+            .copied()
+            .flatten()
+    }
+
+    fn set(&mut self, kind: Kind, key: String, state: State) {
+        self.0.entry(kind).or_default().insert(key, state);
+    }
+}
+
+/// A row to write: its key, its statement parameters and the index entries
+/// (to name a refused unique index).
+struct Row {
+    key: String,
+    args: Vec<Value>,
+    index: Vec<IndexEntry>,
+}
+
+/// One planned write.
+enum Write {
+    Insert(Kind, Row),
+    Update(Kind, Row),
+    Delete(Kind, String),
+}
+
+impl Writer {
+    /// Applies one commit's mutations in the transaction, numbering its
+    /// writes after `head`; `wrote` becomes true once a statement that
+    /// writes has run (a failure after that poisons the group's attempt).
+    pub(crate) async fn apply(
+        &self,
+        tx: &mut Tx,
+        head: &mut u64,
+        now: DateTime<Utc>,
+        mutations: Vec<Mutation>,
+        wrote: &mut bool,
+    ) -> Result<Vec<Committed>> {
+        let mut known = self.read_known(tx, &mutations).await?;
+        let mut writes = Vec::new();
+        let mut counters: BTreeMap<String, u64> = BTreeMap::new();
+        let mut committed = Vec::new();
+        for m in mutations {
+            match m {
+                Mutation::Put(put) => {
+                    committed.push(plan_put(&mut known, &mut writes, head, now, put)?)
+                }
+                Mutation::Delete(delete) => {
+                    committed.push(plan_delete(&mut known, &mut writes, head, now, delete)?)
+                }
+                Mutation::Require(require) => {
+                    let found = known.get(require.kind, &require.key).map(|s| s.0);
+                    require.check(found)?
+                }
+                Mutation::RaiseCounter(raise) => {
+                    let to = counters.entry(raise.name).or_default();
+                    *to = (*to).max(raise.to);
+                }
+            }
+        }
+        self.write(tx, writes, wrote).await?;
+        raise_counters(tx, counters, wrote).await?;
+        Ok(committed)
+    }
+
+    /// Reads the state of every key whose first step in the commit needs
+    /// it, one statement per kind (and per thousand keys).
+    async fn read_known(&self, tx: &mut Tx, mutations: &[Mutation]) -> Result<Known> {
+        let mut wanted: BTreeMap<Kind, Vec<&str>> = BTreeMap::new();
+        let mut seen: HashSet<(Kind, &str)> = HashSet::new();
+        for m in mutations {
+            let (kind, key, unread_create) = match m {
+                Mutation::Put(p) => (
+                    p.kind,
+                    p.key.as_str(),
+                    p.precondition == Precondition::MustNotExist
+                        && self.dialect == Dialect::Postgres,
+                ),
+                Mutation::Delete(d) => (d.kind, d.key.as_str(), false),
+                Mutation::Require(r) => (r.kind, r.key.as_str(), false),
+                Mutation::RaiseCounter(_) => continue,
+            };
+            if seen.insert((kind, key)) && !unread_create {
+                wanted.entry(kind).or_default().push(key);
+            }
+        }
+        let mut known = Known::default();
+        for (kind, keys) in wanted {
+            for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+                let args: Vec<Value> = chunk.iter().map(|k| Value::Text(k.to_string())).collect();
+                let bad = |e| db_error(kind.store(), chunk[0], e);
+                let rows = tx
+                    .fetch_all(&schema::current_sql(kind, chunk.len()), &args)
+                    .await
+                    .map_err(bad)?;
+                for key in chunk {
+                    known.set(kind, key.to_string(), None);
+                }
+                for r in rows {
+                    let key = r.text(0).map_err(bad)?;
+                    let state = (
+                        Revision::new(r.int(1).map_err(bad)? as u64),
+                        r.int(2).map_err(bad)?,
+                    );
+                    known.set(kind, key, Some(state));
+                }
+            }
+        }
+        Ok(known)
+    }
+
+    /// Runs the planned writes in order, consecutive inserts and deletes of
+    /// a kind together.
+    async fn write(&self, tx: &mut Tx, writes: Vec<Write>, wrote: &mut bool) -> Result<()> {
+        let mut writes = writes.into_iter().peekable();
+        while let Some(write) = writes.next() {
+            *wrote = true;
+            match write {
+                Write::Update(kind, row) => {
+                    tx.execute(&schema::update_sql(self.dialect, kind), &row.args)
+                        .await
+                        .map_err(|e| write_error(kind, &row.key, &row.index, e))?;
+                }
+                Write::Insert(kind, row) => {
+                    let most =
+                        (PARAMS_PER_STATEMENT / schema::insert_width(kind)).min(ROWS_PER_STATEMENT);
+                    let mut rows = vec![row];
+                    while rows.len() < most
+                        && matches!(writes.peek(), Some(Write::Insert(k, _)) if *k == kind)
+                    {
+                        if let Some(Write::Insert(_, row)) = writes.next() {
+                            rows.push(row);
+                        }
+                    }
+                    self.insert(tx, kind, rows).await?;
+                }
+                Write::Delete(kind, key) => {
+                    let mut keys = vec![Value::Text(key)];
+                    while keys.len() < ROWS_PER_STATEMENT
+                        && matches!(writes.peek(), Some(Write::Delete(k, _)) if *k == kind)
+                    {
+                        if let Some(Write::Delete(_, key)) = writes.next() {
+                            keys.push(Value::Text(key));
+                        }
+                    }
+                    let first = match &keys[0] {
+                        Value::Text(k) => k.clone(),
+                        _ => String::new(),
+                    };
+                    tx.execute(&schema::delete_sql(kind, keys.len()), &keys)
+                        .await
+                        .map_err(|e| db_error(kind.store(), first, e))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Inserts rows of one kind in one statement. Several rows go in with
+    /// `ON CONFLICT DO NOTHING RETURNING key`, so a row a unique index
+    /// refuses is known without aborting the transaction; that row is then
+    /// inserted alone, and the database's refusal becomes the commit's
+    /// error, exactly as for a single insert.
+    async fn insert(&self, tx: &mut Tx, kind: Kind, rows: Vec<Row>) -> Result<()> {
+        let sql = schema::insert_sql(self.dialect, kind, rows.len());
+        if let [row] = rows.as_slice() {
+            tx.execute(&sql, &row.args)
+                .await
+                .map_err(|e| write_error(kind, &row.key, &row.index, e))?;
+            return Ok(());
+        }
+        let width = schema::insert_width(kind);
+        let mut args = Vec::with_capacity(rows.len() * width);
+        let mut named = Vec::with_capacity(rows.len());
+        for row in rows {
+            args.extend(row.args);
+            named.push((row.key, row.index));
+        }
+        let sql = format!("{sql} ON CONFLICT DO NOTHING RETURNING key");
+        let inserted = tx
+            .fetch_all(&sql, &args)
+            .await
+            .map_err(|e| db_error(kind.store(), &named[0].0, e))?;
+        if inserted.len() == named.len() {
+            return Ok(());
+        }
+        let inserted: HashSet<String> = inserted.iter().filter_map(|r| r.text(0).ok()).collect();
+        let one = schema::insert_sql(self.dialect, kind, 1);
+        for (i, (key, index)) in named.iter().enumerate() {
+            if !inserted.contains(key) {
+                tx.execute(&one, &args[i * width..(i + 1) * width])
+                    .await
+                    .map_err(|e| write_error(kind, key, index, e))?;
+            }
+        }
+        Err(Error::Backend {
+            store: kind.store(),
+            key: named[0].0.clone(),
+            source: "a multi-row insert skipped rows that then inserted alone".into(),
+        })
+    }
+}
+
+/// Checks a put against what is known and plans its row.
+fn plan_put(
+    known: &mut Known,
+    writes: &mut Vec<Write>,
+    head: &mut u64,
+    now: DateTime<Utc>,
+    mut put: PutRecord,
+) -> Result<Committed> {
+    let (kind, store) = (put.kind, put.kind.store());
+    let current = known.get(kind, &put.key);
+    check_precondition(
+        kind,
+        &put.key,
+        put.precondition,
+        current.map(|c| c.0),
+        false,
+    )?;
+    let body = String::from_utf8(std::mem::take(&mut put.body))
+        .map_err(|e| Error::invalid(store, &put.key, "record", e.to_string()))?;
+    *head += 1;
+    let revision = Revision::new(*head);
+    let created = current.map_or(micros(now), |c| c.1);
+    let index = std::mem::take(&mut put.index);
+    let values = column_values(kind, &index);
+    let key = put.key.clone();
+    let write = if current.is_some() {
+        let mut args = vec![
+            Value::Int(*head as i64),
+            Value::Int(micros(now)),
+            Value::Text(body),
+        ];
+        args.extend(values);
+        args.push(Value::Text(key.clone()));
+        Write::Update(kind, Row { key, args, index })
+    } else {
+        let mut args = vec![
+            Value::Text(key.clone()),
+            Value::Int(*head as i64),
+            Value::Int(created),
+            Value::Int(micros(now)),
+            Value::Text(body),
+        ];
+        args.extend(values);
+        Write::Insert(kind, Row { key, args, index })
+    };
+    writes.push(write);
+    known.set(kind, put.key.clone(), Some((revision, created)));
+    let created = time(store, &put.key, created)?;
+    Ok(Committed::put(&put, revision, created, now))
+}
+
+/// Checks a delete against what is known and plans it.
+fn plan_delete(
+    known: &mut Known,
+    writes: &mut Vec<Write>,
+    head: &mut u64,
+    now: DateTime<Utc>,
+    delete: DeleteRecord,
+) -> Result<Committed> {
+    let (kind, key) = (delete.kind, &delete.key);
+    let current = known.get(kind, key);
+    check_precondition(kind, key, delete.precondition, current.map(|c| c.0), true)?;
+    let created = current.map_or(micros(now), |c| c.1);
+    *head += 1;
+    writes.push(Write::Delete(kind, key.clone()));
+    known.set(kind, key.clone(), None);
+    let created = time(kind.store(), key, created)?;
+    Ok(Committed::delete(
+        &delete,
+        Revision::new(*head),
+        created,
+        now,
+    ))
+}
+
+/// Raises the commit's counters, each to the highest value it asked for.
+async fn raise_counters(
+    tx: &mut Tx,
+    counters: BTreeMap<String, u64>,
+    wrote: &mut bool,
+) -> Result<()> {
+    let counters: Vec<(String, u64)> = counters.into_iter().collect();
+    for chunk in counters.chunks(ROWS_PER_STATEMENT) {
+        *wrote = true;
+        let args: Vec<Value> = chunk
+            .iter()
+            .flat_map(|(name, to)| [Value::Text(name.clone()), Value::Int(*to as i64)])
+            .collect();
+        tx.execute(&schema::raise_counters_sql(chunk.len()), &args)
+            .await
+            .map_err(|e| db_error(StoreName::Kind(Kind::Run), &chunk[0].0, e))?;
+    }
+    Ok(())
+}
+
+/// A row write that failed: a unique index refusing the values is
+/// `AlreadyExists` naming the index and values as `unique_violation` does
+/// on every backend; the primary key refusing an existing key is
+/// `AlreadyExists` naming the key.
+fn write_error(kind: Kind, key: &str, index: &[IndexEntry], e: sqlx::Error) -> Error {
+    if let sqlx::Error::Database(db) = &e
+        && db.is_unique_violation()
+    {
+        let table = table(kind);
+        let violated = match db.constraint() {
+            // PostgreSQL names the index: `ds_profiles_username_uq`.
+            Some(name) => name
+                .strip_prefix(table)
+                .and_then(|r| r.strip_prefix('_'))
+                .and_then(|r| r.strip_suffix("_uq"))
+                .and_then(|name| kind.index(name)),
+            // SQLite names the columns: `UNIQUE constraint failed:
+            // ds_profiles.username`.
+            None => {
+                let columns: Vec<&str> = db
+                    .message()
+                    .rsplit(": ")
+                    .next()
+                    .unwrap_or_default()
+                    .split(", ")
+                    .filter_map(|c| c.strip_prefix(table)?.strip_prefix('.'))
+                    .collect();
+                kind.indexes().iter().find(|def| {
+                    def.unique
+                        && def.fields.len() == columns.len()
+                        && def.fields.iter().zip(&columns).all(|(f, c)| f.name == *c)
+                })
+            }
+        };
+        if let Some(entry) = violated.and_then(|def| index.iter().find(|e| e.index == def.name)) {
+            return unique_violation(kind, entry);
+        }
+        return Error::AlreadyExists {
+            store: kind.store(),
+            key: key.to_string(),
+        };
+    }
+    db_error(kind.store(), key, e)
+}
