@@ -236,6 +236,8 @@ macro_rules! __with_cases {
                 unique_conflict_within_batch,
                 large_batch_writes_every_record,
                 large_batch_with_one_refused_row_writes_nothing,
+                large_batch_recreating_one_record_writes_nothing,
+                count_follows_every_kind,
                 empty_batch_writes_nothing,
                 run_with_missing_workflow_is_invalid,
             },

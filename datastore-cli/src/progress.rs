@@ -1,7 +1,5 @@
 //! Progress bars on stderr (hidden when stderr is not a terminal).
 
-use std::time::Duration;
-
 use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 
 /// A rate of items per second, rounded: `970/s`, `12.5k/s`.
@@ -12,19 +10,6 @@ fn rate(state: &ProgressState, w: &mut dyn std::fmt::Write) {
     } else {
         write!(w, "{per_sec:.0}/s")
     };
-}
-
-/// A spinner counting items, with a rate.
-pub fn counter(what: &str) -> ProgressBar {
-    let bar = ProgressBar::new_spinner();
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {prefix}: {human_pos} {msg} [{elapsed}, {rate}]")
-            .map(|s| s.with_key("rate", rate))
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
-    bar.set_prefix(what.to_string());
-    bar.enable_steady_tick(Duration::from_millis(120));
-    bar
 }
 
 /// A bar over a known total (bytes of a file, items of a store, cases of a

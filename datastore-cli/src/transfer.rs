@@ -109,7 +109,7 @@ pub async fn export(config: Option<&PathBuf>, args: &ExportArgs) -> Result<ExitC
             private_file(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?,
         )),
     };
-    let bar = progress::counter("exported");
+    let bar = progress::bar("exported", transfer::count_items(&*source).await?, false);
     let stats = transfer::export(&*source, &mut *out, |s| bar.set_position(s.written)).await?;
     bar.finish_and_clear();
     eprintln!("exported {} items ({} bytes)", stats.written, stats.bytes);
@@ -187,7 +187,7 @@ pub async fn import(config: Option<&PathBuf>, args: &ImportArgs) -> Result<ExitC
 pub async fn copy(config: Option<&PathBuf>, args: &CopyArgs) -> Result<ExitCode, CliError> {
     let source = open_tool(config, &args.from, Access::Read).await?;
     let dest = open_tool(config, &args.to, Access::Write).await?;
-    let bar = progress::counter("copied");
+    let bar = progress::bar("copied", transfer::count_items(&*source).await?, false);
     let mut last = TransferStats::default();
     let work = run_interruptible(transfer::copy(&*source, &*dest, |s| {
         last = *s;

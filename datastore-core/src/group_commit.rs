@@ -33,6 +33,13 @@ pub struct PendingCommit {
 }
 
 impl PendingCommit {
+    /// A commit and the receiver of its result, for an engine that applies
+    /// commits itself instead of queueing them.
+    pub fn new(mutations: Vec<Mutation>) -> (Self, oneshot::Receiver<Result<Vec<Committed>>>) {
+        let (reply, answer) = oneshot::channel();
+        (PendingCommit { mutations, reply }, answer)
+    }
+
     /// Hands the commit its result. A committer that stopped waiting is
     /// fine: its commit happened (or not) all the same.
     pub fn finish(self, result: Result<Vec<Committed>>) {

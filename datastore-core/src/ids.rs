@@ -3,7 +3,7 @@
 use std::fmt;
 use std::hash::Hash;
 
-use serde::{Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::error::FieldError;
 
@@ -200,18 +200,7 @@ string_id!(
 );
 
 /// The key of a collection entry: one profile's entry for one dataset.
-#[derive(
-    Debug,
-    Clone,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Default,
-    serde::Serialize,
-    serde::Deserialize,
-)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub struct CollectionKey {
     /// The profile whose collection holds the entry.
     pub profile_id: ProfileId,
@@ -257,18 +246,7 @@ impl RecordId for CollectionKey {
 }
 
 /// The key of one log entry: the log and the entry's sequence number.
-#[derive(
-    Debug,
-    Clone,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Default,
-    serde::Serialize,
-    serde::Deserialize,
-)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub struct LogEntryKey {
     /// The log.
     pub log_id: LogId,

@@ -287,6 +287,11 @@ pub trait Datastore: Send + Sync {
     fn changes(&self) -> &dyn ChangeFeed;
     /// Applies a batch across substores, all or nothing; one revision per op.
     async fn apply(&self, batch: Batch) -> Result<Vec<Revision>>;
+    /// How many records of `kind` the store holds (log entries, for
+    /// [`Kind::Log`](crate::Kind::Log)): exact, for progress totals and
+    /// checks. SQL counts the table; RocksDB and memory count one index's
+    /// keys, so this reads a key per record there.
+    async fn count(&self, kind: crate::Kind) -> Result<u64>;
     /// What this backend supports.
     fn capabilities(&self) -> Capabilities;
     /// Flushes and releases resources; subscriptions end.

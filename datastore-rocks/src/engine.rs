@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
 use async_trait::async_trait;
-use datastore_core::group_commit::{CommitQueue, GroupStats, commit_queue};
+use datastore_core::group_commit::{CommitQueue, GroupStats, PendingCommit, commit_queue};
 use datastore_core::keycodec::{encode_values, prefix_end};
 use datastore_core::{
     Capabilities, Change, Committed, Compaction, Direction, Engine, Error, IndexValue, Kind,
@@ -39,6 +39,10 @@ pub struct RocksEngine {
     /// while dropping, so the thread sees the queue close).
     queue: Option<CommitQueue>,
     writer: Option<JoinHandle<()>>,
+    /// Without `sync_on_commit` there is no fsync to share, and handing a
+    /// commit to the writer thread and back costs more than the write
+    /// itself: the committing task applies it, one at a time.
+    inline: Option<std::sync::Mutex<Writer>>,
 }
 
 /// What the engine and its writer thread share.
@@ -166,10 +170,19 @@ impl RocksEngine {
                 inner,
                 queue: None,
                 writer: None,
+                inline: None,
+            });
+        }
+        let writer = Writer::new(inner.clone(), head, compacted_through);
+        if !inner.config.sync_on_commit {
+            return Ok(RocksEngine {
+                inner,
+                queue: None,
+                writer: None,
+                inline: Some(std::sync::Mutex::new(writer)),
             });
         }
         let (queue, jobs) = commit_queue(shown.clone(), MAX_GROUP);
-        let writer = Writer::new(inner.clone(), head, compacted_through);
         let thread = std::thread::Builder::new()
             .name("datastore-rocks-writer".into())
             .spawn(move || writer.run(jobs))
@@ -182,6 +195,7 @@ impl RocksEngine {
             inner,
             queue: Some(queue),
             writer: Some(thread),
+            inline: None,
         })
     }
 
@@ -286,6 +300,18 @@ impl RocksEngine {
             problems.push(format!("{} index entries are missing", owned.len() - seen));
         }
         Ok(problems)
+    }
+
+    /// The inline writer, locked, when commits are applied by the
+    /// committing task (`sync_on_commit` off).
+    fn inline_writer(&self) -> Option<Result<std::sync::MutexGuard<'_, Writer>>> {
+        self.inline.as_ref().map(|w| {
+            w.lock().map_err(|_| Error::Backend {
+                store: StoreName::Datastore,
+                key: self.inner.config.path.display().to_string(),
+                source: "a commit panicked while writing".into(),
+            })
+        })
     }
 
     /// The writer's queue; `Unsupported` on a database opened read-only.
@@ -591,6 +617,15 @@ impl Engine for RocksEngine {
 
     async fn commit(&self, mutations: Vec<Mutation>) -> Result<Vec<Committed>> {
         self.inner.check_open()?;
+        if let Some(writer) = self.inline_writer() {
+            let (commit, mut answer) = PendingCommit::new(mutations);
+            writer?.commit_group(vec![commit]);
+            return answer.try_recv().map_err(|_| Error::Backend {
+                store: StoreName::Datastore,
+                key: self.inner.config.path.display().to_string(),
+                source: "a commit was applied without an answer".into(),
+            })?;
+        }
         self.queue()?.commit(mutations).await
     }
 
@@ -638,6 +673,9 @@ impl Engine for RocksEngine {
 
     async fn compact(&self, retention: &Retention) -> Result<Compaction> {
         self.inner.check_open()?;
+        if let Some(writer) = self.inline_writer() {
+            return writer?.compact(retention);
+        }
         self.queue()?.compact(*retention).await
     }
 
@@ -662,10 +700,12 @@ impl Engine for RocksEngine {
         // Commits already queued finish; later ones are refused.
         self.inner.closed.store(true, Ordering::Release);
         self.inner.live.close();
-        let Ok(queue) = self.queue() else {
-            return Ok(()); // read-only: nothing to flush
-        };
-        let _ = queue.flush().await;
+        if self.inner.config.read_only {
+            return Ok(()); // nothing to flush
+        }
+        if let Ok(queue) = self.queue() {
+            let _ = queue.flush().await;
+        }
         self.inner.db.flush_wal(true).map_err(|e| {
             db_error(
                 StoreName::Datastore,

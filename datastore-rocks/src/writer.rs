@@ -88,7 +88,7 @@ impl Writer {
         }
     }
 
-    fn commit_group(&mut self, commits: Vec<PendingCommit>) {
+    pub(crate) fn commit_group(&mut self, commits: Vec<PendingCommit>) {
         let now = datastore_core::commit_time();
         let mut head = self.head;
         let mut group = Overlay::default();
@@ -368,7 +368,7 @@ impl Writer {
         }
     }
 
-    fn compact(&mut self, retention: &Retention) -> Result<Compaction> {
+    pub(crate) fn compact(&mut self, retention: &Retention) -> Result<Compaction> {
         let cut = self.retention_cut(self.head, retention)?;
         let removed = cut.saturating_sub(self.compacted_through);
         if removed > 0 {

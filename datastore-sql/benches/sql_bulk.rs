@@ -21,29 +21,19 @@
 
 use std::time::{Duration, Instant};
 
-use datastore_core::{Batch, BatchOp, Precondition, Profile, ProfileId, Record};
+use datastore_core::{Batch, BatchOp, Precondition, Record};
 use datastore_sql::SqlConfig;
 use sqlx::Connection;
 
+#[path = "../../benches/common/rounds.rs"]
+mod rounds;
+use rounds::{env, median};
+#[path = "../../benches/common/facade_ops.rs"]
+mod facade_ops;
+use facade_ops::bulk_profile;
+
 /// Rows per multi-row `INSERT` on the raw side (7 parameters each).
 const ROWS_PER_INSERT: usize = 1_000;
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// The `i`th profile of a round: about 300 bytes of JSON.
-fn profile(i: usize) -> Profile {
-    let mut p = Profile::new(format!("user{i:08}"));
-    p.id = ProfileId::new(format!("p{i:010}"));
-    p.email = format!("user{i:08}@example.com");
-    p.name = format!("User number {i}");
-    p.description = "x".repeat(120);
-    p
-}
 
 /// Where a round writes: a fresh SQLite file or a fresh PostgreSQL schema.
 enum Target {
@@ -104,7 +94,7 @@ async fn facade_round(target: &Target, records: usize, batch: usize) -> Duration
     while i < records {
         let ops = (i..(i + batch).min(records))
             .map(|n| BatchOp::Put {
-                record: profile(n).into(),
+                record: bulk_profile(n).into(),
                 precondition: Precondition::MustNotExist,
             })
             .collect();
@@ -209,7 +199,7 @@ async fn raw_round(target: &Target, records: usize, batch: usize) -> Duration {
         let mut rows = Vec::new();
         let mut feed = Vec::new();
         for n in i..(i + batch).min(records) {
-            let p = profile(n);
+            let p = bulk_profile(n);
             p.validate().unwrap();
             let body = serde_json::to_string(&p).unwrap();
             head += 1;
@@ -294,11 +284,6 @@ fn drain_chunks(rows: Vec<[Val; 7]>, per: usize) -> Vec<Vec<Val>> {
         out.push(cur);
     }
     out
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
 }
 
 fn main() {

@@ -10,26 +10,27 @@
 //! columns, the feed row, the head update); a page of 100 runs of one
 //! workflow, newest first. PostgreSQL comes from
 //! `DATASTORE_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`)
-//! and is skipped if none answers. The table at the end gives facade
-//! throughput as a fraction of raw throughput.
+//! and is skipped if none answers. Each operation runs in rounds that
+//! alternate facade and raw (`BENCH_ROUNDS`, default 7; `BENCH_ROUND_MS`,
+//! default 300); the table gives each side's median round and the facade's
+//! throughput as a fraction of raw.
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use criterion::Criterion;
-use datastore_core::{
-    Datastore, PageRequest, Precondition, Profile, ProfileId, Record, Run, RunId, Workflow,
-    WorkflowId,
-};
+use datastore_core::{Datastore, Profile, Record, Revision, Run, Versioned, WorkflowId};
 use datastore_sql::SqlConfig;
 use sqlx::{Connection, Row};
 
 const RUNS: usize = 5_000;
 
-#[path = "../../benches/common/timings.rs"]
-mod timings;
-use timings::{Timings, finish, print_ratios};
+#[path = "../../benches/common/facade_ops.rs"]
+mod facade_ops;
+#[path = "../../benches/common/rounds.rs"]
+mod rounds;
+use facade_ops::{gets, new_profiles, pages, puts, seed_runs};
+use rounds::{Measured, compare, print_table, time_n};
 
 /// What the raw side needs: a pool of either kind.
 #[derive(Clone)]
@@ -38,77 +39,125 @@ enum Raw {
     Postgres(sqlx::PgPool),
 }
 
-async fn raw_get(raw: &Raw, id: &str) -> Run {
-    let body: String = match raw {
-        Raw::Sqlite(p) => sqlx::query("SELECT key, revision, stored_created, stored_updated, body FROM ds_runs WHERE key IN (?)")
-            .bind(id)
-            .fetch_one(p)
-            .await
-            .unwrap()
-            .get(4),
-        Raw::Postgres(p) => sqlx::query("SELECT key, revision, stored_created, stored_updated, body::text FROM ds_runs WHERE key IN ($1)")
-            .bind(id)
-            .fetch_one(p)
-            .await
-            .unwrap()
-            .get(4),
-    };
-    serde_json::from_str(&body).unwrap()
+/// Decodes a row as the facade does: the revision, both times and the
+/// JSON body into a `Versioned` run.
+fn decode_row(revision: i64, created: i64, updated: i64, body: &str) -> Versioned<Run> {
+    let time = |t| chrono::DateTime::from_timestamp_micros(t).unwrap();
+    Versioned {
+        value: serde_json::from_str(body).unwrap(),
+        revision: Revision::new(revision as u64),
+        created: time(created),
+        updated: time(updated),
+    }
 }
 
-async fn raw_page(raw: &Raw, workflow: &str) -> Vec<Run> {
-    let bodies: Vec<String> = match raw {
-        Raw::Sqlite(p) => sqlx::query("SELECT key, revision, stored_created, stored_updated, body FROM ds_runs WHERE workflow_id = ? ORDER BY number DESC, key DESC LIMIT ?")
-            .bind(workflow)
-            .bind(101i64)
-            .fetch_all(p)
+/// Runs a select of run rows on one pool and decodes every row.
+macro_rules! select_runs {
+    ($pool:expr, $sql:literal $(, $arg:expr)*) => {
+        sqlx::query($sql)
+            $(.bind($arg))*
+            .fetch_all($pool)
             .await
             .unwrap()
             .iter()
-            .map(|r| r.get(4))
-            .collect(),
-        Raw::Postgres(p) => sqlx::query("SELECT key, revision, stored_created, stored_updated, body::text FROM ds_runs WHERE workflow_id = $1 ORDER BY number DESC, key DESC LIMIT $2")
-            .bind(workflow)
-            .bind(101i64)
-            .fetch_all(p)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get(4))
-            .collect(),
+            .map(|r| decode_row(r.get(1), r.get(2), r.get(3), r.get(4)))
+            .collect::<Vec<_>>()
     };
-    bodies
-        .iter()
-        .take(100)
-        .map(|b| serde_json::from_str(b).unwrap())
-        .collect()
+}
+
+async fn raw_get(raw: &Raw, id: &str) -> Versioned<Run> {
+    let mut rows = match raw {
+        Raw::Sqlite(p) => select_runs!(
+            p,
+            "SELECT key, revision, stored_created, stored_updated, body FROM ds_runs WHERE key IN (?)",
+            id
+        ),
+        Raw::Postgres(p) => select_runs!(
+            p,
+            "SELECT key, revision, stored_created, stored_updated, body::text FROM ds_runs WHERE key IN ($1)",
+            id
+        ),
+    };
+    rows.pop().unwrap()
+}
+
+/// A keyset page of 100: 101 rows, so the 101st tells there is a next page.
+async fn raw_page(raw: &Raw, workflow: &str) -> Vec<Versioned<Run>> {
+    let mut rows = match raw {
+        Raw::Sqlite(p) => select_runs!(
+            p,
+            "SELECT key, revision, stored_created, stored_updated, body FROM ds_runs WHERE workflow_id = ? ORDER BY number DESC, key DESC LIMIT ?",
+            workflow,
+            101i64
+        ),
+        Raw::Postgres(p) => select_runs!(
+            p,
+            "SELECT key, revision, stored_created, stored_updated, body::text FROM ds_runs WHERE workflow_id = $1 ORDER BY number DESC, key DESC LIMIT $2",
+            workflow,
+            101i64
+        ),
+    };
+    rows.truncate(100);
+    rows
+}
+
+/// The statements of a put inside a write transaction, on either database
+/// (the SQL text carries the database's placeholders): read the head,
+/// insert the row with its index columns and the feed row, store the new
+/// head. Evaluates to the new head.
+macro_rules! put_statements {
+    ($tx:ident, $profile:expr, $body:expr, $now:expr, $insert:literal, $feed:literal, $head:literal) => {{
+        let p: &Profile = $profile;
+        let head: i64 = sqlx::query("SELECT value FROM ds_meta WHERE name = 'head'")
+            .fetch_one(&mut *$tx)
+            .await
+            .unwrap()
+            .get(0);
+        let seq = head + 1;
+        sqlx::query($insert)
+            .bind(p.id.as_str())
+            .bind(seq)
+            .bind($now)
+            .bind($now)
+            .bind($body)
+            .bind(&p.username)
+            .bind(p.created.timestamp_micros())
+            .execute(&mut *$tx)
+            .await
+            .unwrap();
+        sqlx::query($feed)
+            .bind(seq)
+            .bind(p.id.as_str())
+            .bind(seq)
+            .bind($now)
+            .execute(&mut *$tx)
+            .await
+            .unwrap();
+        sqlx::query($head)
+            .bind(seq)
+            .execute(&mut *$tx)
+            .await
+            .unwrap();
+        seq
+    }};
 }
 
 async fn raw_put(raw: &Raw, profile: &Profile) {
     profile.validate().unwrap();
     let body = serde_json::to_string(profile).unwrap();
     let now = datastore_core::commit_time().timestamp_micros();
-    let created = profile.created.timestamp_micros();
-    let key = profile.id.as_str();
     match raw {
         Raw::Sqlite(p) => {
             let mut tx = p.begin_with("BEGIN IMMEDIATE").await.unwrap();
-            let head: i64 = sqlx::query("SELECT value FROM ds_meta WHERE name = 'head'")
-                .fetch_one(&mut *tx)
-                .await
-                .unwrap()
-                .get(0);
-            let seq = head + 1;
-            sqlx::query("INSERT INTO ds_profiles (key, revision, stored_created, stored_updated, body, username, created) VALUES (?, ?, ?, ?, ?, ?, ?)")
-                .bind(key).bind(seq).bind(now).bind(now).bind(&body).bind(&profile.username).bind(created)
-                .execute(&mut *tx).await.unwrap();
-            sqlx::query("INSERT INTO ds_changes (seq, kind, key, op, revision, at) VALUES (?, 'profiles', ?, 'put', ?, ?)")
-                .bind(seq).bind(key).bind(seq).bind(now).execute(&mut *tx).await.unwrap();
-            sqlx::query("UPDATE ds_meta SET value = ? WHERE name = 'head'")
-                .bind(seq)
-                .execute(&mut *tx)
-                .await
-                .unwrap();
+            put_statements!(
+                tx,
+                profile,
+                &body,
+                now,
+                "INSERT INTO ds_profiles (key, revision, stored_created, stored_updated, body, username, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO ds_changes (seq, kind, key, op, revision, at) VALUES (?, 'profiles', ?, 'put', ?, ?)",
+                "UPDATE ds_meta SET value = ? WHERE name = 'head'"
+            );
             tx.commit().await.unwrap();
         }
         Raw::Postgres(p) => {
@@ -117,22 +166,15 @@ async fn raw_put(raw: &Raw, profile: &Profile) {
                 .execute(&mut *tx)
                 .await
                 .unwrap();
-            let head: i64 = sqlx::query("SELECT value FROM ds_meta WHERE name = 'head'")
-                .fetch_one(&mut *tx)
-                .await
-                .unwrap()
-                .get(0);
-            let seq = head + 1;
-            sqlx::query("INSERT INTO ds_profiles (key, revision, stored_created, stored_updated, body, username, created) VALUES ($1, $2, $3, $4, CAST($5 AS JSONB), $6, $7)")
-                .bind(key).bind(seq).bind(now).bind(now).bind(&body).bind(&profile.username).bind(created)
-                .execute(&mut *tx).await.unwrap();
-            sqlx::query("INSERT INTO ds_changes (seq, kind, key, op, revision, at) VALUES ($1, 'profiles', $2, 'put', $3, $4)")
-                .bind(seq).bind(key).bind(seq).bind(now).execute(&mut *tx).await.unwrap();
-            sqlx::query("UPDATE ds_meta SET value = $1 WHERE name = 'head'")
-                .bind(seq)
-                .execute(&mut *tx)
-                .await
-                .unwrap();
+            let seq = put_statements!(
+                tx,
+                profile,
+                &body,
+                now,
+                "INSERT INTO ds_profiles (key, revision, stored_created, stored_updated, body, username, created) VALUES ($1, $2, $3, $4, CAST($5 AS JSONB), $6, $7)",
+                "INSERT INTO ds_changes (seq, kind, key, op, revision, at) VALUES ($1, 'profiles', $2, 'put', $3, $4)",
+                "UPDATE ds_meta SET value = $1 WHERE name = 'head'"
+            );
             sqlx::query("SELECT pg_notify('bench', $1)")
                 .bind(seq.to_string())
                 .execute(&mut *tx)
@@ -143,120 +185,55 @@ async fn raw_put(raw: &Raw, profile: &Profile) {
     }
 }
 
+/// Measures get, put and page on one backend, facade and raw in
+/// interleaved rounds.
 fn bench_backend(
-    c: &mut Criterion,
     rt: &tokio::runtime::Runtime,
     name: &str,
     ds: Arc<dyn Datastore>,
     raw: Raw,
-    timings: &Timings,
-) {
+) -> Vec<Measured> {
     let workflow = WorkflowId::new("bench-workflow");
-    let mut run_ids: Vec<RunId> = Vec::with_capacity(RUNS);
-    rt.block_on(async {
-        let mut w = Workflow::new("bench-init", "owner");
-        w.id = workflow.clone();
-        ds.workflows().put(w, Precondition::Any).await.unwrap();
-        for _ in 0..RUNS {
-            run_ids.push(
-                ds.runs()
-                    .create(Run::new(workflow.clone(), vec![]))
-                    .await
-                    .unwrap()
-                    .value
-                    .id,
-            );
-        }
-    });
-    let mut group = c.benchmark_group(format!("{name}/get"));
-    for side in ["facade", "raw"] {
-        let key = format!("{name}/get/{side}");
-        group.bench_function(side, |b| {
-            let mut i = 0;
-            b.iter_custom(|iters| {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    let id = &run_ids[i % RUNS];
-                    i += 1;
-                    if side == "facade" {
-                        black_box(rt.block_on(ds.runs().get(id)).unwrap());
-                    } else {
-                        black_box(rt.block_on(raw_get(&raw, id.as_str())));
-                    }
-                }
-                finish(timings, &key, iters, start)
+    let run_ids = seed_runs(rt, &*ds, &workflow, RUNS);
+    let mut measured = Vec::new();
+    let (mut fi, mut ri) = (0, 0);
+    measured.push(compare(
+        &format!("{name} get"),
+        &mut |n| gets(rt, &*ds, &run_ids, &mut fi, n),
+        &mut |n| {
+            time_n(n, || {
+                ri += 1;
+                black_box(rt.block_on(raw_get(&raw, run_ids[ri % RUNS].as_str())));
             })
-        });
-    }
-    group.finish();
-    let mut group = c.benchmark_group(format!("{name}/put"));
-    let mut n = 0u64;
-    for side in ["facade", "raw"] {
-        let key = format!("{name}/put/{side}");
-        group.bench_function(side, |b| {
-            b.iter_custom(|iters| {
-                let profiles: Vec<Profile> = (0..iters)
-                    .map(|_| {
-                        n += 1;
-                        let mut p = Profile::new(format!("{side}{n}"));
-                        p.id = ProfileId::new(format!("{side}-{n}"));
-                        p
-                    })
-                    .collect();
-                let start = Instant::now();
-                for p in profiles {
-                    if side == "facade" {
-                        black_box(
-                            rt.block_on(ds.profiles().put(p, Precondition::MustNotExist))
-                                .unwrap(),
-                        );
-                    } else {
-                        rt.block_on(raw_put(&raw, &p));
-                    }
-                }
-                finish(timings, &key, iters, start)
+        },
+    ));
+    measured.push(compare(
+        &format!("{name} put"),
+        &mut |n| puts(rt, &*ds, n),
+        &mut |n| {
+            let batch = new_profiles("raw", n);
+            let start = Instant::now();
+            for p in &batch {
+                rt.block_on(raw_put(&raw, p));
+            }
+            start.elapsed()
+        },
+    ));
+    measured.push(compare(
+        &format!("{name} page of 100 runs"),
+        &mut |n| pages(rt, &*ds, &workflow, n),
+        &mut |n| {
+            time_n(n, || {
+                drop(black_box(rt.block_on(raw_page(&raw, workflow.as_str()))))
             })
-        });
-    }
-    group.finish();
-    let mut group = c.benchmark_group(format!("{name}/page_of_100_runs"));
-    for side in ["facade", "raw"] {
-        let key = format!("{name}/page_of_100_runs/{side}");
-        group.bench_function(side, |b| {
-            b.iter_custom(|iters| {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    if side == "facade" {
-                        black_box(
-                            rt.block_on(
-                                ds.runs()
-                                    .list_by_workflow(&workflow, PageRequest::first(100)),
-                            )
-                            .unwrap(),
-                        );
-                    } else {
-                        black_box(rt.block_on(raw_page(&raw, workflow.as_str())));
-                    }
-                }
-                finish(timings, &key, iters, start)
-            })
-        });
-    }
-    group.finish();
+        },
+    ));
+    measured
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let timings: Timings = Arc::default();
-    let mut c = Criterion::default()
-        .configure_from_args()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(3));
-    let mut backends = Vec::new();
+    let rt = rounds::runtime();
+    let mut measured = Vec::new();
 
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("bench.db").display());
@@ -277,15 +254,7 @@ fn main() {
                 ),
         )
         .unwrap();
-    bench_backend(
-        &mut c,
-        &rt,
-        "sqlite",
-        ds.clone(),
-        Raw::Sqlite(raw),
-        &timings,
-    );
-    backends.push("sqlite");
+    measured.extend(bench_backend(&rt, "sqlite", ds.clone(), Raw::Sqlite(raw)));
 
     let pg_url = std::env::var("DATASTORE_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
@@ -315,8 +284,7 @@ fn main() {
                     ),
             )
             .unwrap();
-        bench_backend(&mut c, &rt, "postgres", ds, Raw::Postgres(raw), &timings);
-        backends.push("postgres");
+        measured.extend(bench_backend(&rt, "postgres", ds, Raw::Postgres(raw)));
         rt.block_on(async {
             let mut conn = sqlx::PgConnection::connect(&pg_url).await.unwrap();
             let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
@@ -329,13 +297,8 @@ fn main() {
             datastore_sql::redact_url(&pg_url)
         );
     }
-    c.final_summary();
-
-    for backend in backends {
-        print_ratios(
-            &timings,
-            &format!("{backend}/"),
-            &["get", "put", "page_of_100_runs"],
-        );
-    }
+    print_table(
+        "median of interleaved rounds; facade/raw is throughput (1.00 = no overhead)",
+        &measured,
+    );
 }

@@ -4,8 +4,8 @@
 //!
 //! 1. **Read** what the checks need: the revision and first-write time of
 //!    every key the commit touches, one `SELECT ... WHERE key IN (...)` per
-//!    kind. (A create on PostgreSQL reads nothing: the primary key refuses
-//!    an existing key when the row is written.)
+//!    kind. (A create reads nothing: the primary key refuses an existing
+//!    key when the row is written.)
 //! 2. **Check and plan**, step by step in order, each seeing the ones
 //!    before it: preconditions, references, revisions. Nothing is written
 //!    yet, so a failed check leaves the transaction as it was.
@@ -43,7 +43,7 @@ type State = Option<(Revision, i64)>;
 struct Known(HashMap<Kind, HashMap<String, State>>);
 
 impl Known {
-    /// A key's state; a key never read (a create on PostgreSQL) is absent.
+    /// A key's state; a key never read (a create) is absent.
     fn get(&self, kind: Kind, key: &str) -> State {
         self.0
             .get(&kind)
@@ -121,8 +121,7 @@ impl Writer {
                 Mutation::Put(p) => (
                     p.kind,
                     p.key.as_str(),
-                    p.precondition == Precondition::MustNotExist
-                        && self.dialect == Dialect::Postgres,
+                    p.precondition == Precondition::MustNotExist,
                 ),
                 Mutation::Delete(d) => (d.kind, d.key.as_str(), false),
                 Mutation::Require(r) => (r.kind, r.key.as_str(), false),
@@ -212,10 +211,7 @@ impl Writer {
     async fn insert(&self, tx: &mut Tx, kind: Kind, rows: Vec<Row>) -> Result<()> {
         let sql = schema::insert_sql(self.dialect, kind, rows.len());
         if let [row] = rows.as_slice() {
-            tx.execute(&sql, &row.args)
-                .await
-                .map_err(|e| write_error(kind, &row.key, &row.index, e))?;
-            return Ok(());
+            return self.insert_one(tx, kind, &sql, row, &row.args).await;
         }
         let width = schema::insert_width(kind);
         let mut args = Vec::with_capacity(rows.len() * width);
@@ -233,19 +229,62 @@ impl Writer {
             return Ok(());
         }
         let inserted: HashSet<String> = inserted.iter().filter_map(|r| r.text(0).ok()).collect();
+        let first_key = named[0].0.clone();
         let one = schema::insert_sql(self.dialect, kind, 1);
-        for (i, (key, index)) in named.iter().enumerate() {
-            if !inserted.contains(key) {
-                tx.execute(&one, &args[i * width..(i + 1) * width])
-                    .await
-                    .map_err(|e| write_error(kind, key, index, e))?;
+        for (i, (key, index)) in named.into_iter().enumerate() {
+            if !inserted.contains(&key) {
+                let row = Row {
+                    key,
+                    args: Vec::new(),
+                    index,
+                };
+                self.insert_one(tx, kind, &one, &row, &args[i * width..(i + 1) * width])
+                    .await?;
             }
         }
         Err(Error::Backend {
             store: kind.store(),
-            key: named[0].0.clone(),
+            key: first_key,
             source: "a multi-row insert skipped rows that then inserted alone".into(),
         })
+    }
+
+    /// Inserts one row. A create is written without reading its key first,
+    /// and SQLite names the first unique index a row breaks, which for a
+    /// re-put of the same record can be a field's index rather than the
+    /// key; so on SQLite, when a unique index refuses the row, an existing
+    /// key is looked up and reported as `AlreadyExists` on the key, as
+    /// PostgreSQL's primary key check does.
+    async fn insert_one(
+        &self,
+        tx: &mut Tx,
+        kind: Kind,
+        sql: &str,
+        row: &Row,
+        args: &[Value],
+    ) -> Result<()> {
+        let Err(e) = tx.execute(sql, args).await else {
+            return Ok(());
+        };
+        // PostgreSQL checks the primary key first, and its transaction
+        // takes no statement after an error; SQLite's goes on.
+        let refused = matches!(&e, sqlx::Error::Database(db) if db.is_unique_violation());
+        if refused && self.dialect == Dialect::Sqlite {
+            let found = tx
+                .fetch_all(
+                    &schema::current_sql(kind, 1),
+                    &[Value::Text(row.key.clone())],
+                )
+                .await
+                .map_err(|e| db_error(kind.store(), &row.key, e))?;
+            if !found.is_empty() {
+                return Err(Error::AlreadyExists {
+                    store: kind.store(),
+                    key: row.key.clone(),
+                });
+            }
+        }
+        Err(write_error(kind, &row.key, &row.index, e))
     }
 }
 

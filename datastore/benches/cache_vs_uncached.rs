@@ -9,15 +9,15 @@
 //! of them (all cached after the first pass). RocksDB and SQLite run on
 //! temporary files; PostgreSQL on `DATASTORE_TEST_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/test`) in a schema of its own, skipped
-//! with a notice if no server answers. The table at the end gives cached
-//! throughput as a multiple of uncached throughput.
+//! with a notice if no server answers. Cached and uncached reads run in
+//! alternating rounds (`BENCH_ROUNDS`, `BENCH_ROUND_MS`); the table gives
+//! each side's median round and cached throughput as a multiple of
+//! uncached.
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
-use criterion::Criterion;
 use datastore::{
     Batch, CacheConfig, Cached, Config, Datastore, Precondition, Profile, ProfileId, Run, RunId,
     StepRun, Workflow, WorkflowId,
@@ -26,23 +26,9 @@ use datastore::{
 const RUNS: usize = 10_000;
 const HOT: usize = 1_000;
 
-type Timings = Arc<Mutex<BTreeMap<(String, &'static str), (u64, Duration)>>>;
-
-/// Ends one measurement: records it for the ratio table and returns it to criterion.
-fn finish(
-    timings: &Timings,
-    backend: &str,
-    side: &'static str,
-    iters: u64,
-    start: Instant,
-) -> Duration {
-    let took = start.elapsed();
-    let mut t = timings.lock().unwrap();
-    let e = t.entry((backend.to_string(), side)).or_default();
-    e.0 += iters;
-    e.1 += took;
-    took
-}
+#[path = "../../benches/common/rounds.rs"]
+mod rounds;
+use rounds::{compare, print_table_as};
 
 async fn seed(ds: &dyn Datastore) -> Vec<RunId> {
     // Runs refer to their workflow and owner, which must exist.
@@ -123,16 +109,9 @@ async fn backends() -> Vec<Backend> {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let timings: Timings = Arc::default();
-    let mut c = Criterion::default()
-        .configure_from_args()
-        .measurement_time(Duration::from_secs(3));
+    let rt = rounds::runtime();
     let backends = rt.block_on(backends());
+    let mut measured = Vec::new();
     for backend in &backends {
         let ids = rt.block_on(seed(&*backend.uncached));
         let hot: Vec<RunId> = ids.iter().step_by(RUNS / HOT).cloned().collect();
@@ -149,22 +128,20 @@ fn main() {
                 cached.runs().get(id).await.unwrap();
             }
         });
-        let mut group = c.benchmark_group(format!("hot_get/{}", backend.name));
-        for (side, ds) in [("uncached", &backend.uncached), ("cached", &cached)] {
-            let (timings, hot, name) = (timings.clone(), hot.clone(), backend.name);
-            group.bench_function(side, |b| {
-                b.iter_custom(|iters| {
-                    rt.block_on(async {
-                        let start = Instant::now();
-                        for i in 0..iters as usize {
-                            black_box(ds.runs().get(&hot[i % hot.len()]).await.unwrap());
-                        }
-                        finish(&timings, name, side, iters, start)
-                    })
-                })
-            });
-        }
-        group.finish();
+        let hot_reads = |ds: &Arc<dyn Datastore>, n: u64| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for i in 0..n as usize {
+                    black_box(ds.runs().get(&hot[i % hot.len()]).await.unwrap());
+                }
+                start.elapsed()
+            })
+        };
+        measured.push(compare(
+            backend.name,
+            &mut |n| hot_reads(&cached, n),
+            &mut |n| hot_reads(&backend.uncached, n),
+        ));
         rt.block_on(async {
             let _ = cached.close().await;
         });
@@ -177,32 +154,10 @@ fn main() {
             }
         });
     }
-    c.final_summary();
-
-    println!(
-        "\nhot point reads, cached as a multiple of uncached (aim: rocksdb >= 4, sqlite and postgres >= 20)"
+    print_table_as(
+        "hot point reads, median of interleaved rounds; cached/uncached is throughput \
+         (aim: rocksdb >= 4, sqlite and postgres >= 20)",
+        ["cached", "uncached"],
+        &measured,
     );
-    println!(
-        "{:<10} {:>14} {:>14} {:>8}",
-        "backend", "uncached/s", "cached/s", "ratio"
-    );
-    let t = timings.lock().unwrap();
-    let names: Vec<String> = t
-        .keys()
-        .map(|(b, _)| b.clone())
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    for name in names {
-        let rate = |side| {
-            t.get(&(name.clone(), side))
-                .map(|(n, d): &(u64, Duration)| *n as f64 / d.as_secs_f64())
-                .unwrap_or(0.0)
-        };
-        let (u, cached) = (rate("uncached"), rate("cached"));
-        println!(
-            "{name:<10} {u:>14.0} {cached:>14.0} {:>8.1}",
-            cached / u.max(1e-9)
-        );
-    }
 }

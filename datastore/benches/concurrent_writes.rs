@@ -33,18 +33,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use datastore_core::group_commit::GroupStats;
-use datastore_core::{
-    Datastore, EngineStore, Kind, Precondition, Profile, ProfileId, Record, Revision,
-    index_entries_of,
-};
-use datastore_rocks::layout::{self, Envelope, Header};
+use datastore_core::{Datastore, EngineStore, Kind, Precondition, Profile, ProfileId, Record};
+use datastore_rocks::layout::{self, Envelope};
 use datastore_rocks::{RocksConfig, RocksEngine};
 use datastore_sql::{SqlConfig, SqlEngine};
-use rocksdb::{DB, WriteBatch, WriteOptions};
 use sqlx::Connection;
 use tokio::sync::{mpsc, oneshot};
+
+#[path = "../../benches/common/rocks_raw.rs"]
+mod rocks_raw;
+use rocks_raw::raw_rocks_put;
 
 const WRITERS: [usize; 3] = [1, 8, 32];
 
@@ -103,51 +102,6 @@ async fn facade(ds: Arc<dyn Datastore>, writers: usize, side: &str) -> f64 {
 
 // --- RocksDB -------------------------------------------------------------
 
-fn raw_rocks_put(db: &DB, seq: u64, p: &Profile) {
-    let key = p.id.as_str();
-    let entries = index_entries_of(p);
-    let records = db.cf_handle(layout::RECORDS).unwrap();
-    let indexes = db.cf_handle(layout::INDEXES).unwrap();
-    let raw_key = layout::record_key(Kind::Profile, key);
-    // The reads the facade makes: is the key free, is the username free.
-    assert!(db.get_pinned_cf(records, &raw_key).unwrap().is_none());
-    for e in entries.iter().filter(|e| e.unique) {
-        let claim = layout::unique_key(Kind::Profile, e.index, &e.values);
-        assert!(db.get_pinned_cf(indexes, claim).unwrap().is_none());
-    }
-    let index_keys = layout::owned_index_keys(Kind::Profile, key, &entries);
-    let mut batch = WriteBatch::default();
-    for k in &index_keys {
-        batch.put_cf(indexes, k, key.as_bytes());
-    }
-    let now = Utc::now();
-    let header = Header {
-        revision: Revision::new(seq),
-        created: now,
-        updated: now,
-        index_keys,
-    };
-    batch.put_cf(
-        records,
-        raw_key,
-        Envelope::encode(&header, &serde_json::to_vec(p).unwrap()),
-    );
-    let change = serde_json::json!({"seq": seq, "kind": "profile", "id": key, "op": "put", "revision": seq, "at": now});
-    batch.put_cf(
-        db.cf_handle(layout::FEED).unwrap(),
-        layout::feed_key(seq),
-        serde_json::to_vec(&change).unwrap(),
-    );
-    batch.put_cf(
-        db.cf_handle(layout::META).unwrap(),
-        b"bench_head",
-        seq.to_be_bytes(),
-    );
-    let mut wo = WriteOptions::default();
-    wo.set_sync(true);
-    db.write_opt(batch, &wo).unwrap();
-}
-
 fn raw_rocks(engine: &RocksEngine, writers: usize) -> f64 {
     let seq = AtomicU64::new(1 << 40);
     let stop = AtomicBool::new(false);
@@ -160,7 +114,7 @@ fn raw_rocks(engine: &RocksEngine, writers: usize) -> f64 {
                     let mut n = 0u64;
                     while !stop.load(Ordering::Relaxed) {
                         let p = profile(w, n, "raw");
-                        raw_rocks_put(engine.db(), seq.fetch_add(1, Ordering::Relaxed), &p);
+                        raw_rocks_put(engine.db(), seq.fetch_add(1, Ordering::Relaxed), &p, true);
                         n += 1;
                     }
                     n

@@ -58,13 +58,20 @@ async fn copy_of_several_batches_arrives_whole_and_once() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("copy.db").display());
     let dest = datastore::open_url(&url).await.unwrap();
-    let stats = transfer::copy(&*source, &*dest, |_| {}).await.unwrap();
     let items = (PROFILES + LOG_ENTRIES) as u64;
+    assert_eq!(transfer::count_items(&*source).await.unwrap(), items);
+    assert_eq!(transfer::count_items(&*dest).await.unwrap(), 0);
+    let stats = transfer::copy(&*source, &*dest, |_| {}).await.unwrap();
     assert_eq!(
         (stats.read, stats.written, stats.skipped),
         (items, items, 0)
     );
     assert_same(&*dest).await;
+    assert_eq!(
+        transfer::count_items(&*dest).await.unwrap(),
+        items,
+        "the total a copy's progress shows"
+    );
     let head = dest.changes().head().await.unwrap();
     assert_eq!(head.0, items, "one change per record written");
 

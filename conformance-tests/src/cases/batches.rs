@@ -9,6 +9,12 @@ use datastore_core::{
 
 use crate::support::*;
 
+fn profile_named(username: &str) -> Profile {
+    let mut p = Profile::new(username);
+    p.id = ProfileId::new(username);
+    p
+}
+
 fn run_numbered(workflow: &str, owner: &str, number: u64) -> Run {
     let mut r = Run::new(workflow, vec![]);
     r.owner_id = ProfileId::new(owner);
@@ -150,6 +156,53 @@ fn numbered_profile(i: usize) -> Profile {
     p
 }
 
+/// `count` gives every kind's number of records (log entries for logs),
+/// following puts, appends and deletes, and unchanged by a failed batch.
+pub async fn count_follows_every_kind(ds: Arc<dyn Datastore>) {
+    for kind in Kind::ALL {
+        assert_eq!(ds.count(kind).await.unwrap(), 0, "{kind} of an empty store");
+    }
+    let mut p = Profile::new("alice");
+    p.id = ProfileId::new("p1");
+    let mut w = Workflow::new("i1", "p1");
+    w.id = "w1".into();
+    let batch = Batch::new()
+        .put(p, Precondition::MustNotExist)
+        .put(w, Precondition::MustNotExist)
+        .put(run_numbered("w1", "p1", 1), Precondition::MustNotExist)
+        .put(run_numbered("w1", "p1", 2), Precondition::MustNotExist)
+        .put(Key::new("p1", "pub"), Precondition::Any)
+        .put(entry("p1", "i1", "data"), Precondition::Any)
+        .append_log("log-1", 0, vec![op("a"), op("b"), op("c")]);
+    ds.apply(batch).await.unwrap();
+    let counts = [
+        (Kind::Profile, 1),
+        (Kind::Workflow, 1),
+        (Kind::Run, 2),
+        (Kind::Key, 1),
+        (Kind::Collection, 1),
+        (Kind::Log, 3),
+    ];
+    for (kind, n) in counts {
+        assert_eq!(ds.count(kind).await.unwrap(), n, "{kind} after the batch");
+    }
+    let failing = Batch::new()
+        .put(profile_named("bob"), Precondition::MustNotExist)
+        .delete(
+            Kind::Profile,
+            ProfileId::new("nobody"),
+            Precondition::MustExist,
+        );
+    assert!(ds.apply(failing).await.is_err());
+    assert_eq!(ds.count(Kind::Profile).await.unwrap(), 1, "a failed batch");
+    let latest = ds.runs().latest(&"w1".into()).await.unwrap();
+    ds.runs()
+        .delete(&latest.value.id, Precondition::MustExist)
+        .await
+        .unwrap();
+    assert_eq!(ds.count(Kind::Run).await.unwrap(), 1, "after a delete");
+}
+
 /// A large batch writes every record, with revisions and feed changes in
 /// op order.
 pub async fn large_batch_writes_every_record(ds: Arc<dyn Datastore>) {
@@ -203,6 +256,27 @@ pub async fn large_batch_with_one_refused_row_writes_nothing(ds: Arc<dyn Datasto
     let err = ds.apply(batch).await.unwrap_err();
     assert!(
         matches!(&err, Error::AlreadyExists { key, .. } if key == "username=taken"),
+        "{err}"
+    );
+    assert_unchanged(&ds, &before).await;
+}
+
+/// A large batch of creates, one of them an existing record (same id, same
+/// username) deep inside: `AlreadyExists` naming the id, as for a single
+/// create, and nothing written.
+pub async fn large_batch_recreating_one_record_writes_nothing(ds: Arc<dyn Datastore>) {
+    let existing = numbered_profile(LARGE - 300);
+    ds.profiles()
+        .put(existing.clone(), Precondition::MustNotExist)
+        .await
+        .unwrap();
+    let before = snapshot(&ds).await;
+    let batch = (0..LARGE).fold(Batch::new(), |b, i| {
+        b.put(numbered_profile(i), Precondition::MustNotExist)
+    });
+    let err = ds.apply(batch).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::AlreadyExists { key, .. } if key == existing.id.as_str()),
         "{err}"
     );
     assert_unchanged(&ds, &before).await;

@@ -182,6 +182,19 @@ impl<E: Engine> Datastore for EngineStore<E> {
         self.apply_batch(batch).await
     }
 
+    async fn count(&self, kind: Kind) -> Result<u64> {
+        // Every record has an entry in each non-sparse index.
+        let index = kind.indexes().iter().find(|i| !i.sparse).ok_or_else(|| {
+            Error::invalid(
+                kind.store(),
+                "",
+                "kind",
+                "has no index that holds every record",
+            )
+        })?;
+        self.engine.count(kind, index.name, &[]).await
+    }
+
     fn capabilities(&self) -> Capabilities {
         self.engine.capabilities()
     }

@@ -22,6 +22,16 @@ impl TempRocks {
         TempRocks { ds, dir }
     }
 
+    /// A new store that does not sync commits (`sync_on_commit = false`:
+    /// commits are applied by the committing task, not the writer thread).
+    pub fn unsynced() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = RocksConfig::new(dir.path().join("db"));
+        config.sync_on_commit = false;
+        let ds = datastore_rocks::open(config).expect("open");
+        TempRocks { ds, dir }
+    }
+
     /// The database path.
     pub fn path(&self) -> std::path::PathBuf {
         self.dir.path().join("db")

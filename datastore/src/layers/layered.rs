@@ -474,6 +474,11 @@ impl<L: Layer> Datastore for Layered<L> {
         Ok(revisions)
     }
 
+    async fn count(&self, kind: Kind) -> Result<u64> {
+        self.call(kind.store(), "count", "", self.inner.count(kind))
+            .await
+    }
+
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities()
     }

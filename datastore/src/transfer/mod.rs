@@ -276,6 +276,23 @@ pub enum TransferError {
     },
 }
 
+/// How many items [`for_each_item`] would read from `source` now (records
+/// of every kind and log entries): the total for an export's or a copy's
+/// progress. Writes during the transfer can make the real number differ.
+pub async fn count_items(source: &dyn Datastore) -> Result<u64, TransferError> {
+    let mut total = 0;
+    for kind in Kind::ALL {
+        total += source
+            .count(kind)
+            .await
+            .map_err(|source| TransferError::Store {
+                context: format!("counting {} in the source", kind.as_str()),
+                source,
+            })?;
+    }
+    Ok(total)
+}
+
 /// Reads every record of `source`, kind by kind, in pages, passing each to
 /// `sink` (a write of one line, or a batch writer).
 pub async fn for_each_item(
