@@ -96,3 +96,48 @@ async fn export_then_import_of_several_batches_round_trips() {
     assert_eq!(imported.written, exported.read);
     assert_same(&*dest).await;
 }
+
+/// The pre-write check finds, within the file, a record repeated with
+/// other content (naming both lines), a unique value claimed twice (naming
+/// the first line), and accepts a record repeated with the same content
+/// and a reference to a record earlier in the file.
+#[tokio::test]
+async fn check_finds_repeats_and_clashes_within_the_file() {
+    let dest = datastore::open_url("memory://").await.unwrap();
+    let p = |id: &str, user: &str, name: &str| {
+        format!(
+            r#"{{"kind":"profile","record":{{"id":"{id}","username":"{user}","name":"{name}","created":"2026-12-01T10:00:00Z","updated":"2026-12-01T10:00:00Z"}}}}"#
+        )
+    };
+    let workflow = r#"{"kind":"workflow","record":{"id":"w1","init_id":"i1","owner_id":"a"}}"#;
+    let good = [p("a", "alice", "A"), p("a", "alice", "A"), workflow.into()].join("\n");
+    let checked = transfer::check(&*dest, Cursor::new(good), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(checked.items, 3);
+
+    let refused = async |lines: [String; 3]| {
+        transfer::check(&*dest, Cursor::new(lines.join("\n")), |_| {})
+            .await
+            .unwrap_err()
+            .to_string()
+    };
+    let err = refused([
+        p("a", "alice", "A"),
+        p("b", "bob", "B"),
+        p("a", "alice", "Z"),
+    ])
+    .await;
+    assert!(err.contains("line 3") && err.contains("line 1"), "{err}");
+    let err = refused([
+        p("a", "alice", "A"),
+        p("b", "bob", "B"),
+        p("c", "alice", "C"),
+    ])
+    .await;
+    assert!(
+        err.contains("line 3") && err.contains("alice") && err.contains("line 1"),
+        "{err}"
+    );
+    assert_eq!(transfer::count_items(&*dest).await.unwrap(), 0);
+}

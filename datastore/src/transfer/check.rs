@@ -29,6 +29,18 @@ fn hash_of(value: impl Hash) -> u64 {
     h.finish()
 }
 
+/// Where the checker keeps a record it has seen: one hash of its kind and
+/// key (8 bytes a slot, not a kind, a key and padding).
+fn record_slot(kind: Kind, key: &str) -> u64 {
+    hash_of((kind, key))
+}
+
+/// Where the checker keeps a unique claim it has seen: one hash of its
+/// kind, index and values.
+fn claim_slot(kind: Kind, index: &str, values: &str) -> u64 {
+    hash_of((kind, index, values))
+}
+
 /// What a line declares about itself, whatever its kind.
 struct Facts {
     kind: Kind,
@@ -92,8 +104,10 @@ struct Checker<'a> {
     dest: &'a dyn Datastore,
     /// Nothing to look up when the destination holds nothing.
     dest_empty: bool,
-    records: HashMap<(Kind, u64), Seen>,
-    claims: HashMap<(Kind, &'static str, u64), Seen>,
+    /// Records seen, by [`record_slot`].
+    records: HashMap<u64, Seen>,
+    /// Unique claims seen, by [`claim_slot`].
+    claims: HashMap<u64, Seen>,
     /// The next sequence number each log must continue with.
     logs: HashMap<LogId, u64>,
     /// Run numbers the destination holds per workflow (loaded once each).
@@ -278,7 +292,7 @@ impl Checker<'_> {
         }
         let f = facts(item);
         let content = content_hash(item);
-        let slot = (f.kind, hash_of(&f.key));
+        let slot = record_slot(f.kind, &f.key);
         if let Some(seen) = self.records.get(&slot) {
             return if seen.hash == content {
                 Ok(())
@@ -301,7 +315,7 @@ impl Checker<'_> {
             None => {}
         }
         for (field, kind, key) in &f.references {
-            let in_file = self.records.contains_key(&(*kind, hash_of(key)));
+            let in_file = self.records.contains_key(&record_slot(*kind, key));
             if !in_file && !held.referenced.contains(&(*kind, key.clone())) {
                 return Err(TransferError::MissingReference {
                     line,
@@ -313,7 +327,7 @@ impl Checker<'_> {
         }
         let key_hash = hash_of(&f.key);
         for (index, values) in &f.claims {
-            let claim = (f.kind, *index, hash_of(values));
+            let claim = claim_slot(f.kind, index, values);
             if let Some(seen) = self.claims.get(&claim)
                 && seen.hash != key_hash
             {
@@ -375,8 +389,10 @@ fn content_hash(item: &Item) -> u64 {
 /// destination holds with other content is a conflict. `progress` gets the
 /// bytes read so far.
 ///
-/// Memory grows with the file by a few dozen bytes per record (hashes of
-/// keys and unique values, and the line each was seen on).
+/// Memory grows with the file: for each record and each unique value, a
+/// hash, the line it was seen on and a content hash (24 bytes a slot; about
+/// 100 bytes a record with one unique value, counting the tables' spare
+/// room).
 pub async fn check(
     dest: &dyn Datastore,
     input: impl BufRead,
