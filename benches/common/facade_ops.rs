@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use datastore_core::{
-    Datastore, PageRequest, Precondition, Profile, ProfileId, Run, RunId, Workflow, WorkflowId,
+    Batch, Datastore, PageRequest, Precondition, Profile, ProfileId, Run, RunId, Workflow,
+    WorkflowId,
 };
 use tokio::runtime::Runtime;
 
@@ -97,4 +98,70 @@ pub fn seed_runs(
         }
         ids
     })
+}
+
+/// Writes `depth + 100` runs of one workflow in batches, then measures a
+/// page of 100 of them, newest first, from a cursor at depths 0, 10,000,
+/// 300,000 and `depth` (clamped, without repeats). Returns the number of
+/// runs and one measurement per depth.
+pub fn deep_pages(
+    rt: &Runtime,
+    ds: &dyn Datastore,
+    depth: usize,
+) -> (usize, Vec<super::rounds::Measured>) {
+    let workflow = WorkflowId::new("deep-workflow");
+    let mut depths = vec![0, 10_000.min(depth), 300_000.min(depth), depth];
+    depths.dedup();
+    let total = depth + 100;
+    let cursors = rt.block_on(async {
+        let mut w = Workflow::new("deep-init", "owner");
+        w.id = workflow.clone();
+        ds.workflows().put(w, Precondition::Any).await.unwrap();
+        let mut number = 0;
+        while number < total {
+            let mut batch = Batch::new();
+            for _ in 0..5000.min(total - number) {
+                number += 1;
+                let mut r = Run::new(workflow.clone(), vec![]);
+                r.id = RunId::new(format!("deep-{number}"));
+                r.owner_id = ProfileId::new("owner");
+                r.number = number as u64;
+                batch = batch.put(r, Precondition::MustNotExist);
+            }
+            ds.apply(batch).await.unwrap();
+        }
+        let mut cursors = Vec::new();
+        let mut cursor = None;
+        let mut skipped = 0;
+        for &target in &depths {
+            while skipped < target {
+                let take = 1000.min(target - skipped) as u32;
+                let page = ds
+                    .runs()
+                    .list_by_workflow(&workflow, PageRequest::after(take, cursor))
+                    .await
+                    .unwrap();
+                skipped += page.items.len();
+                cursor = page.next;
+            }
+            cursors.push(cursor.clone());
+        }
+        cursors
+    });
+    let measured = depths
+        .iter()
+        .zip(cursors)
+        .map(|(at_depth, at)| {
+            super::rounds::measure(&format!("{at_depth} deep"), &mut |n| {
+                super::rounds::time_n(n, || {
+                    let page = PageRequest::after(100, at.clone());
+                    black_box(
+                        rt.block_on(ds.runs().list_by_workflow(&workflow, page))
+                            .unwrap(),
+                    );
+                })
+            })
+        })
+        .collect();
+    (total, measured)
 }

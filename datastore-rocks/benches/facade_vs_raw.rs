@@ -24,8 +24,7 @@ use std::time::Instant;
 
 use datastore_core::keycodec::{encode_values, prefix_end};
 use datastore_core::{
-    Batch, Cursor, Datastore, EngineStore, IndexValue, Kind, PageRequest, Precondition, ProfileId,
-    Record, Run, RunId, Versioned, Workflow, WorkflowId,
+    Datastore, EngineStore, IndexValue, Kind, Record, Run, Versioned, WorkflowId,
 };
 use datastore_rocks::layout::{self, Envelope};
 use datastore_rocks::{RocksConfig, RocksEngine};
@@ -39,9 +38,9 @@ mod facade_ops;
 mod rocks_raw;
 #[path = "../../benches/common/rounds.rs"]
 mod rounds;
-use facade_ops::{gets, new_profiles, pages, puts, seed_runs};
+use facade_ops::{deep_pages, gets, new_profiles, pages, puts, seed_runs};
 use rocks_raw::raw_rocks_put;
-use rounds::{compare, env, measure, print_table, time_n};
+use rounds::{compare, env, print_table, time_n};
 
 /// Decodes a stored value as the facade does: the envelope's header and
 /// the JSON body into a `Versioned` run.
@@ -87,50 +86,6 @@ fn raw_page(db: &DB, workflow: &str, limit: usize) -> Vec<Versioned<Run>> {
         .into_iter()
         .map(|v| decode(&v.unwrap().unwrap()))
         .collect()
-}
-
-/// Writes `depth + 100` runs of one workflow in batches and returns the
-/// cursor at each of `depths` runs into its newest-first list.
-async fn seed_deep(
-    ds: &Arc<dyn Datastore>,
-    workflow: &WorkflowId,
-    depth: usize,
-    depths: &[usize],
-) -> Vec<Option<Cursor>> {
-    let mut w = Workflow::new("deep-init", "owner");
-    w.id = workflow.clone();
-    ds.workflows().put(w, Precondition::Any).await.unwrap();
-    let total = depth + 100;
-    let mut number = 0;
-    while number < total {
-        let mut batch = Batch::new();
-        for _ in 0..1000.min(total - number) {
-            number += 1;
-            let mut r = Run::new(workflow.clone(), vec![]);
-            r.id = RunId::new(format!("deep-{number}"));
-            r.owner_id = ProfileId::new("owner");
-            r.number = number as u64;
-            batch = batch.put(r, Precondition::MustNotExist);
-        }
-        ds.apply(batch).await.unwrap();
-    }
-    let mut cursors = Vec::new();
-    let mut cursor = None;
-    let mut skipped = 0;
-    for &target in depths {
-        while skipped < target {
-            let take = 1000.min(target - skipped) as u32;
-            let page = ds
-                .runs()
-                .list_by_workflow(workflow, PageRequest::after(take, cursor))
-                .await
-                .unwrap();
-            skipped += page.items.len();
-            cursor = page.next;
-        }
-        cursors.push(cursor.clone());
-    }
-    cursors
 }
 
 fn main() {
@@ -179,35 +134,14 @@ fn main() {
         &mut |n| time_n(n, || drop(black_box(raw_page(db, workflow.as_str(), 100)))),
     ));
 
-    // Keyset depth: the same page size at several depths.
-    let depth: usize = env("DEEP_PAGE_DEPTH", 900_000);
-    let deep = WorkflowId::new("deep-workflow");
-    // Clamped to the deepest depth asked for, without repeats.
-    let mut depths = vec![0, 10_000.min(depth), 300_000.min(depth), depth];
-    depths.dedup();
-    let cursors = rt.block_on(seed_deep(&ds, &deep, depth, &depths));
-    let mut deep_pages = Vec::new();
-    for (at_depth, at) in depths.iter().zip(cursors) {
-        deep_pages.push(measure(&format!("{at_depth} deep"), &mut |n| {
-            time_n(n, || {
-                let page = PageRequest::after(100, at.clone());
-                black_box(
-                    rt.block_on(ds.runs().list_by_workflow(&deep, page))
-                        .unwrap(),
-                );
-            })
-        }));
-    }
+    let (total, deep_pages) = deep_pages(&rt, &*ds, env("DEEP_PAGE_DEPTH", 900_000));
 
     print_table(
         "median of interleaved rounds; facade/raw is throughput (1.00 = no overhead)",
         &measured,
     );
     print_table(
-        &format!(
-            "page of 100 runs of a workflow with {} runs, newest first, by depth:",
-            depth + 100
-        ),
+        &format!("page of 100 runs of a workflow with {total} runs, newest first, by depth:"),
         &deep_pages,
     );
 }

@@ -5,6 +5,9 @@
 //! cargo bench -p datastore-sql --bench sql_facade_vs_raw
 //! ```
 //!
+//! A last group reads pages of 100 runs at depths 0, 10,000, 300,000 and
+//! 900,000 (`DEEP_PAGE_DEPTH` sets the deepest) of one workflow.
+//!
 //! Operations: a point get of a run by id; a put of a new profile (the raw
 //! side runs the same transaction: lock, head, insert the row with its index
 //! columns, the feed row, the head update); a page of 100 runs of one
@@ -29,8 +32,8 @@ const RUNS: usize = 5_000;
 mod facade_ops;
 #[path = "../../benches/common/rounds.rs"]
 mod rounds;
-use facade_ops::{gets, new_profiles, pages, puts, seed_runs};
-use rounds::{Measured, compare, print_table, time_n};
+use facade_ops::{deep_pages, gets, new_profiles, pages, puts, seed_runs};
+use rounds::{Measured, compare, env, print_table, time_n};
 
 /// What the raw side needs: a pool of either kind.
 #[derive(Clone)]
@@ -228,6 +231,14 @@ fn bench_backend(
             })
         },
     ));
+    // Keyset pages at depth, on a workflow of their own.
+    let (total, deep) = deep_pages(rt, &*ds, env("DEEP_PAGE_DEPTH", 900_000));
+    print_table(
+        &format!(
+            "{name}: page of 100 runs of a workflow with {total} runs, newest first, by depth:"
+        ),
+        &deep,
+    );
     measured
 }
 
