@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use datastore_core::{
-    Batch, Datastore, PageRequest, Precondition, Profile, ProfileId, Run, RunId, Workflow,
+    Batch, BatchOp, Datastore, PageRequest, Precondition, Profile, ProfileId, Run, RunId, Workflow,
     WorkflowId,
 };
 use tokio::runtime::Runtime;
@@ -36,6 +36,28 @@ pub fn bulk_profile(i: usize) -> Profile {
     p.name = format!("User number {i}");
     p.description = "x".repeat(120);
     p
+}
+
+/// Loads `records` new [`bulk_profile`]s into an empty store through the
+/// facade, `batch` to a `Datastore::apply`, checks that every one reached
+/// the feed, closes the store, and returns the time the writes took.
+pub async fn bulk_load(ds: &dyn Datastore, records: usize, batch: usize) -> Duration {
+    let start = Instant::now();
+    let mut i = 0;
+    while i < records {
+        let ops = (i..(i + batch).min(records))
+            .map(|n| BatchOp::Put {
+                record: bulk_profile(n).into(),
+                precondition: Precondition::MustNotExist,
+            })
+            .collect();
+        ds.apply(Batch { ops }).await.unwrap();
+        i += batch;
+    }
+    let took = start.elapsed();
+    assert_eq!(ds.changes().head().await.unwrap().0, records as u64);
+    ds.close().await.unwrap();
+    took
 }
 
 /// `n` point gets of runs, cycling over `ids` from `*next`.

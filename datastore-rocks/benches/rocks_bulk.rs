@@ -19,7 +19,7 @@
 
 use std::time::{Duration, Instant};
 
-use datastore_core::{Batch, BatchOp, Datastore, EngineStore, Precondition, Record};
+use datastore_core::{EngineStore, Record};
 use datastore_rocks::{RocksConfig, RocksEngine};
 use rocksdb::WriteBatch;
 
@@ -28,29 +28,14 @@ mod rounds;
 use rounds::{env, median};
 #[path = "../../benches/common/facade_ops.rs"]
 mod facade_ops;
-use facade_ops::bulk_profile;
+use facade_ops::{bulk_load, bulk_profile};
 #[path = "../../benches/common/rocks_raw.rs"]
 mod rocks_raw;
 
 /// Loads through the facade; returns the time the writes took.
 async fn facade_round(dir: &std::path::Path, records: usize, batch: usize) -> Duration {
     let ds = EngineStore::new(RocksEngine::open(RocksConfig::new(dir)).unwrap());
-    let start = Instant::now();
-    let mut i = 0;
-    while i < records {
-        let ops = (i..(i + batch).min(records))
-            .map(|n| BatchOp::Put {
-                record: bulk_profile(n).into(),
-                precondition: Precondition::MustNotExist,
-            })
-            .collect();
-        ds.apply(Batch { ops }).await.unwrap();
-        i += batch;
-    }
-    let took = start.elapsed();
-    assert_eq!(ds.changes().head().await.unwrap().0, records as u64);
-    ds.close().await.unwrap();
-    took
+    bulk_load(&ds, records, batch).await
 }
 
 /// Loads by hand into a store opened the same way; returns the time the

@@ -16,8 +16,8 @@ use std::sync::atomic::Ordering;
 use chrono::{DateTime, Utc};
 use datastore_core::group_commit::{PendingCommit, WriteJob, WriteJobs, group_failure};
 use datastore_core::{
-    Change, Committed, Compaction, DeleteRecord, Kind, Mutation, PutRecord, Result, Retention,
-    Revision, StoreName, check_precondition, unique_violation,
+    Change, Committed, Compaction, DeleteRecord, Kind, Mutation, Precondition, PutRecord, Result,
+    Retention, Revision, StoreName, check_precondition, unique_violation,
 };
 use rocksdb::{ReadOptions, WriteBatch};
 
@@ -262,10 +262,7 @@ impl Writer {
         put: PutRecord,
     ) -> Result<()> {
         let (kind, key) = (put.kind, &put.key);
-        let raw = layout::record_key(kind, key);
-        let current = self.header_at([&out.overlay, group], kind, &raw)?;
-        let found = current.as_ref().map(|h| h.revision);
-        check_precondition(kind, key, put.precondition, found, false)?;
+        let (raw, current) = self.checked(group, out, kind, key, put.precondition, false)?;
         if let Some(old) = &current {
             drop_index_keys(&mut out.ops, &mut out.overlay, &old.index_keys);
         }
@@ -299,6 +296,24 @@ impl Writer {
         Ok(())
     }
 
+    /// A record's raw key and its header as the group and this commit so
+    /// far left it, once the write's precondition holds for it.
+    fn checked(
+        &self,
+        group: &Overlay,
+        out: &Applied,
+        kind: Kind,
+        key: &str,
+        precondition: Precondition,
+        deleting: bool,
+    ) -> Result<(Vec<u8>, Option<Header>)> {
+        let raw = layout::record_key(kind, key);
+        let current = self.header_at([&out.overlay, group], kind, &raw)?;
+        let found = current.as_ref().map(|h| h.revision);
+        check_precondition(kind, key, precondition, found, deleting)?;
+        Ok((raw, current))
+    }
+
     /// A delete: its precondition, then the record and its index keys.
     fn delete(
         &self,
@@ -309,10 +324,7 @@ impl Writer {
         delete: DeleteRecord,
     ) -> Result<()> {
         let (kind, key) = (delete.kind, &delete.key);
-        let raw = layout::record_key(kind, key);
-        let current = self.header_at([&out.overlay, group], kind, &raw)?;
-        let found = current.as_ref().map(|h| h.revision);
-        check_precondition(kind, key, delete.precondition, found, true)?;
+        let (raw, current) = self.checked(group, out, kind, key, delete.precondition, true)?;
         let old = current.expect("checked: the record exists");
         drop_index_keys(&mut out.ops, &mut out.overlay, &old.index_keys);
         out.ops.push(Op::Delete(layout::RECORDS, raw.clone()));

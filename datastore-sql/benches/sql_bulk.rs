@@ -21,7 +21,7 @@
 
 use std::time::{Duration, Instant};
 
-use datastore_core::{Batch, BatchOp, Precondition, Record};
+use datastore_core::Record;
 use datastore_sql::SqlConfig;
 use sqlx::Connection;
 
@@ -30,7 +30,7 @@ mod rounds;
 use rounds::{env, median};
 #[path = "../../benches/common/facade_ops.rs"]
 mod facade_ops;
-use facade_ops::bulk_profile;
+use facade_ops::{bulk_load, bulk_profile};
 
 /// Rows per multi-row `INSERT` on the raw side (7 parameters each).
 const ROWS_PER_INSERT: usize = 1_000;
@@ -89,22 +89,7 @@ async fn fresh(backend: &str, pg_url: &str, tag: &str) -> Target {
 /// Loads through the facade; returns the time the writes took.
 async fn facade_round(target: &Target, records: usize, batch: usize) -> Duration {
     let ds = datastore_sql::open(target.config()).await.unwrap();
-    let start = Instant::now();
-    let mut i = 0;
-    while i < records {
-        let ops = (i..(i + batch).min(records))
-            .map(|n| BatchOp::Put {
-                record: bulk_profile(n).into(),
-                precondition: Precondition::MustNotExist,
-            })
-            .collect();
-        ds.apply(Batch { ops }).await.unwrap();
-        i += batch;
-    }
-    let took = start.elapsed();
-    assert_eq!(ds.changes().head().await.unwrap().0, records as u64);
-    ds.close().await.unwrap();
-    took
+    bulk_load(&*ds, records, batch).await
 }
 
 /// Binds one value of either database's query.

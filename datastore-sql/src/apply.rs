@@ -211,7 +211,9 @@ impl Writer {
     async fn insert(&self, tx: &mut Tx, kind: Kind, rows: Vec<Row>) -> Result<()> {
         let sql = schema::insert_sql(self.dialect, kind, rows.len());
         if let [row] = rows.as_slice() {
-            return self.insert_one(tx, kind, &sql, row, &row.args).await;
+            return self
+                .insert_one(tx, kind, &sql, &row.key, &row.index, &row.args)
+                .await;
         }
         let width = schema::insert_width(kind);
         let mut args = Vec::with_capacity(rows.len() * width);
@@ -229,22 +231,23 @@ impl Writer {
             return Ok(());
         }
         let inserted: HashSet<String> = inserted.iter().filter_map(|r| r.text(0).ok()).collect();
-        let first_key = named[0].0.clone();
         let one = schema::insert_sql(self.dialect, kind, 1);
-        for (i, (key, index)) in named.into_iter().enumerate() {
-            if !inserted.contains(&key) {
-                let row = Row {
+        for (i, (key, index)) in named.iter().enumerate() {
+            if !inserted.contains(key) {
+                self.insert_one(
+                    tx,
+                    kind,
+                    &one,
                     key,
-                    args: Vec::new(),
                     index,
-                };
-                self.insert_one(tx, kind, &one, &row, &args[i * width..(i + 1) * width])
-                    .await?;
+                    &args[i * width..(i + 1) * width],
+                )
+                .await?;
             }
         }
         Err(Error::Backend {
             store: kind.store(),
-            key: first_key,
+            key: named[0].0.clone(),
             source: "a multi-row insert skipped rows that then inserted alone".into(),
         })
     }
@@ -260,7 +263,8 @@ impl Writer {
         tx: &mut Tx,
         kind: Kind,
         sql: &str,
-        row: &Row,
+        key: &str,
+        index: &[IndexEntry],
         args: &[Value],
     ) -> Result<()> {
         let Err(e) = tx.execute(sql, args).await else {
@@ -273,18 +277,18 @@ impl Writer {
             let found = tx
                 .fetch_all(
                     &schema::current_sql(kind, 1),
-                    &[Value::Text(row.key.clone())],
+                    &[Value::Text(key.to_string())],
                 )
                 .await
-                .map_err(|e| db_error(kind.store(), &row.key, e))?;
+                .map_err(|e| db_error(kind.store(), key, e))?;
             if !found.is_empty() {
                 return Err(Error::AlreadyExists {
                     store: kind.store(),
-                    key: row.key.clone(),
+                    key: key.to_string(),
                 });
             }
         }
-        Err(write_error(kind, &row.key, &row.index, e))
+        Err(write_error(kind, key, index, e))
     }
 }
 
