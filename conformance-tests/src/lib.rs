@@ -257,6 +257,17 @@ macro_rules! __with_cases {
                 changes_name_their_parent,
                 close_ends_subscriptions,
             },
+            feed_filters {
+                filter_by_kind,
+                filter_by_id,
+                filter_by_parent_includes_deletes,
+                filters_combine_kinds_with_ids_or_parents,
+                filtered_subscription_follows_live,
+                resume_with_a_changed_filter,
+                filter_matching_nothing,
+                invalid_filters_are_refused,
+                filtered_buffer_counts_only_matches,
+            },
         }
     };
 }

@@ -151,6 +151,7 @@ pub async fn run(config: Option<&PathBuf>, args: &DemoArgs) -> Result<ExitCode, 
     // 2. A client signs in as the first profile and opens its first dataset:
     //    it loads that collection, that workflow and its runs, nothing else.
     let mut client = Driver::new(ds.clone()).await?;
+    let signed_in_at = client.cursor();
     client.dispatch(Action::SignedIn(profile_id(0))).await?;
     client
         .dispatch(Action::SelectDataset(init_id(0, 0)))
@@ -289,6 +290,11 @@ pub async fn run(config: Option<&PathBuf>, args: &DemoArgs) -> Result<ExitCode, 
         workflows.len(),
         client.reads(),
         client.resyncs()
+    );
+    say!(
+        "  client feed: received {} of the {} changes committed since it signed in (the store sends only changes to what it holds)",
+        client.events(),
+        head_after.0 - signed_in_at.0
     );
     say!(
         "  client copy of {followed} matches the store: {}",

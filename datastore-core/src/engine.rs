@@ -26,11 +26,10 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use tokio::sync::broadcast;
 
 use crate::capabilities::Capabilities;
 use crate::error::{Error, Result};
-use crate::feed::{Change, ChangeOp, Compaction, Retention};
+use crate::feed::{Change, ChangeOp, Compaction, FeedFilter, LiveReceiver, Retention};
 use crate::query::{Direction, Position};
 use crate::record::{IndexValue, Kind};
 use crate::revision::{Precondition, Revision};
@@ -197,12 +196,14 @@ impl Committed {
         }
     }
 
-    /// The outcome of a delete.
+    /// The outcome of a delete; `parent` is the deleted record's (see
+    /// [`Kind::parent_of`]), so followers of the parent see the child go.
     pub fn delete(
         delete: &DeleteRecord,
         revision: Revision,
         created: DateTime<Utc>,
         updated: DateTime<Utc>,
+        parent: Option<String>,
     ) -> Self {
         Committed {
             kind: delete.kind,
@@ -211,7 +212,7 @@ impl Committed {
             revision,
             created,
             updated,
-            parent: None,
+            parent,
         }
     }
 
@@ -264,9 +265,15 @@ pub trait Engine: Send + Sync + 'static {
     /// per put and delete, in order.
     async fn commit(&self, mutations: Vec<Mutation>) -> Result<Vec<Committed>>;
 
-    /// Up to `limit` changes with a sequence number above `after`, in order;
-    /// `CursorExpired` when changes after `after` were compacted away.
-    async fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<Change>>;
+    /// Up to `limit` changes with a sequence number above `after` that match
+    /// `filter` (already validated), in order; `CursorExpired` when changes
+    /// after `after` were compacted away.
+    async fn changes_since(
+        &self,
+        after: u64,
+        limit: usize,
+        filter: &FeedFilter,
+    ) -> Result<Vec<Change>>;
 
     /// The newest sequence number (0 when there is none).
     async fn head(&self) -> Result<u64>;
@@ -274,8 +281,9 @@ pub trait Engine: Send + Sync + 'static {
     /// Removes changes outside the retention window.
     async fn compact(&self, retention: &Retention) -> Result<Compaction>;
 
-    /// A receiver of changes committed from now on, in sequence order.
-    fn live(&self) -> broadcast::Receiver<Change>;
+    /// A receiver of the changes matching `filter` committed from now on,
+    /// in sequence order (see [`crate::LiveChanges`]).
+    fn live(&self, filter: FeedFilter) -> LiveReceiver;
 
     /// The configured feed retention.
     fn retention(&self) -> Retention;

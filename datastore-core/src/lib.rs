@@ -47,8 +47,8 @@ pub use engine::{
 pub use engine_store::{EngineStore, MAX_APPEND_OPS, MAX_GET_MANY};
 pub use error::{BoxError, Error, FieldError, Result, StoreName};
 pub use feed::{
-    Change, ChangeFeed, ChangeOp, ChangeStream, Compaction, FeedCursor, FeedEvent, LiveChanges,
-    MAX_FEED_LIMIT, Retention,
+    Change, ChangeFeed, ChangeOp, ChangeStream, Compaction, FeedCursor, FeedEvent, FeedFilter,
+    LiveChanges, LiveError, LiveReceiver, MAX_FEED_LIMIT, Retention,
 };
 pub use ids::{
     CollectionKey, InitId, KeyId, LogEntryKey, LogId, MAX_ID_LEN, ProfileId, RecordId, RunId,

@@ -296,6 +296,17 @@ impl Kind {
         dispatch_kind!(self, R => of::<R>(body))
     }
 
+    /// The parent a stored body of this kind names (a run's workflow, a log
+    /// entry's log, a collection entry's profile): what an engine reports in
+    /// a delete's feed entry. `None` for kinds without one, or a body that
+    /// does not decode.
+    pub fn parent_of(self, body: &[u8]) -> Option<String> {
+        fn of<R: Record>(body: &[u8]) -> Option<String> {
+            serde_json::from_slice::<R>(body).ok()?.parent()
+        }
+        dispatch_kind!(self, R => of::<R>(body))
+    }
+
     /// A fingerprint of every kind's index definitions: it changes when an
     /// index is added, removed or redefined, so a store knows to rebuild.
     pub fn index_fingerprint() -> String {

@@ -4,17 +4,19 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use tokio::sync::broadcast::{self, error::RecvError};
 
 use crate::engine::Engine;
 use crate::error::{Error, StoreName};
-use crate::feed::{Change, ChangeStream, FeedCursor, FeedEvent};
+use crate::feed::{
+    Change, ChangeStream, FeedCursor, FeedEvent, FeedFilter, LiveError, LiveReceiver,
+};
 
 const REPLAY_PAGE: usize = 512;
 
 struct State<E> {
     engine: Arc<E>,
-    rx: broadcast::Receiver<Change>,
+    rx: LiveReceiver,
+    filter: FeedFilter,
     cursor: u64,
     buffered: VecDeque<Change>,
     checked: bool,
@@ -28,12 +30,21 @@ struct State<E> {
 /// worst, and then delivered once); nothing falls between them. If more
 /// changes commit than the receiver buffers before the reader catches up
 /// (it stopped reading, or replay took long under heavy writes), the stream
-/// says [`FeedEvent::Lagged`] and ends.
-pub(crate) fn subscribe<E: Engine>(engine: Arc<E>, from: FeedCursor) -> ChangeStream {
-    let rx = engine.live();
+/// says [`FeedEvent::Lagged`] and ends. Only changes matching `filter` are
+/// read, queued and delivered.
+pub(crate) fn subscribe<E: Engine>(
+    engine: Arc<E>,
+    from: FeedCursor,
+    filter: FeedFilter,
+) -> ChangeStream {
+    if let Err(e) = filter.validate() {
+        return futures::stream::once(async move { Err(e) }).boxed();
+    }
+    let rx = engine.live(filter.clone());
     let state = State {
         engine,
         rx,
+        filter,
         cursor: from.0,
         buffered: VecDeque::new(),
         checked: false,
@@ -70,7 +81,11 @@ pub(crate) fn subscribe<E: Engine>(engine: Arc<E>, from: FeedCursor) -> ChangeSt
                         }
                     }
                 }
-                match st.engine.changes_since(st.cursor, REPLAY_PAGE).await {
+                match st
+                    .engine
+                    .changes_since(st.cursor, REPLAY_PAGE, &st.filter)
+                    .await
+                {
                     Ok(page) if page.is_empty() => st.live = true,
                     Ok(page) => st.buffered.extend(page),
                     Err(e) => {
@@ -86,12 +101,12 @@ pub(crate) fn subscribe<E: Engine>(engine: Arc<E>, from: FeedCursor) -> ChangeSt
                     return Some((Ok(FeedEvent::Change(change)), st));
                 }
                 Ok(_) => continue,
-                Err(RecvError::Lagged(_)) => {
+                Err(LiveError::Lagged) => {
                     st.done = true;
                     let resume_from = FeedCursor(st.cursor);
                     return Some((Ok(FeedEvent::Lagged { resume_from }), st));
                 }
-                Err(RecvError::Closed) => return None,
+                Err(LiveError::Closed) => return None,
             }
         }
     })

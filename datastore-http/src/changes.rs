@@ -2,8 +2,11 @@
 //! is its feed cursor, so a browser reconnecting with `Last-Event-ID`
 //! resumes without a gap; a cursor whose changes were compacted away gets a
 //! `reload` event (the client must reload what it shows, then follow again).
+//!
+//! `?kind=`, `?parent=` and `?id=` (each repeatable) filter the stream on the
+//! server: only matching changes are sent (see [`FeedFilter`] for how they
+//! combine), and an event's id is still its position in the one feed.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -14,7 +17,7 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use datastore_core::{ChangeStream, Datastore, Error, FeedCursor, FeedEvent};
+use datastore_core::{ChangeStream, Datastore, Error, FeedCursor, FeedEvent, FeedFilter};
 use futures::{Stream, StreamExt};
 use serde::Serialize;
 use std::sync::Arc;
@@ -36,48 +39,55 @@ async fn head(State(state): State<AppState>) -> Result<Json<Head>, Problem> {
     }))
 }
 
-/// Where to start: `Last-Event-ID` (a reconnecting browser), else `?from=`,
-/// else the head (only what happens next).
-fn start(
+/// What a request asks for: where to start (`Last-Event-ID`, a reconnecting
+/// browser; else `?from=`; else `None`, the head: only what happens next)
+/// and which changes (`?kind=`, `?parent=`, `?id=`, each repeatable).
+fn request(
     headers: &HeaderMap,
-    params: &HashMap<String, String>,
-) -> Result<Option<FeedCursor>, Problem> {
-    for name in params.keys() {
-        if name != "from" {
-            return Err(Problem::bad_request(
-                name,
-                format!("unknown parameter {name:?}; expected from"),
-            ));
+    params: &[(String, String)],
+) -> Result<(Option<FeedCursor>, FeedFilter), Problem> {
+    let mut filter = FeedFilter::all();
+    let mut from = None;
+    for (name, value) in params {
+        match name.as_str() {
+            "from" => {
+                let cursor = value.parse::<u64>().map_err(|_| {
+                    Problem::bad_request("from", format!("{value:?} is not a cursor"))
+                })?;
+                from = Some(FeedCursor(cursor));
+            }
+            "kind" => filter = filter.kind_named(value)?,
+            "parent" => filter = filter.parent(value.clone()),
+            "id" => filter = filter.id(value.clone()),
+            _ => {
+                return Err(Problem::bad_request(
+                    name,
+                    format!("unknown parameter {name:?}; expected from, kind, parent or id"),
+                ));
+            }
         }
     }
+    filter.validate()?;
     if let Some(id) = headers.get("last-event-id") {
         let text = id.to_str().unwrap_or_default();
-        return text
-            .trim()
-            .parse::<u64>()
-            .map(|n| Some(FeedCursor(n)))
-            .map_err(|_| {
-                Problem::bad_request(
-                    "last-event-id",
-                    format!("{text:?} is not a cursor this server gave"),
-                )
-            });
+        let cursor = text.trim().parse::<u64>().map_err(|_| {
+            Problem::bad_request(
+                "last-event-id",
+                format!("{text:?} is not a cursor this server gave"),
+            )
+        })?;
+        return Ok((Some(FeedCursor(cursor)), filter));
     }
-    match params.get("from") {
-        Some(text) => text
-            .parse::<u64>()
-            .map(|n| Some(FeedCursor(n)))
-            .map_err(|_| Problem::bad_request("from", format!("{text:?} is not a cursor"))),
-        None => Ok(None),
-    }
+    Ok((from, filter))
 }
 
 async fn changes(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Params(params): Params<HashMap<String, String>>,
+    Params(params): Params<Vec<(String, String)>>,
 ) -> Result<Response, Problem> {
-    let from = match start(&headers, &params)? {
+    let (from, filter) = request(&headers, &params)?;
+    let from = match from {
         Some(cursor) => cursor,
         None => state.ds.changes().head().await?,
     };
@@ -89,7 +99,7 @@ async fn changes(
                 compacted_through, ..
             }) => futures::stream::once(async move { Ok(reload(compacted_through)) }).boxed(),
             Err(e) => return Err(e.into()),
-            Ok(_) => follow(state.ds.clone(), from).boxed(),
+            Ok(_) => follow(state.ds.clone(), from, filter).boxed(),
         };
     let mut shutdown = state.shutdown.clone();
     let events = events.take_until(async move {
@@ -111,16 +121,19 @@ fn reload(compacted_through: u64) -> Event {
 fn follow(
     ds: Arc<dyn Datastore>,
     from: FeedCursor,
+    filter: FeedFilter,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     struct Follow {
         ds: Arc<dyn Datastore>,
         stream: Option<ChangeStream>,
         cursor: FeedCursor,
+        filter: FeedFilter,
     }
     let first = Follow {
-        stream: Some(ds.changes().subscribe(from)),
+        stream: Some(ds.changes().subscribe_matching(from, filter.clone())),
         ds,
         cursor: from,
+        filter,
     };
     futures::stream::unfold(first, |mut f| async move {
         loop {
@@ -138,7 +151,8 @@ fn follow(
                 }
                 Some(Ok(FeedEvent::Lagged { resume_from })) => {
                     f.cursor = resume_from;
-                    f.stream = Some(f.ds.changes().subscribe(resume_from));
+                    let filter = f.filter.clone();
+                    f.stream = Some(f.ds.changes().subscribe_matching(resume_from, filter));
                 }
                 Some(Err(Error::CursorExpired {
                     compacted_through, ..

@@ -9,11 +9,10 @@ use chrono::{DateTime, Utc};
 use datastore_core::keycodec::{encode_values, entry_key, prefix_end};
 use datastore_core::{
     Capabilities, Change, Committed, Compaction, CounterRaise, DEFAULT_MAX_RECORD_BYTES,
-    DEFAULT_SUBSCRIBER_BUFFER, DeleteRecord, Direction, Engine, Error, IndexEntry, IndexValue,
-    Kind, LiveChanges, Mutation, PutRecord, Requirement, Result, Retention, Revision, Scan,
-    StoreName, StoredRecord, check_precondition, unique_violation,
+    DEFAULT_SUBSCRIBER_BUFFER, DeleteRecord, Direction, Engine, Error, FeedFilter, IndexEntry,
+    IndexValue, Kind, LiveChanges, LiveReceiver, Mutation, PutRecord, Requirement, Result,
+    Retention, Revision, Scan, StoreName, StoredRecord, check_precondition, unique_violation,
 };
-use tokio::sync::broadcast;
 
 /// Settings of an in-memory store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -204,8 +203,9 @@ impl Inner {
             true,
         )?;
         let created = current.map_or(now, |s| s.created);
+        let parent = current.and_then(|s| kind.parent_of(&s.body));
         self.seq += 1;
-        let done = Committed::delete(&delete, Revision::new(self.seq), created, now);
+        let done = Committed::delete(&delete, Revision::new(self.seq), created, now, parent);
         let prev = self.table(kind).swap(key, None);
         undo.push(Undo::Record {
             kind,
@@ -432,7 +432,12 @@ impl Engine for MemoryEngine {
         Ok(committed)
     }
 
-    async fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<Change>> {
+    async fn changes_since(
+        &self,
+        after: u64,
+        limit: usize,
+        filter: &FeedFilter,
+    ) -> Result<Vec<Change>> {
         let inner = self.read()?;
         if after < inner.compacted_through {
             return Err(Error::CursorExpired {
@@ -442,7 +447,13 @@ impl Engine for MemoryEngine {
             });
         }
         let start = inner.feed.partition_point(|c| c.seq <= after);
-        Ok(inner.feed.range(start..).take(limit).cloned().collect())
+        Ok(inner
+            .feed
+            .range(start..)
+            .filter(|c| filter.matches(c))
+            .take(limit)
+            .cloned()
+            .collect())
     }
 
     async fn head(&self) -> Result<u64> {
@@ -453,8 +464,8 @@ impl Engine for MemoryEngine {
         Ok(self.write()?.compact(retention, Utc::now()))
     }
 
-    fn live(&self) -> broadcast::Receiver<Change> {
-        self.live.subscribe()
+    fn live(&self, filter: FeedFilter) -> LiveReceiver {
+        self.live.subscribe(filter)
     }
 
     fn retention(&self) -> Retention {

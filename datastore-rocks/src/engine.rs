@@ -18,14 +18,13 @@ use async_trait::async_trait;
 use datastore_core::group_commit::{CommitQueue, GroupStats, PendingCommit, commit_queue};
 use datastore_core::keycodec::{encode_values, prefix_end};
 use datastore_core::{
-    Capabilities, Change, Committed, Compaction, Direction, Engine, Error, IndexValue, Kind,
-    LiveChanges, Mutation, Result, Retention, Scan, StoreName, StoredRecord,
+    Capabilities, Change, Committed, Compaction, Direction, Engine, Error, FeedFilter, IndexValue,
+    Kind, LiveChanges, LiveReceiver, Mutation, Result, Retention, Scan, StoreName, StoredRecord,
 };
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBRawIteratorWithThreadMode, ErrorKind,
     Options, ReadOptions, WriteOptions,
 };
-use tokio::sync::broadcast;
 
 use crate::config::RocksConfig;
 use crate::layout::{self, Envelope};
@@ -629,7 +628,12 @@ impl Engine for RocksEngine {
         self.queue()?.commit(mutations).await
     }
 
-    async fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<Change>> {
+    async fn changes_since(
+        &self,
+        after: u64,
+        limit: usize,
+        filter: &FeedFilter,
+    ) -> Result<Vec<Change>> {
         self.inner.check_open()?;
         let snapshot = self.inner.db.snapshot();
         let compacted = snapshot
@@ -646,24 +650,24 @@ impl Engine for RocksEngine {
         }
         let mut ro = Inner::read_opts(&snapshot);
         ro.set_iterate_lower_bound(layout::feed_key(after + 1).to_vec());
+        let mut it = self
+            .inner
+            .db
+            .raw_iterator_cf_opt(self.inner.cf(layout::FEED), ro);
+        it.seek_to_first();
         let mut out = Vec::new();
-        let mut failure = None;
-        collect(
-            self.inner
-                .db
-                .raw_iterator_cf_opt(self.inner.cf(layout::FEED), ro),
-            Direction::Asc,
-            limit,
-            |_, v| match decode_change(v) {
-                Ok(c) => out.push(c),
-                Err(e) => failure = failure.take().or(Some(e)),
-            },
-        )
-        .map_err(|e| db_error(StoreName::Changes, "", e))?;
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(out),
+        // A filtered read walks the feed from the cursor and keeps what
+        // matches: the walk stops at `limit` matches or the head.
+        while it.valid() && out.len() < limit {
+            let change = decode_change(it.value().unwrap_or_default())?;
+            if filter.matches(&change) {
+                out.push(change);
+            }
+            it.next();
         }
+        it.status()
+            .map_err(|e| db_error(StoreName::Changes, "", e))?;
+        Ok(out)
     }
 
     async fn head(&self) -> Result<u64> {
@@ -679,8 +683,8 @@ impl Engine for RocksEngine {
         self.queue()?.compact(*retention).await
     }
 
-    fn live(&self) -> broadcast::Receiver<Change> {
-        self.inner.live.subscribe()
+    fn live(&self, filter: FeedFilter) -> LiveReceiver {
+        self.inner.live.subscribe(filter)
     }
 
     fn retention(&self) -> Retention {

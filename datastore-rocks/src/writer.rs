@@ -38,6 +38,8 @@ enum Op {
 #[derive(Default)]
 struct Overlay {
     records: HashMap<Vec<u8>, Option<Header>>,
+    /// The parent each record put so far names, for a later delete's feed entry.
+    parents: HashMap<Vec<u8>, Option<String>>,
     claims: HashMap<Vec<u8>, Option<Vec<u8>>>,
     counters: HashMap<String, u64>,
 }
@@ -45,6 +47,7 @@ struct Overlay {
 impl Overlay {
     fn absorb(&mut self, later: Overlay) {
         self.records.extend(later.records);
+        self.parents.extend(later.parents);
         self.claims.extend(later.claims);
         self.counters.extend(later.counters);
     }
@@ -177,6 +180,29 @@ impl Writer {
         }
     }
 
+    /// The parent of an existing record: from a put earlier in the group,
+    /// else from its stored body.
+    fn parent_at(&self, overlays: [&Overlay; 2], kind: Kind, raw: &[u8]) -> Result<Option<String>> {
+        for o in overlays {
+            if let Some(p) = o.parents.get(raw) {
+                return Ok(p.clone());
+            }
+        }
+        let value = self
+            .inner
+            .db
+            .get_pinned_cf(self.inner.cf(layout::RECORDS), raw)
+            .map_err(|e| db_error(kind.store(), String::from_utf8_lossy(&raw[1..]), e))?;
+        Ok(match value {
+            Some(v) => {
+                let (_, body) =
+                    Envelope::decode(&v).map_err(|reason| corrupt(kind, raw, reason))?;
+                kind.parent_of(body)
+            }
+            None => None,
+        })
+    }
+
     fn claim_at(
         &self,
         overlays: [&Overlay; 2],
@@ -292,6 +318,7 @@ impl Writer {
         out.ops.push(Op::Put(layout::RECORDS, raw.clone(), record));
         out.committed
             .push(Committed::put(&put, header.revision, header.created, now));
+        out.overlay.parents.insert(raw.clone(), put.parent.clone());
         out.overlay.records.insert(raw, Some(header));
         Ok(())
     }
@@ -326,12 +353,18 @@ impl Writer {
         let (kind, key) = (delete.kind, &delete.key);
         let (raw, current) = self.checked(group, out, kind, key, delete.precondition, true)?;
         let old = current.expect("checked: the record exists");
+        let parent = self.parent_at([&out.overlay, group], kind, &raw)?;
         drop_index_keys(&mut out.ops, &mut out.overlay, &old.index_keys);
         out.ops.push(Op::Delete(layout::RECORDS, raw.clone()));
         *head += 1;
         let revision = Revision::new(*head);
-        out.committed
-            .push(Committed::delete(&delete, revision, old.created, now));
+        out.committed.push(Committed::delete(
+            &delete,
+            revision,
+            old.created,
+            now,
+            parent,
+        ));
         out.overlay.records.insert(raw, None);
         Ok(())
     }

@@ -69,7 +69,9 @@ struct Row {
 enum Write {
     Insert(Kind, Row),
     Update(Kind, Row),
-    Delete(Kind, String),
+    /// A delete, with the index of its entry in the commit's outcomes (its
+    /// feed entry takes the parent from the row the delete removes).
+    Delete(Kind, String, usize),
 }
 
 impl Writer {
@@ -94,7 +96,15 @@ impl Writer {
                     committed.push(plan_put(&mut known, &mut writes, head, now, put)?)
                 }
                 Mutation::Delete(delete) => {
-                    committed.push(plan_delete(&mut known, &mut writes, head, now, delete)?)
+                    let slot = committed.len();
+                    committed.push(plan_delete(
+                        &mut known,
+                        &mut writes,
+                        head,
+                        now,
+                        delete,
+                        slot,
+                    )?)
                 }
                 Mutation::Require(require) => {
                     let found = known.get(require.kind, &require.key).map(|s| s.0);
@@ -106,7 +116,7 @@ impl Writer {
                 }
             }
         }
-        self.write(tx, writes, wrote).await?;
+        self.write(tx, writes, &mut committed, wrote).await?;
         raise_counters(tx, counters, wrote).await?;
         Ok(committed)
     }
@@ -157,8 +167,14 @@ impl Writer {
     }
 
     /// Runs the planned writes in order, consecutive inserts and deletes of
-    /// a kind together.
-    async fn write(&self, tx: &mut Tx, writes: Vec<Write>, wrote: &mut bool) -> Result<()> {
+    /// a kind together; a delete's outcome gets the parent its row named.
+    async fn write(
+        &self,
+        tx: &mut Tx,
+        writes: Vec<Write>,
+        committed: &mut [Committed],
+        wrote: &mut bool,
+    ) -> Result<()> {
         let mut writes = writes.into_iter().peekable();
         while let Some(write) = writes.next() {
             *wrote = true;
@@ -181,22 +197,32 @@ impl Writer {
                     }
                     self.insert(tx, kind, rows).await?;
                 }
-                Write::Delete(kind, key) => {
-                    let mut keys = vec![Value::Text(key)];
+                Write::Delete(kind, key, slot) => {
+                    let mut keys = vec![(key, slot)];
                     while keys.len() < ROWS_PER_STATEMENT
-                        && matches!(writes.peek(), Some(Write::Delete(k, _)) if *k == kind)
+                        && matches!(writes.peek(), Some(Write::Delete(k, ..)) if *k == kind)
                     {
-                        if let Some(Write::Delete(_, key)) = writes.next() {
-                            keys.push(Value::Text(key));
+                        if let Some(Write::Delete(_, key, slot)) = writes.next() {
+                            keys.push((key, slot));
                         }
                     }
-                    let first = match &keys[0] {
-                        Value::Text(k) => k.clone(),
-                        _ => String::new(),
-                    };
-                    tx.execute(&schema::delete_sql(kind, keys.len()), &keys)
+                    let args: Vec<Value> =
+                        keys.iter().map(|(k, _)| Value::Text(k.clone())).collect();
+                    let bad = |e| db_error(kind.store(), &keys[0].0, e);
+                    let rows = tx
+                        .fetch_all(&schema::delete_sql(self.dialect, kind, keys.len()), &args)
                         .await
-                        .map_err(|e| db_error(kind.store(), first, e))?;
+                        .map_err(bad)?;
+                    // A key is deleted at most once per statement: a
+                    // re-create between two deletes is an insert between them.
+                    let mut parents = HashMap::with_capacity(rows.len());
+                    for r in rows {
+                        let body = r.text(1).map_err(bad)?;
+                        parents.insert(r.text(0).map_err(bad)?, kind.parent_of(body.as_bytes()));
+                    }
+                    for (key, slot) in keys {
+                        committed[slot].parent = parents.remove(&key).flatten();
+                    }
                 }
             }
         }
@@ -350,13 +376,14 @@ fn plan_delete(
     head: &mut u64,
     now: DateTime<Utc>,
     delete: DeleteRecord,
+    slot: usize,
 ) -> Result<Committed> {
     let (kind, key) = (delete.kind, &delete.key);
     let current = known.get(kind, key);
     check_precondition(kind, key, delete.precondition, current.map(|c| c.0), true)?;
     let created = current.map_or(micros(now), |c| c.1);
     *head += 1;
-    writes.push(Write::Delete(kind, key.clone()));
+    writes.push(Write::Delete(kind, key.clone(), slot));
     known.set(kind, key.clone(), None);
     let created = time(kind.store(), key, created)?;
     Ok(Committed::delete(
@@ -364,6 +391,7 @@ fn plan_delete(
         Revision::new(*head),
         created,
         now,
+        None,
     ))
 }
 

@@ -20,15 +20,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use datastore_core::{
-    Capabilities, Change, ChangeOp, Committed, Compaction, Engine, Error, IndexValue, Kind,
-    LiveChanges, Mutation, Result, Retention, Revision, Scan, StoreName, StoredRecord,
+    Capabilities, Change, ChangeOp, Committed, Compaction, Engine, Error, FeedFilter, IndexValue,
+    Kind, LiveChanges, LiveReceiver, Mutation, Result, Retention, Revision, Scan, StoreName,
+    StoredRecord,
 };
 use sqlx::postgres::PgListener;
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::Notify;
 
 use crate::config::SqlConfig;
 use crate::driver::{Dialect, Pools, Row, Value, db_error};
-use crate::schema::{encode, record_columns, scan_sql, table};
+use crate::schema::{changes_sql, encode, record_columns, scan_sql, table};
 use datastore_core::group_commit::{CommitQueue, GroupStats, commit_queue};
 use datastore_core::redact_url;
 
@@ -404,16 +405,21 @@ impl Engine for SqlEngine {
         self.queue()?.commit(mutations).await
     }
 
-    async fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<Change>> {
+    async fn changes_since(
+        &self,
+        after: u64,
+        limit: usize,
+        filter: &FeedFilter,
+    ) -> Result<Vec<Change>> {
         self.check_open()?;
-        // One statement, so the compaction point and the rows come from one snapshot.
+        let (sql, filter_args) = changes_sql(filter);
+        let mut args = Vec::with_capacity(filter_args.len() + 2);
+        args.push(Value::Int(after as i64));
+        args.extend(filter_args);
+        args.push(Value::Int(limit as i64));
         let rows = self
             .pools
-            .fetch_all(
-                "SELECT m.value, c.seq, c.kind, c.key, c.op, c.revision, c.at, c.parent FROM ds_meta m \
-                 LEFT JOIN ds_changes c ON c.seq > ? WHERE m.name = 'compacted_through' ORDER BY c.seq LIMIT ?",
-                &[Value::Int(after as i64), Value::Int(limit as i64)],
-            )
+            .fetch_all(&sql, &args)
             .await
             .map_err(|e| db_error(StoreName::Changes, after.to_string(), e))?;
         let compacted = match rows.first() {
@@ -458,8 +464,8 @@ impl Engine for SqlEngine {
         self.queue()?.compact(*retention).await
     }
 
-    fn live(&self) -> broadcast::Receiver<Change> {
-        self.live.subscribe()
+    fn live(&self, filter: FeedFilter) -> LiveReceiver {
+        self.live.subscribe(filter)
     }
 
     fn retention(&self) -> Retention {

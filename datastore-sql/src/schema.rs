@@ -1,7 +1,7 @@
 //! Tables, columns and the SQL of scans: derived from each kind's
 //! `IndexDef`s, which the migrations mirror (a test checks they agree).
 
-use datastore_core::{Direction, FieldType, IndexEntry, IndexValue, Kind, Scan};
+use datastore_core::{Direction, FeedFilter, FieldType, IndexEntry, IndexValue, Kind, Scan};
 
 use crate::driver::{Dialect, Value};
 
@@ -47,12 +47,14 @@ pub(crate) fn insert_width(kind: Kind) -> usize {
     5 + columns(kind).len()
 }
 
-/// Deletes `keys` records of `kind` by key. Parameters: the keys.
-pub(crate) fn delete_sql(kind: Kind, keys: usize) -> String {
+/// Deletes `keys` records of `kind` by key, returning each deleted row's
+/// key and body (for its parent). Parameters: the keys.
+pub(crate) fn delete_sql(dialect: Dialect, kind: Kind, keys: usize) -> String {
     format!(
-        "DELETE FROM {} WHERE key IN ({})",
+        "DELETE FROM {} WHERE key IN ({}) RETURNING key, {}",
         table(kind),
-        vec!["?"; keys].join(", ")
+        vec!["?"; keys].join(", "),
+        dialect.body_column()
     )
 }
 
@@ -120,6 +122,43 @@ pub(crate) fn column_values(kind: Kind, entries: &[IndexEntry]) -> Vec<Value> {
             }
         })
         .collect()
+}
+
+/// The feed read after a cursor: the compaction point, then up to a limit
+/// of changes after the cursor matching `filter`, in one statement so both
+/// come from one snapshot. Parameters: the cursor, the filter's kinds, ids
+/// and parents, the limit. The feed's (key, seq) and (parent, seq) indexes
+/// serve a filter naming ids or parents.
+pub(crate) fn changes_sql(filter: &FeedFilter) -> (String, Vec<Value>) {
+    let mut conditions = String::from("c.seq > ?");
+    let mut args = Vec::new();
+    let list = |n: usize| vec!["?"; n].join(", ");
+    if !filter.kinds.is_empty() {
+        conditions.push_str(&format!(" AND c.kind IN ({})", list(filter.kinds.len())));
+        args.extend(
+            filter
+                .kinds
+                .iter()
+                .map(|k| Value::Text(k.as_str().to_string())),
+        );
+    }
+    let mut either = Vec::new();
+    if !filter.ids.is_empty() {
+        either.push(format!("c.key IN ({})", list(filter.ids.len())));
+        args.extend(filter.ids.iter().map(|id| Value::Text(id.clone())));
+    }
+    if !filter.parents.is_empty() {
+        either.push(format!("c.parent IN ({})", list(filter.parents.len())));
+        args.extend(filter.parents.iter().map(|p| Value::Text(p.clone())));
+    }
+    if !either.is_empty() {
+        conditions.push_str(&format!(" AND ({})", either.join(" OR ")));
+    }
+    let sql = format!(
+        "SELECT m.value, c.seq, c.kind, c.key, c.op, c.revision, c.at, c.parent FROM ds_meta m \
+         LEFT JOIN ds_changes c ON {conditions} WHERE m.name = 'compacted_through' ORDER BY c.seq LIMIT ?"
+    );
+    (sql, args)
 }
 
 /// The columns every record select reads, in order.
@@ -198,6 +237,22 @@ pub fn scan_statement(postgres: bool, kind: Kind, scan: &Scan) -> (String, usize
     };
     let (sql, args) = scan_sql(dialect, kind, scan);
     (sql, args.len())
+}
+
+/// The filtered feed read a SQL store makes for `filter`, with `?` markers, and
+/// the values of its filter parameters in order (between the cursor and the
+/// limit): what to EXPLAIN when checking that a filtered read searches the
+/// feed's indexes (the crate's plan tests do).
+pub fn changes_statement(filter: &FeedFilter) -> (String, Vec<String>) {
+    let (sql, args) = changes_sql(filter);
+    let values = args
+        .into_iter()
+        .map(|v| match v {
+            Value::Text(t) => t,
+            _ => String::new(),
+        })
+        .collect();
+    (sql, values)
 }
 
 #[cfg(test)]

@@ -101,3 +101,108 @@ async fn postgres_deep_pages_search_the_index() {
     assert!(!plan.contains("Sort"), "no sort: {plan}");
     schema.drop_schema().await;
 }
+
+/// A filter on one workflow and its runs: the read a client following one
+/// workflow among many makes.
+fn one_workflow() -> datastore_core::FeedFilter {
+    datastore_core::FeedFilter::all()
+        .kind(Kind::Workflow)
+        .kind(Kind::Run)
+        .id("w1")
+        .parent("w1")
+}
+
+/// The filtered feed read with its parameters written in.
+fn changes_inline(filter: &datastore_core::FeedFilter) -> String {
+    let (sql, values) = datastore_sql::schema::changes_statement(filter);
+    let mut values: Vec<String> = values.iter().map(|v| format!("'{v}'")).collect();
+    values.insert(0, "100000".into());
+    values.push("500".into());
+    let mut values = values.into_iter();
+    sql.chars()
+        .map(|c| match c {
+            '?' => values.next().expect("a value per marker"),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn sqlite_filtered_feed_reads_search_the_key_and_parent_indexes() {
+    let fixture = common::SqliteFixture::new().await;
+    let path = fixture.dir.path().join("data.db");
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    for (filter, indexes) in [
+        (one_workflow(), &["ds_changes_key", "ds_changes_parent"][..]),
+        (
+            datastore_core::FeedFilter::all().parent("w1"),
+            &["ds_changes_parent"][..],
+        ),
+    ] {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "EXPLAIN QUERY PLAN {}",
+            changes_inline(&filter)
+        )))
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        let plan: Vec<String> = rows.iter().map(|r| r.get::<String, _>(3)).collect();
+        let plan = plan.join("\n");
+        eprintln!("{plan}");
+        for index in indexes {
+            assert!(plan.contains(index), "{index} is searched: {plan}");
+        }
+        assert!(
+            !plan.lines().any(|l| l.contains("SCAN c")),
+            "the feed is not scanned: {plan}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn postgres_filtered_feed_reads_search_the_key_and_parent_indexes() {
+    let Some(url) = common::postgres().await else {
+        return;
+    };
+    let schema = common::PgSchema::create(&url).await;
+    let ds = schema.open().await;
+    ds.close().await.unwrap();
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query(AssertSqlSafe(format!("SET search_path = {}", schema.name)))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    // An empty table would make a sequential scan cheapest; plan as if it were large.
+    sqlx::query("SET enable_seqscan = off")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    for (filter, indexes) in [
+        (one_workflow(), &["ds_changes_key", "ds_changes_parent"][..]),
+        (
+            datastore_core::FeedFilter::all().parent("w1"),
+            &["ds_changes_parent"][..],
+        ),
+    ] {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "EXPLAIN {}",
+            changes_inline(&filter)
+        )))
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        let plan: Vec<String> = rows.iter().map(|r| r.get::<String, _>(0)).collect();
+        let plan = plan.join("\n");
+        eprintln!("{plan}");
+        for index in indexes {
+            assert!(plan.contains(index), "{index} is searched: {plan}");
+        }
+        assert!(
+            !plan.contains("Seq Scan on ds_changes"),
+            "the feed is not scanned: {plan}"
+        );
+    }
+    schema.drop_schema().await;
+}

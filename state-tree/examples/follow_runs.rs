@@ -1,5 +1,7 @@
 //! A client that follows one workflow's runs live, holding only that
 //! workflow and its runs, while a simulated runner works on many workflows.
+//! Its subscription is filtered to what it holds, so it receives only the
+//! changes to w7 and its runs, and it counts them.
 //!
 //! ```text
 //! cargo run -p state-tree --example follow_runs
@@ -34,6 +36,7 @@ async fn main() -> Result<()> {
         .dispatch(Action::SelectDataset(InitId::new("init-7")))
         .await?;
     println!("client opened init-7 with {} store reads", client.reads());
+    let opened_at = ds.changes().head().await?;
 
     // A runner works on w7 and, in between, on other workflows.
     let runner = tokio::spawn({
@@ -109,6 +112,13 @@ async fn main() -> Result<()> {
         head.0,
         client.state().runs.runs.len(),
         client.reads()
+    );
+    let filter = state_tree::feed_filter(client.state()).expect("it holds w7");
+    println!(
+        "while it followed, the store committed {} changes and the client received {} of them (the changes to what it holds, filtered by the store: {:?})",
+        head.0 - opened_at.0,
+        client.events(),
+        filter
     );
     Ok(())
 }

@@ -1,14 +1,20 @@
 //! The driver: runs a tree's effects against any `Datastore`, follows the
 //! change feed from a cursor, and resyncs what the tree holds (and nothing
 //! else) after the feed lagged or expired.
+//!
+//! It asks the store only for changes to what the tree holds (see
+//! [`feed_filter`]): the signed-in profile's collection, the open workflow
+//! and its runs, the run whose log is shown. When a navigation changes
+//! that, it moves its subscription to the new filter from its cursor, so a
+//! change matching both is neither lost nor applied twice.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use datastore_core::{
-    ChangeStream, CollectionOrder, Datastore, Error, FeedCursor, FeedEvent, Kind, PageRequest,
-    Result, Revision, Versioned,
+    ChangeStream, CollectionOrder, Datastore, Error, FeedCursor, FeedEvent, FeedFilter, Kind,
+    PageRequest, Result, Revision, Versioned,
 };
 use futures::StreamExt;
 
@@ -25,6 +31,27 @@ pub struct Driver {
     cursor: FeedCursor,
     reads: u64,
     resyncs: u64,
+    events: u64,
+}
+
+/// The changes a tree needs to stay live: the signed-in profile's collection
+/// entries, the loaded workflow, the runs of the workflow shown and the run
+/// whose log is shown. `None` when it holds nothing that changes.
+pub fn feed_filter(state: &State) -> Option<FeedFilter> {
+    let mut filter = FeedFilter::all();
+    if let Some(profile) = &state.session.profile {
+        filter = filter.kind(Kind::Collection).parent(profile.as_str());
+    }
+    if let Some(base) = &state.workflow.base {
+        filter = filter.kind(Kind::Workflow).id(base.value.id.as_str());
+    }
+    if let Some(workflow) = &state.runs.selection.id {
+        filter = filter.kind(Kind::Run).parent(workflow.as_str());
+    }
+    if let Some(run) = &state.run_log.id {
+        filter = filter.kind(Kind::Run).id(run.as_str());
+    }
+    (!filter.is_all()).then_some(filter)
 }
 
 impl Driver {
@@ -37,6 +64,7 @@ impl Driver {
             cursor,
             reads: 0,
             resyncs: 0,
+            events: 0,
         })
     }
 
@@ -55,7 +83,13 @@ impl Driver {
         self.resyncs
     }
 
-    /// The feed position the tree reflects.
+    /// How many feed changes the driver received: with the filter, only
+    /// changes to what the tree holds.
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
+    /// The feed position the tree reflects: the last change it received.
     pub fn cursor(&self) -> FeedCursor {
         self.cursor
     }
@@ -184,12 +218,21 @@ impl Driver {
         }
     }
 
-    /// Applies every change committed since the tree's cursor; after
-    /// `CursorExpired` it resyncs instead. Returns how many changes it read.
+    /// Applies every change to what the tree holds committed since its
+    /// cursor; after `CursorExpired` it resyncs instead. Returns how many
+    /// changes it read.
     pub async fn catch_up(&mut self) -> Result<usize> {
         let mut seen = 0;
         loop {
-            let changes = match self.ds.changes().since(self.cursor, 500).await {
+            let Some(filter) = feed_filter(&self.state) else {
+                return Ok(seen);
+            };
+            let changes = match self
+                .ds
+                .changes()
+                .since_matching(self.cursor, 500, &filter)
+                .await
+            {
                 Ok(c) => c,
                 Err(Error::CursorExpired { .. }) => {
                     self.resync().await?;
@@ -202,39 +245,63 @@ impl Driver {
             }
             for change in changes {
                 self.cursor = change.cursor();
+                self.events += 1;
                 seen += 1;
                 self.dispatch(Action::Changed(change)).await?;
             }
         }
     }
 
-    /// Follows the live feed for `duration`, applying changes as they come;
-    /// after `Lagged` or `CursorExpired` it resyncs and follows on.
+    /// Follows the live feed for `duration`, applying changes to what the
+    /// tree holds as they come; after `Lagged` or `CursorExpired` it
+    /// resyncs and follows on.
     pub async fn follow_for(&mut self, duration: Duration) -> Result<()> {
-        let stream = self.ds.changes().subscribe(self.cursor);
+        let stream = self.subscribe();
         self.follow(stream, duration).await
     }
 
-    /// Like [`Driver::follow_for`], on a subscription already opened (from
-    /// this driver's cursor).
-    pub async fn follow(&mut self, mut stream: ChangeStream, duration: Duration) -> Result<()> {
+    /// A subscription from this driver's cursor to the changes its tree
+    /// needs (`None` when it holds nothing that changes).
+    pub fn subscribe(&self) -> Option<ChangeStream> {
+        let filter = feed_filter(&self.state)?;
+        Some(self.ds.changes().subscribe_matching(self.cursor, filter))
+    }
+
+    /// Like [`Driver::follow_for`], on a subscription already opened with
+    /// [`Driver::subscribe`]. When an applied change alters what the tree
+    /// holds, the subscription moves to the new filter from the cursor.
+    pub async fn follow(&mut self, stream: Option<ChangeStream>, duration: Duration) -> Result<()> {
         let deadline = tokio::time::Instant::now() + duration;
+        let mut filter = feed_filter(&self.state);
+        let mut stream = stream;
         loop {
-            let next = match tokio::time::timeout_at(deadline, stream.next()).await {
+            let Some(live) = stream.as_mut() else {
+                tokio::time::sleep_until(deadline).await;
+                return Ok(());
+            };
+            let next = match tokio::time::timeout_at(deadline, live.next()).await {
                 Err(_) => return Ok(()),
                 Ok(next) => next,
             };
             match next {
                 Some(Ok(FeedEvent::Change(change))) => {
                     self.cursor = change.cursor();
+                    self.events += 1;
                     self.dispatch(Action::Changed(change)).await?;
                 }
                 Some(Ok(FeedEvent::Lagged { .. })) | Some(Err(Error::CursorExpired { .. })) => {
                     self.resync().await?;
-                    stream = self.ds.changes().subscribe(self.cursor);
+                    stream = self.subscribe();
+                    filter = feed_filter(&self.state);
+                    continue;
                 }
                 Some(Err(e)) => return Err(e),
                 None => return Ok(()),
+            }
+            let now = feed_filter(&self.state);
+            if now != filter {
+                stream = self.subscribe();
+                filter = now;
             }
         }
     }

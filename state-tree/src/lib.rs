@@ -26,7 +26,7 @@ mod optimistic;
 mod selector;
 mod state;
 
-pub use driver::Driver;
+pub use driver::{Driver, feed_filter};
 pub use entity::{EntityTable, Upsert};
 pub use keyed::{
     AnyKey, ClearOn, FileStorage, KeyDefinition, KeyedError, KeyedState, Location, MemoryStorage,

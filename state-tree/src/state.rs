@@ -439,7 +439,7 @@ fn runs(
                 });
                 slice.clone()
             }
-            (ChangeOp::Delete, Some(_)) => match slice.runs.remove(&c.id) {
+            (ChangeOp::Delete, Some(held)) if held < c.revision => match slice.runs.remove(&c.id) {
                 Some(table) => Arc::new(RunsSlice {
                     selection: slice.selection.clone(),
                     runs: table,

@@ -6,6 +6,7 @@ pub mod capabilities;
 pub mod collections;
 pub mod concurrency;
 pub mod feed;
+pub mod feed_filters;
 pub mod keys;
 pub mod logs;
 pub mod pagination;

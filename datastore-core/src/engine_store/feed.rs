@@ -6,12 +6,18 @@ use super::EngineStore;
 use crate::engine::Engine;
 use crate::error::{Error, Result, StoreName};
 use crate::feed::{
-    Change, ChangeFeed, ChangeStream, Compaction, FeedCursor, MAX_FEED_LIMIT, Retention,
+    Change, ChangeFeed, ChangeStream, Compaction, FeedCursor, FeedFilter, MAX_FEED_LIMIT, Retention,
 };
 
 #[async_trait]
 impl<E: Engine> ChangeFeed for EngineStore<E> {
-    async fn since(&self, cursor: FeedCursor, limit: u32) -> Result<Vec<Change>> {
+    async fn since_matching(
+        &self,
+        cursor: FeedCursor,
+        limit: u32,
+        filter: &FeedFilter,
+    ) -> Result<Vec<Change>> {
+        filter.validate()?;
         if limit == 0 || limit > MAX_FEED_LIMIT {
             return Err(Error::invalid(
                 StoreName::Changes,
@@ -29,15 +35,17 @@ impl<E: Engine> ChangeFeed for EngineStore<E> {
                 format!("is ahead of the feed head {head}"),
             ));
         }
-        self.engine.changes_since(cursor.0, limit as usize).await
+        self.engine
+            .changes_since(cursor.0, limit as usize, filter)
+            .await
     }
 
     async fn head(&self) -> Result<FeedCursor> {
         self.engine.head().await.map(FeedCursor)
     }
 
-    fn subscribe(&self, from: FeedCursor) -> ChangeStream {
-        crate::subscription::subscribe(self.engine.clone(), from)
+    fn subscribe_matching(&self, from: FeedCursor, filter: FeedFilter) -> ChangeStream {
+        crate::subscription::subscribe(self.engine.clone(), from, filter)
     }
 
     async fn compact(&self, retention: Retention) -> Result<Compaction> {

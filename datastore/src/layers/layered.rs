@@ -7,11 +7,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datastore_core::{
     AnyRecord, Batch, BatchOp, Capabilities, Change, ChangeFeed, ChangeStream, CollectionEntry,
-    CollectionPatch, CollectionStore, Compaction, Datastore, Editable, FeedCursor, InitId,
-    KeyStore, Kind, LogEntry, LogId, LogOp, LogStore, Page, PageRequest, Precondition, Profile,
-    ProfileId, ProfileStore, Query, Record, RecordId, RecordStore, Renamed, Result, Retention,
-    Revision, Run, RunEvent, RunId, RunStatus, RunStore, StoreName, Substore, Versioned, Workflow,
-    WorkflowId, WorkflowStore,
+    CollectionPatch, CollectionStore, Compaction, Datastore, Editable, FeedCursor, FeedFilter,
+    InitId, KeyStore, Kind, LogEntry, LogId, LogOp, LogStore, Page, PageRequest, Precondition,
+    Profile, ProfileId, ProfileStore, Query, Record, RecordId, RecordStore, Renamed, Result,
+    Retention, Revision, Run, RunEvent, RunId, RunStatus, RunStore, StoreName, Substore, Versioned,
+    Workflow, WorkflowId, WorkflowStore,
 };
 use futures::future::BoxFuture;
 
@@ -398,10 +398,15 @@ impl<L: Layer> LogStore for Layered<L> {
 
 #[async_trait]
 impl<L: Layer> ChangeFeed for Layered<L> {
-    async fn since(&self, cursor: FeedCursor, limit: u32) -> Result<Vec<Change>> {
+    async fn since_matching(
+        &self,
+        cursor: FeedCursor,
+        limit: u32,
+        filter: &FeedFilter,
+    ) -> Result<Vec<Change>> {
         let inner = self.inner.changes();
-        self.call(StoreName::Changes, "since", "", inner.since(cursor, limit))
-            .await
+        let read = inner.since_matching(cursor, limit, filter);
+        self.call(StoreName::Changes, "since", "", read).await
     }
 
     async fn head(&self) -> Result<FeedCursor> {
@@ -410,8 +415,8 @@ impl<L: Layer> ChangeFeed for Layered<L> {
             .await
     }
 
-    fn subscribe(&self, from: FeedCursor) -> ChangeStream {
-        self.inner.changes().subscribe(from)
+    fn subscribe_matching(&self, from: FeedCursor, filter: FeedFilter) -> ChangeStream {
+        self.inner.changes().subscribe_matching(from, filter)
     }
 
     async fn compact(&self, retention: Retention) -> Result<Compaction> {
