@@ -291,6 +291,12 @@ pub trait Engine: Send + Sync + 'static {
     /// What this backend supports.
     fn capabilities(&self) -> Capabilities;
 
+    /// Whether it can serve now (see `Datastore::ready`): by default, that
+    /// it answers [`Engine::head`].
+    async fn ready(&self) -> Result<()> {
+        self.head().await.map(|_| ())
+    }
+
     /// Flushes and releases resources; live receivers end.
     async fn close(&self) -> Result<()>;
 }

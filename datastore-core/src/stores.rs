@@ -294,6 +294,12 @@ pub trait Datastore: Send + Sync {
     async fn count(&self, kind: crate::Kind) -> Result<u64>;
     /// What this backend supports.
     fn capabilities(&self) -> Capabilities;
+    /// Whether the store can serve now: it answers a cheap read, and its
+    /// feed follower hears other writers (on PostgreSQL, its LISTEN
+    /// connection is up). The error says what is not ready.
+    async fn ready(&self) -> Result<()> {
+        self.changes().head().await.map(|_| ())
+    }
     /// Flushes and releases resources; subscriptions end.
     async fn close(&self) -> Result<()>;
 }

@@ -54,7 +54,7 @@ fn bearer(value: &str) -> Option<&str> {
 
 /// Refuses a request without the server's token (when it has one) with 401,
 /// before any handler runs. `/` (the page, which asks for the token) and
-/// `/healthz` stay open.
+/// `/healthz` and `/readyz` stay open.
 pub async fn require_token(
     State(state): State<AppState>,
     request: Request,
@@ -64,7 +64,7 @@ pub async fn require_token(
         return next.run(request).await;
     };
     // The page (which asks for the token) and the health probe are open.
-    if matches!(request.uri().path(), "/" | "/healthz") {
+    if matches!(request.uri().path(), "/" | "/healthz" | "/readyz") {
         return next.run(request).await;
     }
     let presented = request

@@ -25,9 +25,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::extract::{DefaultBodyLimit, FromRef, State};
 use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use datastore_core::Datastore;
 
@@ -134,6 +134,7 @@ pub fn router(
                 (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], "ok").into_response()
             }),
         )
+        .route("/readyz", get(ready))
         .merge(datastore_core::with_kinds!(record_routes))
         .merge(ops::routes())
         .merge(changes::routes())
@@ -153,6 +154,30 @@ pub fn router(
         // only lifts axum's own default so it never answers first.
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
+}
+
+/// How long `/readyz` waits for the store.
+const READY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `GET /readyz`: 200 `ready` when the store answers a cheap read and its
+/// feed follower is connected; 503 with the reason otherwise, and during a
+/// graceful shutdown.
+async fn ready(State(state): State<AppState>) -> Response {
+    let text = [(header::CONTENT_TYPE, "text/plain")];
+    if *state.shutdown.borrow() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            text,
+            "not ready: shutting down",
+        )
+            .into_response();
+    }
+    let reason = match tokio::time::timeout(READY_WAIT, state.ds.ready()).await {
+        Ok(Ok(())) => return (StatusCode::OK, text, "ready").into_response(),
+        Ok(Err(e)) => format!("not ready: {e}"),
+        Err(_) => format!("not ready: the store did not answer within {READY_WAIT:?}"),
+    };
+    (StatusCode::SERVICE_UNAVAILABLE, text, reason).into_response()
 }
 
 /// A bound server, ready to run.

@@ -24,7 +24,6 @@ use datastore_core::{
     Kind, LiveChanges, LiveReceiver, Mutation, Result, Retention, Revision, Scan, StoreName,
     StoredRecord,
 };
-use sqlx::postgres::PgListener;
 use tokio::sync::Notify;
 
 use crate::config::SqlConfig;
@@ -33,7 +32,7 @@ use crate::schema::{changes_sql, encode, record_columns, scan_sql, table};
 use datastore_core::group_commit::{CommitQueue, GroupStats, commit_queue};
 use datastore_core::redact_url;
 
-use crate::follow::{Published, follow_postgres, follow_sqlite};
+use crate::follow::{Published, connect_listener, follow_postgres, follow_sqlite};
 use crate::writer::{MAX_GROUP_POSTGRES, MAX_GROUP_SQLITE, Writer};
 
 /// The SQL engine. Open it with [`SqlEngine::open`].
@@ -48,6 +47,8 @@ pub struct SqlEngine {
     live: Arc<LiveChanges>,
     shutdown: Arc<Notify>,
     closed: AtomicBool,
+    /// What the feed follower has published, and whether it is listening.
+    published: Arc<Published>,
 }
 
 impl std::fmt::Debug for SqlEngine {
@@ -134,14 +135,17 @@ async fn listen(
 ) -> Result<()> {
     match pools {
         Pools::Postgres(pool) => {
-            let mut listener = PgListener::connect_with(pool)
+            let listener = connect_listener(pool, channel)
                 .await
                 .map_err(|e| db_error(StoreName::Changes, shown, e))?;
-            listener
-                .listen(channel)
-                .await
-                .map_err(|e| db_error(StoreName::Changes, shown, e))?;
-            tokio::spawn(follow_postgres(listener, published, shutdown));
+            tokio::spawn(follow_postgres(
+                listener,
+                pool.clone(),
+                channel.to_string(),
+                published,
+                shutdown,
+                shown.to_string(),
+            ));
         }
         Pools::Sqlite { reader, .. } => {
             let conn = reader
@@ -203,13 +207,14 @@ impl SqlEngine {
         listen(
             &pools,
             &channel,
-            published,
+            published.clone(),
             shutdown.clone(),
             &config,
             &shown,
         )
         .await?;
         let engine = SqlEngine {
+            published,
             dialect,
             pools,
             shown_url: shown,
@@ -483,6 +488,19 @@ impl Engine for SqlEngine {
         caps.max_record_bytes = self.config.max_record_bytes;
         caps.read_only = self.config.read_only;
         caps
+    }
+
+    async fn ready(&self) -> Result<()> {
+        self.check_open()?;
+        self.head().await?;
+        if !self.published.listening.load(Ordering::Acquire) {
+            return Err(Error::Unavailable {
+                store: StoreName::Changes,
+                key: String::new(),
+                source: "the feed listener (LISTEN) is not connected; reconnecting".into(),
+            });
+        }
+        Ok(())
     }
 
     async fn close(&self) -> Result<()> {

@@ -31,6 +31,9 @@ pub(crate) struct Published {
     through: Mutex<u64>,
     live: Arc<LiveChanges>,
     pools: Pools,
+    /// Whether the follower hears other processes' commits (PostgreSQL:
+    /// its LISTEN connection is up; SQLite: always).
+    pub(crate) listening: std::sync::atomic::AtomicBool,
 }
 
 impl Published {
@@ -39,6 +42,7 @@ impl Published {
             through: Mutex::new(through),
             live,
             pools,
+            listening: std::sync::atomic::AtomicBool::new(true),
         })
     }
 
@@ -100,19 +104,58 @@ impl Published {
 }
 
 /// PostgreSQL: a notification (or a second's wait) means read the table.
+/// When the LISTEN connection is lost, the follower says so (readiness
+/// reports it) and connects again every second until it is back; the feed
+/// table is read after each attempt, so nothing committed meanwhile is
+/// missed.
 pub(crate) async fn follow_postgres(
     mut listener: PgListener,
+    pool: sqlx::PgPool,
+    channel: String,
     published: Arc<Published>,
     shutdown: Arc<Notify>,
+    shown: String,
 ) {
+    use std::sync::atomic::Ordering;
     loop {
-        tokio::select! {
+        let lost = tokio::select! {
             _ = shutdown.notified() => return,
-            _ = listener.recv() => {}
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            r = listener.try_recv() => !matches!(r, Ok(Some(_))),
+            _ = tokio::time::sleep(Duration::from_secs(1)) => false,
+        };
+        if lost {
+            published.listening.store(false, Ordering::Release);
+            tracing::warn!(url = %shown, "the feed listener lost its connection; connecting again");
+            loop {
+                tokio::select! {
+                    _ = shutdown.notified() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+                match connect_listener(&pool, &channel).await {
+                    Ok(fresh) => {
+                        listener = fresh;
+                        published.listening.store(true, Ordering::Release);
+                        tracing::info!(url = %shown, "the feed listener is connected again");
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::debug!(url = %shown, error = %e, "the feed listener cannot connect yet")
+                    }
+                }
+            }
         }
         published.catch_up().await;
     }
+}
+
+/// A LISTEN connection on `channel`.
+pub(crate) async fn connect_listener(
+    pool: &sqlx::PgPool,
+    channel: &str,
+) -> std::result::Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(channel).await?;
+    Ok(listener)
 }
 
 /// SQLite: `PRAGMA data_version` changes when another connection commits;

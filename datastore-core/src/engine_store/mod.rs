@@ -199,6 +199,10 @@ impl<E: Engine> Datastore for EngineStore<E> {
         self.engine.capabilities()
     }
 
+    async fn ready(&self) -> Result<()> {
+        self.engine.ready().await
+    }
+
     async fn close(&self) -> Result<()> {
         self.engine.close().await
     }

@@ -488,6 +488,10 @@ impl<L: Layer> Datastore for Layered<L> {
         self.inner.capabilities()
     }
 
+    async fn ready(&self) -> Result<()> {
+        self.inner.ready().await
+    }
+
     async fn close(&self) -> Result<()> {
         self.layer.close().await;
         self.inner.close().await
