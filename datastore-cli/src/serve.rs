@@ -81,7 +81,9 @@ pub async fn run(config: Option<&PathBuf>, args: &ServeArgs) -> Result<ExitCode,
         },
     };
     let url = store_url(args.url.as_deref(), config.map(PathBuf::as_path), None)?;
-    let config = config_for(config, &url)?;
+    let mut config = config_for(config, &url)?;
+    // Every operation is counted for /metrics.
+    config.instrument = true;
     let ds = datastore::open(&config).await?;
     let server = Server::bind(ds.clone(), server_config)
         .await

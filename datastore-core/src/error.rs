@@ -179,6 +179,22 @@ pub enum Error {
 }
 
 impl Error {
+    /// The variant's name in snake case (`not_found`, `conflict`, ...): a
+    /// label for metrics, never holding a key or a value.
+    pub fn variant(&self) -> &'static str {
+        match self {
+            Error::NotFound { .. } => "not_found",
+            Error::AlreadyExists { .. } => "already_exists",
+            Error::Conflict { .. } => "conflict",
+            Error::Invalid { .. } => "invalid",
+            Error::CursorExpired { .. } => "cursor_expired",
+            Error::Unsupported { .. } => "unsupported",
+            Error::Corrupt { .. } => "corrupt",
+            Error::Unavailable { .. } => "unavailable",
+            Error::Backend { .. } => "backend",
+        }
+    }
+
     /// True when the same call may succeed if made again later (the backend
     /// was unreachable or busy). A [`Error::Conflict`] is not retryable as is:
     /// re-read the record and write again with the new revision.

@@ -445,6 +445,7 @@ impl LiveChanges {
             Ok(mut guard) if guard.is_some() => {
                 if let Some(list) = guard.as_mut() {
                     list.push(subscriber.clone());
+                    metrics::gauge!("datastore_feed_subscribers").increment(1.0);
                 }
             }
             _ => subscriber.queue.lock().expect("new").closed = true,
@@ -473,11 +474,18 @@ impl LiveChanges {
         let Some(list) = guard.as_mut() else {
             return;
         };
+        let before = list.len();
         list.retain(|s| Arc::strong_count(s) > 1);
+        if list.len() < before {
+            metrics::gauge!("datastore_feed_subscribers").decrement((before - list.len()) as f64);
+        }
+        let changes: Vec<Change> = changes.into_iter().collect();
+        if let Some(last) = changes.last() {
+            metrics::gauge!("datastore_feed_head").set(last.seq as f64);
+        }
         if list.is_empty() {
             return;
         }
-        let changes: Vec<Change> = changes.into_iter().collect();
         for subscriber in list.iter() {
             let mut woke = false;
             let mut queue = subscriber
@@ -493,6 +501,7 @@ impl LiveChanges {
                     // queued would only be read again.
                     queue.changes.clear();
                     queue.lagged = true;
+                    metrics::counter!("datastore_feed_lagged_total").increment(1);
                 } else {
                     queue.changes.push_back(change.clone());
                 }
@@ -508,6 +517,8 @@ impl LiveChanges {
     /// Ends every subscription; later publications go nowhere.
     pub fn close(&self) {
         let taken = self.subscribers.lock().ok().and_then(|mut s| s.take());
+        let open = taken.as_ref().map_or(0, Vec::len);
+        metrics::gauge!("datastore_feed_subscribers").decrement(open as f64);
         for subscriber in taken.into_iter().flatten() {
             subscriber
                 .queue

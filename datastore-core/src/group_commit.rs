@@ -216,6 +216,7 @@ impl WriteJobs {
         self.counts.groups.fetch_add(1, Ordering::Relaxed);
         self.counts.commits.fetch_add(n, Ordering::Relaxed);
         self.counts.largest.fetch_max(n, Ordering::Relaxed);
+        metrics::histogram!("datastore_commit_group_size").record(n as f64);
         WriteJob::Group(group)
     }
 

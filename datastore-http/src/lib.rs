@@ -18,6 +18,7 @@ mod changes;
 mod headers;
 mod ops;
 mod problem;
+mod prometheus;
 mod records;
 mod resources;
 
@@ -120,6 +121,7 @@ pub fn router(
     config: &ServerConfig,
     shutdown: watch::Receiver<bool>,
 ) -> Router {
+    prometheus::handle();
     let state = AppState {
         ds,
         limits: config.limits,
@@ -135,6 +137,7 @@ pub fn router(
             }),
         )
         .route("/readyz", get(ready))
+        .route("/metrics", get(prometheus::render))
         .merge(datastore_core::with_kinds!(record_routes))
         .merge(ops::routes())
         .merge(changes::routes())

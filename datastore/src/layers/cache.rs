@@ -316,6 +316,7 @@ impl Layer for Cache {
                 .and_then(|slot| slot.answer::<R>(kind, key))
             {
                 self.hits.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("datastore_cache_hits_total").increment(1);
                 return found;
             }
             // Load under the key's compute lock: concurrent readers of this
@@ -337,10 +338,12 @@ impl Layer for Cache {
                         if let Some(hit) = hit {
                             // Another reader's load answered this one.
                             self.hits.fetch_add(1, Ordering::Relaxed);
+                            metrics::counter!("datastore_cache_hits_total").increment(1);
                             *loaded = Some(hit);
                             return Ok::<_, Error>(Op::Nop);
                         }
                         self.misses.fetch_add(1, Ordering::Relaxed);
+                        metrics::counter!("datastore_cache_misses_total").increment(1);
                         let seen = existing.as_ref().and_then(Slot::seen);
                         let Some(load) = load else {
                             return Ok(Op::Nop);

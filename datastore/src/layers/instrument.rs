@@ -1,4 +1,5 @@
-//! `Instrumented`: tracing spans, per-operation counts and latencies.
+//! `Instrumented`: tracing spans, per-operation counts and latencies, and
+//! the same as `metrics` counters and histograms.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -102,6 +103,7 @@ impl Layer for Instrumentation {
                 let result = inner.await;
                 let elapsed = started.elapsed();
                 self.record(call.store, call.op, elapsed, result.is_err());
+                record_metrics(call, elapsed, result.as_ref().err());
                 match &result {
                     Ok(_) => tracing::debug!(elapsed_us = elapsed.as_micros() as u64, "ok"),
                     Err(e) => tracing::debug!(elapsed_us = elapsed.as_micros() as u64, error = %e, "failed"),
@@ -110,5 +112,25 @@ impl Layer for Instrumentation {
             }
             .instrument(span),
         )
+    }
+}
+
+/// Records one call in the `metrics` facade (a no-op without a recorder):
+/// `datastore_operations_total` and `datastore_operation_duration_seconds`
+/// by store and operation, `datastore_operation_errors_total` by store,
+/// operation and error variant. Labels never hold a key.
+fn record_metrics(call: Call<'_>, elapsed: Duration, error: Option<&datastore_core::Error>) {
+    let (store, op) = (call.store.as_str(), call.op);
+    metrics::counter!("datastore_operations_total", "store" => store, "op" => op).increment(1);
+    metrics::histogram!("datastore_operation_duration_seconds", "store" => store, "op" => op)
+        .record(elapsed.as_secs_f64());
+    if let Some(e) = error {
+        metrics::counter!(
+            "datastore_operation_errors_total",
+            "store" => store,
+            "op" => op,
+            "error" => e.variant()
+        )
+        .increment(1);
     }
 }
