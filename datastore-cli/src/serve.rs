@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use datastore_http::{Limits, Server, ServerConfig, Token};
+use datastore_http::{Limits, Rate, Server, ServerConfig, Token};
 
 use crate::{CliError, config_for, say, store_url};
 
@@ -30,6 +30,17 @@ pub struct ServeArgs {
     /// The largest page a list returns.
     #[arg(long, default_value_t = Limits::default().max_page_limit)]
     max_page: u32,
+    /// The most event streams (`/v1/changes`) open at once; more get 503.
+    #[arg(long, default_value_t = Limits::default().max_streams)]
+    max_streams: usize,
+    /// Requests per second each bearer token may make on average (more get
+    /// 429 with Retry-After); unlimited when not given.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    rate_limit: Option<u32>,
+    /// Requests a token may make at once after being idle (default: twice
+    /// --rate-limit).
+    #[arg(long, requires = "rate_limit", value_parser = clap::value_parser!(u32).range(1..))]
+    rate_burst: Option<u32>,
 }
 
 fn token(args: &ServeArgs) -> Result<Option<Token>, CliError> {
@@ -78,6 +89,11 @@ pub async fn run(config: Option<&PathBuf>, args: &ServeArgs) -> Result<ExitCode,
         limits: Limits {
             max_body_bytes: args.max_body_bytes,
             max_page_limit: args.max_page.clamp(1, datastore::MAX_PAGE_LIMIT),
+            max_streams: args.max_streams,
+            rate: args.rate_limit.map(|per_second| Rate {
+                per_second,
+                burst: args.rate_burst.unwrap_or(per_second.saturating_mul(2)),
+            }),
         },
     };
     let url = store_url(args.url.as_deref(), config.map(PathBuf::as_path), None)?;

@@ -87,6 +87,10 @@ async fn changes(
     Params(params): Params<Vec<(String, String)>>,
 ) -> Result<Response, Problem> {
     let (from, filter) = request(&headers, &params)?;
+    let permit = match state.guards.stream(state.limits.max_streams) {
+        Ok(permit) => permit,
+        Err(open) => return Ok(crate::protect::too_many_streams(open)),
+    };
     let from = match from {
         Some(cursor) => cursor,
         None => state.ds.changes().head().await?,
@@ -102,9 +106,15 @@ async fn changes(
             Ok(_) => follow(state.ds.clone(), from, filter).boxed(),
         };
     let mut shutdown = state.shutdown.clone();
-    let events = events.take_until(async move {
-        let _ = shutdown.wait_for(|stop| *stop).await;
-    });
+    let events = events
+        .take_until(async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        })
+        // The stream holds its place until it ends.
+        .map(move |event| {
+            let _ = &permit;
+            event
+        });
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())

@@ -19,6 +19,7 @@ mod headers;
 mod ops;
 mod problem;
 mod prometheus;
+mod protect;
 mod records;
 mod resources;
 
@@ -47,6 +48,7 @@ use tokio::sync::watch;
 
 pub use access::Token;
 pub use problem::{Problem, ProblemDetails};
+pub use protect::Rate;
 pub use records::Resource;
 
 /// Request limits.
@@ -56,6 +58,12 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// The largest `limit` a list accepts (400 above it).
     pub max_page_limit: u32,
+    /// The most event streams (`/v1/changes`) open at once (503 with
+    /// `Retry-After` above it).
+    pub max_streams: usize,
+    /// The request rate each bearer token may use (429 with `Retry-After`
+    /// beyond it); `None` for no limit.
+    pub rate: Option<Rate>,
 }
 
 impl Default for Limits {
@@ -63,6 +71,8 @@ impl Default for Limits {
         Limits {
             max_body_bytes: 1 << 20,
             max_page_limit: datastore_core::MAX_PAGE_LIMIT,
+            max_streams: 1_000,
+            rate: None,
         }
     }
 }
@@ -96,6 +106,7 @@ pub struct AppState {
     limits: Limits,
     token: Option<Token>,
     shutdown: watch::Receiver<bool>,
+    guards: Arc<protect::Guards>,
 }
 
 impl FromRef<AppState> for Limits {
@@ -127,6 +138,7 @@ pub fn router(
         limits: config.limits,
         token: config.token.clone(),
         shutdown,
+        guards: Arc::default(),
     };
     Router::new()
         .route("/", get(|| async { Html(INDEX) }))
@@ -148,6 +160,10 @@ pub fn router(
                 "no endpoint here; see docs/http-api.md",
             )
         })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            protect::limit_rate,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             access::require_token,

@@ -71,6 +71,7 @@ pub(crate) async fn render(State(state): State<AppState>) -> Response {
     if let Ok(head) = state.ds.changes().head().await {
         metrics::gauge!("datastore_feed_head").set(head.0 as f64);
     }
+    metrics::gauge!("datastore_http_event_streams").set(state.guards.open_streams() as f64);
     handle.run_upkeep();
     (
         StatusCode::OK,
