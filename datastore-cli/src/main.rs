@@ -1,6 +1,7 @@
 //! The `datastore` program: a demo of the whole workspace, and the tools to
 //! move, follow and check stores. `datastore --help` lists the commands.
 
+mod backup;
 mod check;
 mod demo;
 mod progress;
@@ -58,6 +59,8 @@ enum Command {
     Check(check::CheckArgs),
     /// Serve the HTTP API (JSON, ETags, server-sent events) over a store.
     Serve(serve::ServeArgs),
+    /// Write a consistent copy of a live RocksDB or SQLite store (reads only).
+    Backup(backup::BackupArgs),
 }
 
 /// What a command failed with, printed as `error: ...` with its causes.
@@ -217,6 +220,7 @@ fn main() -> ExitCode {
             Command::Tail(args) => tail::run(config, args).await,
             Command::Check(args) => check::run(config, args).await,
             Command::Serve(args) => serve::run(config, args).await,
+            Command::Backup(args) => backup::run(config, args).await,
         }
     });
     match result {

@@ -386,6 +386,61 @@ fn tail_prints_the_feed_from_a_cursor() {
 }
 
 #[test]
+fn backup_copies_rocksdb_and_sqlite_stores_and_names_the_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed = dir.path().join("seed.jsonl");
+    let items = seed_file(&seed, 2);
+    for (url, dest) in [
+        (
+            format!("rocksdb://{}/live", dir.path().display()),
+            dir.path().join("rocks-backup"),
+        ),
+        (
+            format!("sqlite://{}/live.db", dir.path().display()),
+            dir.path().join("sqlite-backup.db"),
+        ),
+    ] {
+        datastore()
+            .args(["import", &url, seed.to_str().unwrap()])
+            .assert()
+            .success();
+        let out = datastore()
+            .args(["backup", &url, "--to", dest.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            stdout(&out).contains(&format!("through feed position {items}")),
+            "{}",
+            stdout(&out)
+        );
+        let scheme = url.split("://").next().unwrap();
+        let copy = format!("{scheme}://{}", dest.display());
+        let out = datastore()
+            .args(["tail", &copy, "--from", "0", "--limit", "10000"])
+            .output()
+            .unwrap();
+        assert_eq!(stdout(&out).lines().count(), items, "{copy}");
+        // Never over an existing path.
+        let out = datastore()
+            .args(["backup", &url, "--to", dest.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+    }
+    let out = datastore()
+        .args(["backup", "memory://", "--to", "x"])
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&out).contains("export the store instead"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn migrate_reports_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("rocksdb://{}/m", dir.path().display());

@@ -291,6 +291,17 @@ pub trait Engine: Send + Sync + 'static {
     /// What this backend supports.
     fn capabilities(&self) -> Capabilities;
 
+    /// Writes a consistent copy of the store to `dest` (which must not
+    /// exist) while it stays live, and returns the feed position the copy
+    /// reflects (see `Datastore::backup`). By default `Unsupported`.
+    async fn backup(&self, dest: &std::path::Path) -> Result<u64> {
+        Err(Error::Unsupported {
+            store: crate::error::StoreName::Datastore,
+            key: dest.display().to_string(),
+            operation: "a file backup (export the store instead)".into(),
+        })
+    }
+
     /// Whether it can serve now (see `Datastore::ready`): by default, that
     /// it answers [`Engine::head`].
     async fn ready(&self) -> Result<()> {

@@ -300,6 +300,18 @@ pub trait Datastore: Send + Sync {
     async fn ready(&self) -> Result<()> {
         self.changes().head().await.map(|_| ())
     }
+    /// Writes a consistent copy of the store to the path `dest` (which must
+    /// not exist) while it stays live, and returns the feed position the
+    /// copy reflects: every change up to it is in the copy, none after it.
+    /// RocksDB writes a checkpoint folder (hard links), SQLite a database
+    /// file (`VACUUM INTO`); other backends are `Unsupported` (export them).
+    async fn backup(&self, dest: &std::path::Path) -> Result<crate::FeedCursor> {
+        Err(crate::Error::Unsupported {
+            store: crate::StoreName::Datastore,
+            key: dest.display().to_string(),
+            operation: "a file backup (export the store instead)".into(),
+        })
+    }
     /// Flushes and releases resources; subscriptions end.
     async fn close(&self) -> Result<()>;
 }

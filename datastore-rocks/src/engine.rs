@@ -691,6 +691,44 @@ impl Engine for RocksEngine {
         self.inner.config.retention
     }
 
+    async fn backup(&self, dest: &Path) -> Result<u64> {
+        self.inner.check_open()?;
+        if self.inner.config.read_only {
+            // A read-only handle cannot flush: the copy would miss what is
+            // still only in the write-ahead log.
+            return Err(Error::Unsupported {
+                store: StoreName::Datastore,
+                key: dest.display().to_string(),
+                operation: "a checkpoint of a store opened read-only (open it writable)".into(),
+            });
+        }
+        let inner = self.inner.clone();
+        let dest = dest.to_path_buf();
+        // A checkpoint is one point in time across every column family:
+        // hard links to the SST files plus the memtables flushed.
+        tokio::task::spawn_blocking(move || {
+            let shown = dest.display().to_string();
+            rocksdb::checkpoint::Checkpoint::new(&inner.db)
+                .and_then(|c| c.create_checkpoint(&dest))
+                .map_err(|e| db_error(StoreName::Datastore, &shown, e))?;
+            // The head the copy holds is the position it reflects.
+            let copy = DB::open_cf_for_read_only(
+                &rocksdb::Options::default(),
+                &dest,
+                layout::FAMILIES,
+                false,
+            )
+            .map_err(|e| db_error(StoreName::Datastore, &shown, e))?;
+            get_u64(&copy, layout::HEAD).map_err(|e| db_error(StoreName::Datastore, &shown, e))
+        })
+        .await
+        .map_err(|e| Error::Backend {
+            store: StoreName::Datastore,
+            key: String::new(),
+            source: e.into(),
+        })?
+    }
+
     fn capabilities(&self) -> Capabilities {
         let mut caps = Capabilities::new("rocksdb");
         caps.durable = true;

@@ -490,6 +490,41 @@ impl Engine for SqlEngine {
         caps
     }
 
+    async fn backup(&self, dest: &std::path::Path) -> Result<u64> {
+        self.check_open()?;
+        let shown = dest.display().to_string();
+        let Pools::Sqlite { reader, .. } = &self.pools else {
+            return Err(Error::Unsupported {
+                store: StoreName::Datastore,
+                key: shown,
+                operation: "a file backup of PostgreSQL (export the store instead)".into(),
+            });
+        };
+        let bad = |e| db_error(StoreName::Datastore, &shown, e);
+        // VACUUM INTO reads in one transaction: a snapshot of the database,
+        // written while writers go on.
+        let dest_text = dest.to_str().ok_or_else(|| {
+            Error::invalid(StoreName::Datastore, &shown, "destination", "is not UTF-8")
+        })?;
+        sqlx::query("VACUUM INTO ?")
+            .bind(dest_text)
+            .execute(reader)
+            .await
+            .map_err(bad)?;
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(dest)
+            .read_only(true);
+        let mut copy = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&options)
+            .await
+            .map_err(bad)?;
+        let head: i64 = sqlx::query_scalar("SELECT value FROM ds_meta WHERE name = 'head'")
+            .fetch_one(&mut copy)
+            .await
+            .map_err(bad)?;
+        let _ = sqlx::Connection::close(copy).await;
+        Ok(head as u64)
+    }
+
     async fn ready(&self) -> Result<()> {
         self.check_open()?;
         self.head().await?;

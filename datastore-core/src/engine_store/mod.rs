@@ -203,6 +203,18 @@ impl<E: Engine> Datastore for EngineStore<E> {
         self.engine.ready().await
     }
 
+    async fn backup(&self, dest: &std::path::Path) -> Result<crate::FeedCursor> {
+        if dest.exists() {
+            return Err(Error::invalid(
+                StoreName::Datastore,
+                dest.display().to_string(),
+                "destination",
+                "already exists; a backup goes to a new path",
+            ));
+        }
+        self.engine.backup(dest).await.map(crate::FeedCursor)
+    }
+
     async fn close(&self) -> Result<()> {
         self.engine.close().await
     }

@@ -492,6 +492,10 @@ impl<L: Layer> Datastore for Layered<L> {
         self.inner.ready().await
     }
 
+    async fn backup(&self, dest: &std::path::Path) -> Result<FeedCursor> {
+        self.inner.backup(dest).await
+    }
+
     async fn close(&self) -> Result<()> {
         self.layer.close().await;
         self.inner.close().await
