@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use datastore::{FeedCursor, FeedEvent, MAX_FEED_LIMIT};
+use datastore::{FeedCursor, FeedEvent, FeedFilter, MAX_FEED_LIMIT};
 use futures::StreamExt;
 
 use crate::{Access, CliError, open_tool, store_url};
@@ -26,10 +26,38 @@ pub struct TailArgs {
     /// Stop after this many changes.
     #[arg(long)]
     limit: Option<u64>,
+    /// Only changes of this kind (`runs` or `run`, ...); repeatable.
+    #[arg(long = "kind")]
+    kinds: Vec<String>,
+    /// Only changes to children of this record (a run's workflow, a log
+    /// entry's log, a collection entry's profile); repeatable, and either
+    /// it or an `--id` matches.
+    #[arg(long = "parent")]
+    parents: Vec<String>,
+    /// Only changes to this record; repeatable.
+    #[arg(long = "id")]
+    ids: Vec<String>,
+}
+
+/// The filter the flags name, checked (an unknown kind names itself).
+fn filter(args: &TailArgs) -> Result<FeedFilter, CliError> {
+    let mut filter = FeedFilter::all();
+    for kind in &args.kinds {
+        filter = filter.kind_named(kind)?;
+    }
+    for parent in &args.parents {
+        filter = filter.parent(parent.clone());
+    }
+    for id in &args.ids {
+        filter = filter.id(id.clone());
+    }
+    filter.validate()?;
+    Ok(filter)
 }
 
 pub async fn run(config: Option<&PathBuf>, args: &TailArgs) -> Result<ExitCode, CliError> {
     let url = store_url(args.url.as_deref(), config.map(PathBuf::as_path), None)?;
+    let filter = filter(args)?;
     let store = open_tool(config, &url, Access::Read).await?;
     let mut out = std::io::stdout().lock();
     let mut cursor = FeedCursor(args.from);
@@ -38,7 +66,10 @@ pub async fn run(config: Option<&PathBuf>, args: &TailArgs) -> Result<ExitCode, 
     if !args.follow {
         while printed < limit {
             let want = (limit - printed).min(u64::from(MAX_FEED_LIMIT)) as u32;
-            let changes = store.changes().since(cursor, want).await?;
+            let changes = store
+                .changes()
+                .since_matching(cursor, want, &filter)
+                .await?;
             if changes.is_empty() {
                 break;
             }
@@ -53,7 +84,7 @@ pub async fn run(config: Option<&PathBuf>, args: &TailArgs) -> Result<ExitCode, 
         store.close().await?;
         return Ok(ExitCode::SUCCESS);
     }
-    let mut stream = store.changes().subscribe(cursor);
+    let mut stream = store.changes().subscribe_matching(cursor, filter.clone());
     loop {
         let event = tokio::select! {
             event = stream.next() => event,
@@ -72,7 +103,7 @@ pub async fn run(config: Option<&PathBuf>, args: &TailArgs) -> Result<ExitCode, 
             }
             Some(Ok(FeedEvent::Lagged { resume_from })) => {
                 cursor = resume_from;
-                stream = store.changes().subscribe(cursor);
+                stream = store.changes().subscribe_matching(cursor, filter.clone());
             }
             Some(Err(e)) => return Err(e.into()),
         }

@@ -383,6 +383,23 @@ fn tail_prints_the_feed_from_a_cursor() {
         .output()
         .unwrap();
     assert_eq!(stdout(&out), "");
+    // Filtered: only the log entries of the profile's log.
+    let out = datastore()
+        .args(["tail", &url, "--kind", "logs"])
+        .output()
+        .unwrap();
+    let kinds: Vec<String> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"].to_string())
+        .collect();
+    assert_eq!(kinds.len(), 3, "{}", stdout(&out));
+    assert!(kinds.iter().all(|k| k == "\"log\""), "{kinds:?}");
+    let out = datastore()
+        .args(["tail", &url, "--kind", "runz"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("runz"), "{}", stderr(&out));
 }
 
 #[test]

@@ -156,3 +156,33 @@ async fn readiness_follows_postgres_going_away_and_coming_back() {
     server.stop().await;
     datastore_sql::drop_schema(&url, &schema).await.unwrap();
 }
+
+/// Once a graceful shutdown began (the router's shutdown signal is true),
+/// `/readyz` answers 503 so a load balancer stops sending work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_is_503_once_shutdown_began() {
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let router = datastore_http::router(
+        datastore_memory::open(),
+        &datastore_http::ServerConfig::default(),
+        shutdown,
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let c = reqwest::Client::new();
+    let url = format!("http://{addr}/readyz");
+    let r = c.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    stop.send(true).unwrap();
+    let r = c.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.text().await.unwrap(), "not ready: shutting down");
+    // The process itself still answers.
+    let r = c
+        .get(format!("http://{addr}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
