@@ -672,7 +672,13 @@ impl Engine for RocksEngine {
 
     async fn head(&self) -> Result<u64> {
         self.inner.check_open()?;
-        Ok(self.inner.head.load(Ordering::Acquire))
+        // The stored head is written in the same batch as the feed entries,
+        // so it is visible exactly when they are; the writer's counter is
+        // raised only after the write returns, so a reader that already saw
+        // a change could otherwise be told its cursor is ahead of the head.
+        let stored = get_u64(&self.inner.db, layout::HEAD)
+            .map_err(|e| db_error(StoreName::Changes, "head", e))?;
+        Ok(stored.max(self.inner.head.load(Ordering::Acquire)))
     }
 
     async fn compact(&self, retention: &Retention) -> Result<Compaction> {
