@@ -67,10 +67,8 @@ pub(crate) async fn render(State(state): State<AppState>) -> Response {
         )
         .into_response();
     };
-    // Gauges read at scrape time.
-    if let Ok(head) = state.ds.changes().head().await {
-        metrics::gauge!("datastore_feed_head").set(head.0 as f64);
-    }
+    // The feed head is kept by the store as it publishes; the open
+    // streams are this server's.
     metrics::gauge!("datastore_http_event_streams").set(state.guards.open_streams() as f64);
     handle.run_upkeep();
     (

@@ -112,6 +112,17 @@ fn one_workflow() -> datastore_core::FeedFilter {
         .parent("w1")
 }
 
+/// The filtered reads the plan tests check, with the indexes each must search.
+fn filtered_reads() -> [(datastore_core::FeedFilter, &'static [&'static str]); 2] {
+    [
+        (one_workflow(), &["ds_changes_key", "ds_changes_parent"]),
+        (
+            datastore_core::FeedFilter::all().parent("w1"),
+            &["ds_changes_parent"],
+        ),
+    ]
+}
+
 /// The filtered feed read with its parameters written in.
 fn changes_inline(filter: &datastore_core::FeedFilter) -> String {
     let (sql, values) = datastore_sql::schema::changes_statement(filter);
@@ -134,13 +145,7 @@ async fn sqlite_filtered_feed_reads_search_the_key_and_parent_indexes() {
     let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
         .await
         .unwrap();
-    for (filter, indexes) in [
-        (one_workflow(), &["ds_changes_key", "ds_changes_parent"][..]),
-        (
-            datastore_core::FeedFilter::all().parent("w1"),
-            &["ds_changes_parent"][..],
-        ),
-    ] {
+    for (filter, indexes) in filtered_reads() {
         let rows = sqlx::query(AssertSqlSafe(format!(
             "EXPLAIN QUERY PLAN {}",
             changes_inline(&filter)
@@ -179,13 +184,7 @@ async fn postgres_filtered_feed_reads_search_the_key_and_parent_indexes() {
         .execute(&mut conn)
         .await
         .unwrap();
-    for (filter, indexes) in [
-        (one_workflow(), &["ds_changes_key", "ds_changes_parent"][..]),
-        (
-            datastore_core::FeedFilter::all().parent("w1"),
-            &["ds_changes_parent"][..],
-        ),
-    ] {
+    for (filter, indexes) in filtered_reads() {
         let rows = sqlx::query(AssertSqlSafe(format!(
             "EXPLAIN {}",
             changes_inline(&filter)
