@@ -252,6 +252,7 @@ macro_rules! __with_cases {
                 resume_while_writers_run,
                 lagged_then_resume,
                 cursor_expired_after_compaction,
+                start_feed_after_a_position,
                 batch_changes_are_consecutive,
                 log_append_is_a_change,
                 changes_name_their_parent,

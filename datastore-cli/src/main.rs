@@ -55,12 +55,17 @@ enum Command {
     Migrate(transfer::MigrateArgs),
     /// Print the change feed from a cursor, and optionally follow it (reads only).
     Tail(tail::TailArgs),
-    /// Run the conformance suite against fresh stores beside a live one.
+    /// Run the conformance suite against fresh stores beside a live one, or
+    /// (--data) check a store's or backup's own data.
     Check(check::CheckArgs),
     /// Serve the HTTP API (JSON, ETags, server-sent events) over a store.
     Serve(serve::ServeArgs),
-    /// Write a consistent copy of a live RocksDB or SQLite store (reads only).
+    /// Write a consistent copy of a live store: a RocksDB checkpoint, an
+    /// SQLite file, or a JSON Lines snapshot (PostgreSQL, SQLite).
     Backup(backup::BackupArgs),
+    /// Restore a backup into an empty store, whose feed then continues after
+    /// the backup's position.
+    Restore(backup::RestoreArgs),
 }
 
 /// What a command failed with, printed as `error: ...` with its causes.
@@ -221,6 +226,7 @@ fn main() -> ExitCode {
             Command::Check(args) => check::run(config, args).await,
             Command::Serve(args) => serve::run(config, args).await,
             Command::Backup(args) => backup::run(config, args).await,
+            Command::Restore(args) => backup::restore(config, args).await,
         }
     });
     match result {

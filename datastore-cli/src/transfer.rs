@@ -67,10 +67,15 @@ fn interrupted(stats: &TransferStats) -> ExitCode {
     ExitCode::from(130)
 }
 
-/// Creates a file readable and writable by its owner only.
-fn private_file(path: &Path) -> std::io::Result<File> {
+/// Creates a file readable and writable by its owner only (`new_only`:
+/// refusing one that exists).
+pub(crate) fn private_file(path: &Path, new_only: bool) -> std::io::Result<File> {
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    if new_only {
+        options.write(true).create_new(true);
+    } else {
+        options.write(true).create(true).truncate(true);
+    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
@@ -106,7 +111,8 @@ pub async fn export(config: Option<&PathBuf>, args: &ExportArgs) -> Result<ExitC
         None => Box::new(BufWriter::new(std::io::stdout())),
         Some(p) if p.as_os_str() == "-" => Box::new(BufWriter::new(std::io::stdout())),
         Some(path) => Box::new(BufWriter::new(
-            private_file(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?,
+            private_file(path, false)
+                .map_err(|e| format!("cannot create {}: {e}", path.display()))?,
         )),
     };
     let bar = progress::bar("exported", transfer::count_items(&*source).await?, false);
@@ -125,6 +131,18 @@ pub async fn import(config: Option<&PathBuf>, args: &ImportArgs) -> Result<ExitC
     };
     let url = store_url(url, config.map(PathBuf::as_path), None)?;
     let dest = open_tool(config, &url, Access::Write).await?;
+    let result = import_into(&*dest, &file, async |_| Ok(())).await;
+    dest.close().await?;
+    result
+}
+
+/// Checks `file` (`-`: standard input) against `dest`, then runs `before`
+/// (nothing is written before it) and imports the file, with progress.
+pub(crate) async fn import_into(
+    dest: &dyn datastore::Datastore,
+    file: &Path,
+    before: impl AsyncFnOnce(&transfer::Checked) -> Result<(), CliError>,
+) -> Result<ExitCode, CliError> {
     let from_stdin = file.as_os_str() == "-";
     // Standard input can be read once: hold it.
     let text = if from_stdin {
@@ -138,38 +156,33 @@ pub async fn import(config: Option<&PathBuf>, args: &ImportArgs) -> Result<ExitC
         Ok(match &text {
             Some(text) => Box::new(text.as_bytes()),
             None => Box::new(BufReader::new(
-                File::open(&file).map_err(|e| format!("cannot open {}: {e}", file.display()))?,
+                File::open(file).map_err(|e| format!("cannot open {}: {e}", file.display()))?,
             )),
         })
     };
     let size = match &text {
         Some(text) => text.len() as u64,
-        None => std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0),
+        None => std::fs::metadata(file).map(|m| m.len()).unwrap_or(0),
     };
     // Every line, against the file and the store, before the first write.
     let bar = progress::bar("checking", size, true);
-    let checked = transfer::check(&*dest, open()?, |bytes| bar.set_position(bytes)).await;
+    let checked = transfer::check(dest, open()?, |bytes| bar.set_position(bytes)).await;
     bar.finish_and_clear();
-    let checked = match checked {
-        Ok(checked) => checked,
-        Err(e) => {
-            dest.close().await?;
-            return Err(format!("nothing was written: {e}").into());
-        }
-    };
+    let checked = checked.map_err(|e| format!("nothing was written: {e}"))?;
+    before(&checked).await?;
     let bar = progress::bar("importing", size, true);
     bar.set_message(format!(
         "{} items, {} already there",
         checked.items, checked.present
     ));
     let mut last = TransferStats::default();
-    let work = run_interruptible(transfer::import(&*dest, open()?, |s| {
+    let work = run_interruptible(transfer::import(dest, open()?, |s| {
         last = *s;
         bar.set_position(s.bytes)
     }))
     .await;
     bar.finish_and_clear();
-    let result = match work {
+    match work {
         Some(Ok(stats)) => {
             eprintln!(
                 "imported {} items: {} written, {} already there",
@@ -179,17 +192,28 @@ pub async fn import(config: Option<&PathBuf>, args: &ImportArgs) -> Result<ExitC
         }
         Some(Err(e)) => Err(e.into()),
         None => Ok(interrupted(&last)),
-    };
-    dest.close().await?;
-    result
+    }
 }
 
 pub async fn copy(config: Option<&PathBuf>, args: &CopyArgs) -> Result<ExitCode, CliError> {
     let source = open_tool(config, &args.from, Access::Read).await?;
     let dest = open_tool(config, &args.to, Access::Write).await?;
-    let bar = progress::bar("copied", transfer::count_items(&*source).await?, false);
+    let result = copy_into(&*source, &*dest, &args.from, &args.to).await;
+    source.close().await?;
+    dest.close().await?;
+    result
+}
+
+/// Copies every item of `source` into `dest`, with progress.
+pub(crate) async fn copy_into(
+    source: &dyn datastore::Datastore,
+    dest: &dyn datastore::Datastore,
+    from: &str,
+    to: &str,
+) -> Result<ExitCode, CliError> {
+    let bar = progress::bar("copied", transfer::count_items(source).await?, false);
     let mut last = TransferStats::default();
-    let work = run_interruptible(transfer::copy(&*source, &*dest, |s| {
+    let work = run_interruptible(transfer::copy(source, dest, |s| {
         last = *s;
         bar.set_position(s.read);
         bar.set_message(format!(
@@ -199,13 +223,13 @@ pub async fn copy(config: Option<&PathBuf>, args: &CopyArgs) -> Result<ExitCode,
     }))
     .await;
     bar.finish_and_clear();
-    let result = match work {
+    match work {
         Some(Ok(stats)) => {
             eprintln!(
                 "copied {} items from {} to {}: {} written, {} already there",
                 stats.read,
-                datastore::redact_url(&args.from),
-                datastore::redact_url(&args.to),
+                datastore::redact_url(from),
+                datastore::redact_url(to),
                 stats.written,
                 stats.skipped
             );
@@ -213,10 +237,7 @@ pub async fn copy(config: Option<&PathBuf>, args: &CopyArgs) -> Result<ExitCode,
         }
         Some(Err(e)) => Err(e.into()),
         None => Ok(interrupted(&last)),
-    };
-    source.close().await?;
-    dest.close().await?;
-    result
+    }
 }
 
 pub async fn migrate(config: Option<&PathBuf>, args: &MigrateArgs) -> Result<ExitCode, CliError> {

@@ -438,6 +438,70 @@ fn backup_copies_rocksdb_and_sqlite_stores_and_names_the_position() {
             .output()
             .unwrap();
         assert_eq!(stdout(&out).lines().count(), items, "{copy}");
+        // The copy's own data is whole.
+        let out = datastore()
+            .args(["check", "--data", &copy])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            stdout(&out).contains(&format!("{items} items, feed head {items}"))
+                && stdout(&out).contains("no problems"),
+            "{}",
+            stdout(&out)
+        );
+        // Restored into an empty store (the bare path works too), whose
+        // feed continues after the backup's position.
+        let restored = format!("sqlite://{}/restored-{scheme}.db", dir.path().display());
+        let out = datastore()
+            .args(["restore", dest.to_str().unwrap(), &restored])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            stdout(&out).contains(&format!("continues after position {items}")),
+            "{}",
+            stdout(&out)
+        );
+        let out = datastore()
+            .args([
+                "tail",
+                &restored,
+                "--from",
+                &items.to_string(),
+                "--limit",
+                "10000",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(stdout(&out).lines().count(), items, "{}", stderr(&out));
+        let out = datastore()
+            .args(["tail", &restored, "--from", "0"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains("expired"), "{}", stderr(&out));
+        // Not into a store that holds records, unless told.
+        let out = datastore()
+            .args(["restore", &copy, &restored])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(
+            stderr(&out).contains("--allow-non-empty"),
+            "{}",
+            stderr(&out)
+        );
+        let out = datastore()
+            .args(["restore", &copy, &restored, "--allow-non-empty"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!("0 written, {items} already there")),
+            "{}",
+            stderr(&out)
+        );
         // Never over an existing path.
         let out = datastore()
             .args(["backup", &url, "--to", dest.to_str().unwrap()])
@@ -455,6 +519,79 @@ fn backup_copies_rocksdb_and_sqlite_stores_and_names_the_position() {
         "{}",
         stderr(&out)
     );
+}
+
+/// PostgreSQL's backup is a JSON Lines snapshot; `check --data` reads it
+/// and `restore` writes it into another backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_backup_is_a_lines_snapshot_that_restores() {
+    let Some(schema) = common::PgSchema::create().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let seed = dir.path().join("seed.jsonl");
+    let items = seed_file(&seed, 3);
+    let pg = common::postgres_url();
+    let run = |args: &[&str]| {
+        datastore()
+            .args(args)
+            .env("DATASTORE_SQL_SCHEMA", &schema.name)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["import", &pg, seed.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(&[
+        "backup",
+        &pg,
+        "--to",
+        dir.path().join("pg.db").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("FILE.jsonl"), "{}", stderr(&out));
+    let backup = dir.path().join("pg.jsonl");
+    let out = run(&["backup", &pg, "--to", backup.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("through feed position {items}")),
+        "{}",
+        stdout(&out)
+    );
+    let out = run(&["check", "--data", backup.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("a backup of a postgres store")
+            && stdout(&out).contains(&format!("through feed position {items}: {items} items")),
+        "{}",
+        stdout(&out)
+    );
+    schema.drop().await;
+
+    let rocks = format!("rocksdb://{}/restored", dir.path().display());
+    let out = datastore()
+        .args(["restore", backup.to_str().unwrap(), &rocks])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("through {}", 2 * items)),
+        "{}",
+        stdout(&out)
+    );
+    let out = datastore()
+        .args(["check", "--data", &rocks])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stdout(&out));
+    // An export is no backup: restore says so and writes nothing.
+    let empty = format!("rocksdb://{}/other", dir.path().display());
+    let out = datastore()
+        .args(["restore", seed.to_str().unwrap(), &empty])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("not a backup"), "{}", stderr(&out));
+    assert!(!dir.path().join("other").exists(), "nothing created");
 }
 
 #[test]

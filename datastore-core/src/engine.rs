@@ -302,6 +302,29 @@ pub trait Engine: Send + Sync + 'static {
         })
     }
 
+    /// Makes the feed continue after `position` (see
+    /// `Datastore::start_feed_after`): the head rises to it (never falls)
+    /// and every change at or before it is dropped, as compaction drops
+    /// them; returns the head. By default `Unsupported`.
+    async fn start_feed_after(&self, position: u64) -> Result<u64> {
+        Err(Error::Unsupported {
+            store: crate::error::StoreName::Changes,
+            key: position.to_string(),
+            operation: "moving the feed's start".into(),
+        })
+    }
+
+    /// A read-only store over one moment of this one: every read sees the
+    /// data as it was when the snapshot was taken, whatever is written
+    /// since (see `Datastore::snapshot`). By default `Unsupported`.
+    async fn snapshot(&self) -> Result<std::sync::Arc<dyn crate::Datastore>> {
+        Err(Error::Unsupported {
+            store: crate::error::StoreName::Datastore,
+            key: String::new(),
+            operation: "a snapshot (a consistent read view)".into(),
+        })
+    }
+
     /// Whether it can serve now (see `Datastore::ready`): by default, that
     /// it answers [`Engine::head`].
     async fn ready(&self) -> Result<()> {

@@ -59,6 +59,13 @@ pub enum WriteJob {
         /// Where the outcome goes.
         reply: oneshot::Sender<Result<Compaction>>,
     },
+    /// Continue the feed after a position (see `Engine::start_feed_after`).
+    StartFeedAfter {
+        /// The position the feed continues after.
+        position: u64,
+        /// Where the new head goes.
+        reply: oneshot::Sender<Result<u64>>,
+    },
     /// Answer once every job queued before this one is done.
     Flush {
         /// Answered with `()` when the writer reaches it.
@@ -172,6 +179,14 @@ impl CommitQueue {
     pub async fn compact(&self, retention: Retention) -> Result<Compaction> {
         let (reply, answer) = oneshot::channel();
         self.send(Queued::Other(WriteJob::Compact { retention, reply }))
+            .await?;
+        answer.await.map_err(|_| self.writer_gone())?
+    }
+
+    /// Queues a move of the feed's start and waits for the new head.
+    pub async fn start_feed_after(&self, position: u64) -> Result<u64> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Queued::Other(WriteJob::StartFeedAfter { position, reply }))
             .await?;
         answer.await.map_err(|_| self.writer_gone())?
     }
@@ -322,6 +337,7 @@ mod tests {
                 "flush".to_string()
             }
             WriteJob::Compact { .. } => "compact".to_string(),
+            WriteJob::StartFeedAfter { .. } => "start feed".to_string(),
         })
         .collect();
         assert_eq!(

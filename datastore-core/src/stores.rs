@@ -312,6 +312,32 @@ pub trait Datastore: Send + Sync {
             operation: "a file backup (export the store instead)".into(),
         })
     }
+    /// Makes the feed continue after `position`, for a store restored from
+    /// a backup that reflects that position: the head rises to it (never
+    /// falls), every change at or before it is dropped, so a subscriber
+    /// with an older cursor gets `CursorExpired` instead of a silent gap,
+    /// and the next write is numbered after it. Returns the head. Memory,
+    /// RocksDB and SQL support it; a read-only store is refused.
+    async fn start_feed_after(&self, position: crate::FeedCursor) -> Result<crate::FeedCursor> {
+        Err(crate::Error::Unsupported {
+            store: crate::StoreName::Changes,
+            key: position.0.to_string(),
+            operation: "moving the feed's start".into(),
+        })
+    }
+    /// A read-only view of the store as it is now, for a consistent export
+    /// of a live store: every read through it sees that one moment, and
+    /// its feed head is the position it reflects. SQLite and PostgreSQL
+    /// support it (one read transaction; on PostgreSQL `REPEATABLE READ`);
+    /// layers are not applied to it. Close it when done: it holds the
+    /// transaction (and on SQLite, the write-ahead log from being reset).
+    async fn snapshot(&self) -> Result<std::sync::Arc<dyn Datastore>> {
+        Err(crate::Error::Unsupported {
+            store: crate::StoreName::Datastore,
+            key: String::new(),
+            operation: "a snapshot (export the store instead)".into(),
+        })
+    }
     /// Flushes and releases resources; subscriptions end.
     async fn close(&self) -> Result<()>;
 }

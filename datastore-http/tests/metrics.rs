@@ -129,3 +129,74 @@ async fn metrics_count_operations_and_never_name_a_record() {
     }
     server.stop().await;
 }
+
+/// The SQL pool gauges and the cache's evictions reach `/metrics`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_show_pool_connections_and_cache_evictions() {
+    let (inner, dir) = common::store(common::Backend::Sqlite).await;
+    let config = datastore::CacheConfig {
+        capacity: 4,
+        ..Default::default()
+    };
+    let cached = datastore::Cached::wrap(inner, config).await.unwrap();
+    let ds: std::sync::Arc<dyn datastore::Datastore> = std::sync::Arc::new(cached);
+    let server = serve_store(ds, None, dir).await;
+    let c = reqwest::Client::new();
+    let scrape = || async {
+        let text = c
+            .get(server.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        (parse(&text), text)
+    };
+    let evicted = r#"datastore_cache_evictions_total{cause="size"}"#;
+    let (before, _) = scrape().await;
+    for i in 0..40 {
+        let id = format!("p{i}");
+        let r = c
+            .put(server.url(&format!("/v1/profiles/{id}")))
+            .json(&json!({"id": id, "username": format!("u{i}")}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+    }
+    // Reading 40 records through a cache of 4 evicts; the pool gauges are
+    // sampled every second by the feed follower.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        for i in 0..40 {
+            let r = c
+                .get(server.url(&format!("/v1/profiles/p{i}")))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+        let (after, text) = scrape().await;
+        let reader_open = value(
+            &after,
+            r#"datastore_pool_connections{pool="sqlite_reader",state="idle"}"#,
+        ) + value(
+            &after,
+            r#"datastore_pool_connections{pool="sqlite_reader",state="in_use"}"#,
+        );
+        if value(&after, evicted) > value(&before, evicted) && reader_open >= 1.0 {
+            assert!(
+                text.contains(r#"datastore_pool_connections{pool="sqlite_writer""#),
+                "{text}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no evictions or pool gauges after 10 s:\n{text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    server.stop().await;
+}

@@ -464,6 +464,18 @@ impl Engine for MemoryEngine {
         Ok(self.write()?.compact(retention, Utc::now()))
     }
 
+    async fn start_feed_after(&self, position: u64) -> Result<u64> {
+        let mut inner = self.write()?;
+        inner.seq = inner.seq.max(position);
+        if position > inner.compacted_through {
+            while inner.feed.front().is_some_and(|c| c.seq <= position) {
+                inner.feed.pop_front();
+            }
+            inner.compacted_through = position;
+        }
+        Ok(inner.seq)
+    }
+
     fn live(&self, filter: FeedFilter) -> LiveReceiver {
         self.live.subscribe(filter)
     }

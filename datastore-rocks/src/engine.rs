@@ -689,6 +689,14 @@ impl Engine for RocksEngine {
         self.queue()?.compact(*retention).await
     }
 
+    async fn start_feed_after(&self, position: u64) -> Result<u64> {
+        self.inner.check_open()?;
+        if let Some(writer) = self.inline_writer() {
+            return writer?.start_feed_after(position);
+        }
+        self.queue()?.start_feed_after(position).await
+    }
+
     fn live(&self, filter: FeedFilter) -> LiveReceiver {
         self.inner.live.subscribe(filter)
     }

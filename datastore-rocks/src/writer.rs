@@ -84,6 +84,9 @@ impl Writer {
                 WriteJob::Compact { retention, reply } => {
                     let _ = reply.send(self.compact(&retention));
                 }
+                WriteJob::StartFeedAfter { position, reply } => {
+                    let _ = reply.send(self.start_feed_after(position));
+                }
                 WriteJob::Flush { reply } => {
                     let _ = reply.send(());
                 }
@@ -411,6 +414,31 @@ impl Writer {
                 cut.to_be_bytes(),
             );
         }
+    }
+
+    /// Raises the head to `position` and drops the feed through it, in one
+    /// synced write.
+    pub(crate) fn start_feed_after(&mut self, position: u64) -> Result<u64> {
+        let head = self.head.max(position);
+        let mut batch = WriteBatch::default();
+        if head != self.head {
+            batch.put_cf(
+                self.inner.cf(layout::META),
+                layout::HEAD,
+                head.to_be_bytes(),
+            );
+        }
+        self.apply_cut(&mut batch, position);
+        if !batch.is_empty() {
+            self.inner
+                .db
+                .write_opt(batch, &self.inner.write_opts())
+                .map_err(|e| db_error(StoreName::Changes, position.to_string(), e))?;
+        }
+        self.head = head;
+        self.compacted_through = self.compacted_through.max(position);
+        self.inner.head.store(head, Ordering::Release);
+        Ok(head)
     }
 
     pub(crate) fn compact(&mut self, retention: &Retention) -> Result<Compaction> {

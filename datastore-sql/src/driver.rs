@@ -173,6 +173,90 @@ impl Pools {
         })
     }
 
+    /// Pools over one read transaction, opened now: a single connection
+    /// that begins a transaction as it connects (`REPEATABLE READ READ
+    /// ONLY` on PostgreSQL, a deferred read on SQLite) and reads the head
+    /// at once, which fixes the transaction's snapshot. Every read through
+    /// the pools sees that moment. Should the connection be lost, a new
+    /// one is refused rather than given a later snapshot.
+    pub(crate) async fn snapshot(&self) -> Result<Pools, sqlx::Error> {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        const LOST: &str = "the snapshot's connection was lost; its moment cannot be read again (take a new snapshot)";
+        const HEAD: &str = "SELECT value FROM ds_meta WHERE name = 'head'";
+        let opened = Arc::new(AtomicBool::new(false));
+        Ok(match self {
+            Pools::Postgres(pool) => {
+                let options = (*pool.connect_options()).clone();
+                let snapshot = sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+                    .test_before_acquire(false)
+                    .after_connect(move |conn, _| {
+                        let opened = opened.clone();
+                        Box::pin(async move {
+                            if opened.swap(true, Ordering::AcqRel) {
+                                return Err(sqlx::Error::Protocol(LOST.into()));
+                            }
+                            sqlx::raw_sql("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                                .execute(&mut *conn)
+                                .await?;
+                            sqlx::query(HEAD).execute(&mut *conn).await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(options)
+                    .await?;
+                Pools::Postgres(snapshot)
+            }
+            Pools::Sqlite { reader, .. } => {
+                let options = (*reader.connect_options()).clone().read_only(true);
+                let snapshot = sqlx::sqlite::SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+                    .test_before_acquire(false)
+                    .after_connect(move |conn, _| {
+                        let opened = opened.clone();
+                        Box::pin(async move {
+                            if opened.swap(true, Ordering::AcqRel) {
+                                return Err(sqlx::Error::Protocol(LOST.into()));
+                            }
+                            sqlx::raw_sql("BEGIN").execute(&mut *conn).await?;
+                            sqlx::query(HEAD).execute(&mut *conn).await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(options)
+                    .await?;
+                Pools::Sqlite {
+                    writer: snapshot.clone(),
+                    reader: snapshot,
+                }
+            }
+        })
+    }
+
+    /// Sets the `datastore_pool_connections` gauges: connections open and
+    /// in use, and open and idle, per pool.
+    pub(crate) fn sample_metrics(&self) {
+        let sample = |pool: &'static str, size: u32, idle: usize| {
+            let idle = idle as f64;
+            metrics::gauge!("datastore_pool_connections", "pool" => pool, "state" => "in_use")
+                .set((size as f64 - idle).max(0.0));
+            metrics::gauge!("datastore_pool_connections", "pool" => pool, "state" => "idle")
+                .set(idle);
+        };
+        match self {
+            Pools::Sqlite { writer, reader } => {
+                sample("sqlite_reader", reader.size(), reader.num_idle());
+                sample("sqlite_writer", writer.size(), writer.num_idle());
+            }
+            Pools::Postgres(pool) => sample("postgres", pool.size(), pool.num_idle()),
+        }
+    }
+
     pub(crate) async fn close(&self) {
         match self {
             Pools::Sqlite { writer, reader } => {

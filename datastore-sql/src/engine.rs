@@ -469,6 +469,11 @@ impl Engine for SqlEngine {
         self.queue()?.compact(*retention).await
     }
 
+    async fn start_feed_after(&self, position: u64) -> Result<u64> {
+        self.check_open()?;
+        self.queue()?.start_feed_after(position).await
+    }
+
     fn live(&self, filter: FeedFilter) -> LiveReceiver {
         self.live.subscribe(filter)
     }
@@ -523,6 +528,31 @@ impl Engine for SqlEngine {
             .map_err(bad)?;
         let _ = sqlx::Connection::close(copy).await;
         Ok(head as u64)
+    }
+
+    async fn snapshot(&self) -> Result<Arc<dyn datastore_core::Datastore>> {
+        self.check_open()?;
+        let pools = self
+            .pools
+            .snapshot()
+            .await
+            .map_err(|e| db_error(StoreName::Datastore, &self.shown_url, e))?;
+        let head = head_of(&pools, &self.shown_url).await?;
+        let live = Arc::new(LiveChanges::new(self.config.subscriber_buffer));
+        let mut config = self.config.clone();
+        config.read_only = true;
+        let engine = SqlEngine {
+            published: Published::new(head, live.clone(), pools.clone()),
+            dialect: self.dialect,
+            pools,
+            shown_url: self.shown_url.clone(),
+            queue: None,
+            live,
+            shutdown: Arc::new(Notify::new()),
+            closed: AtomicBool::new(false),
+            config,
+        };
+        Ok(datastore_core::EngineStore::new(engine).into_dyn())
     }
 
     async fn ready(&self) -> Result<()> {

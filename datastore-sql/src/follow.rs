@@ -30,7 +30,7 @@ const ROWS_PER_READ: i64 = 500;
 pub(crate) struct Published {
     through: Mutex<u64>,
     live: Arc<LiveChanges>,
-    pools: Pools,
+    pub(crate) pools: Pools,
     /// Whether the follower hears other processes' commits (PostgreSQL:
     /// its LISTEN connection is up; SQLite: always).
     pub(crate) listening: std::sync::atomic::AtomicBool,
@@ -145,6 +145,7 @@ pub(crate) async fn follow_postgres(
             }
         }
         published.catch_up().await;
+        published.pools.sample_metrics();
     }
 }
 
@@ -176,6 +177,7 @@ pub(crate) async fn follow_sqlite(
             }
             _ = tokio::time::sleep(interval) => {}
         }
+        published.pools.sample_metrics();
         let version: i64 = match sqlx::query_scalar("PRAGMA data_version")
             .fetch_one(&mut conn)
             .await

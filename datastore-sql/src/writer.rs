@@ -60,6 +60,9 @@ impl Writer {
                 WriteJob::Compact { retention, reply } => {
                     let _ = reply.send(self.compact(&retention).await);
                 }
+                WriteJob::StartFeedAfter { position, reply } => {
+                    let _ = reply.send(self.start_feed_after(position).await);
+                }
                 WriteJob::Flush { reply } => {
                     let _ = reply.send(());
                 }
@@ -284,6 +287,29 @@ impl Writer {
             removed,
             compacted_through,
         })
+    }
+
+    /// Raises the head to `position` and drops the feed through it, in one
+    /// transaction under the write lock.
+    async fn start_feed_after(&self, position: u64) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let head = self.lock_head(&mut tx).await?;
+        if position > head {
+            Self::set_meta(&mut tx, "head", position).await?;
+        }
+        if position > Self::meta(&mut tx, "compacted_through").await? {
+            tx.execute(
+                "DELETE FROM ds_changes WHERE seq <= ?",
+                &[Value::Int(position as i64)],
+            )
+            .await
+            .map_err(|e| db_error(StoreName::Changes, position.to_string(), e))?;
+            Self::set_meta(&mut tx, "compacted_through", position).await?;
+        }
+        tx.commit()
+            .await
+            .map_err(|e| db_error(StoreName::Changes, position.to_string(), e))?;
+        Ok(head.max(position))
     }
 
     async fn meta(tx: &mut Tx, name: &str) -> Result<u64> {

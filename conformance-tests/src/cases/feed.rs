@@ -324,6 +324,56 @@ pub async fn cursor_expired_after_compaction(ds: Arc<dyn Datastore>) {
     assert_eq!(again.removed, 0);
 }
 
+/// A feed moved after a position (as a restore does): the head rises to
+/// it, older cursors are expired, the next write is numbered after it, and
+/// a position at or below the head drops the changes through it without
+/// lowering the head.
+pub async fn start_feed_after_a_position(ds: Arc<dyn Datastore>) {
+    for i in 0..3 {
+        profile(&ds, &format!("u{i}")).await;
+    }
+    let head = ds.changes().head().await.unwrap();
+    let position = FeedCursor(head.0 + 100);
+    assert_eq!(ds.changes().head().await.unwrap(), head);
+    assert_eq!(ds.start_feed_after(position).await.unwrap(), position);
+    assert_eq!(ds.changes().head().await.unwrap(), position);
+    for cursor in [FeedCursor::START, head] {
+        match ds.changes().since(cursor, 10).await {
+            Err(Error::CursorExpired {
+                compacted_through, ..
+            }) => assert_eq!(compacted_through, position.0),
+            other => panic!("a cursor before the position: expected CursorExpired, got {other:?}"),
+        }
+    }
+    assert_eq!(ds.changes().since(position, 10).await.unwrap(), Vec::new());
+    let mut live = ds.changes().subscribe(position);
+    let written = profile(&ds, "after").await;
+    assert_eq!(written.revision.get(), position.0 + 1, "numbered after it");
+    let changes = ds.changes().since(position, 10).await.unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(
+        (changes[0].seq, changes[0].id.as_str()),
+        (position.0 + 1, written.value.id.as_str())
+    );
+    assert_eq!(next_changes(&mut live, 1).await, changes);
+    // Records written before it are still there.
+    assert!(ds.profiles().get_by_username("u0").await.is_ok());
+    // A lower position never lowers the head.
+    assert_eq!(
+        ds.start_feed_after(FeedCursor(3)).await.unwrap(),
+        FeedCursor(position.0 + 1)
+    );
+    assert_eq!(ds.changes().since(position, 10).await.unwrap(), changes);
+    // At the head: the feed is emptied, the head stays.
+    let top = FeedCursor(position.0 + 1);
+    assert_eq!(ds.start_feed_after(top).await.unwrap(), top);
+    assert!(matches!(
+        ds.changes().since(position, 10).await,
+        Err(Error::CursorExpired { .. })
+    ));
+    assert_eq!(ds.changes().since(top, 10).await.unwrap(), Vec::new());
+}
+
 /// A batch's changes are consecutive and in op order.
 pub async fn batch_changes_are_consecutive(ds: Arc<dyn Datastore>) {
     profile(&ds, "before").await;

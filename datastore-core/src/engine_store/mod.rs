@@ -215,6 +215,17 @@ impl<E: Engine> Datastore for EngineStore<E> {
         self.engine.backup(dest).await.map(crate::FeedCursor)
     }
 
+    async fn start_feed_after(&self, position: crate::FeedCursor) -> Result<crate::FeedCursor> {
+        self.engine
+            .start_feed_after(position.0)
+            .await
+            .map(crate::FeedCursor)
+    }
+
+    async fn snapshot(&self) -> Result<Arc<dyn Datastore>> {
+        self.engine.snapshot().await
+    }
+
     async fn close(&self) -> Result<()> {
         self.engine.close().await
     }

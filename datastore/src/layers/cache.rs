@@ -163,7 +163,18 @@ impl std::fmt::Debug for Cache {
 impl Cache {
     /// An empty cache with these settings (not following any feed yet).
     pub fn new(config: CacheConfig) -> Self {
-        let mut builder = Moka::builder().max_capacity(config.capacity);
+        let mut builder = Moka::builder()
+            .max_capacity(config.capacity)
+            .eviction_listener(|_, _, cause| {
+                // Size and age only: invalidations by the feed are counted
+                // as such, not as evictions.
+                let cause = match cause {
+                    moka::notification::RemovalCause::Size => "size",
+                    moka::notification::RemovalCause::Expired => "expired",
+                    _ => return,
+                };
+                metrics::counter!("datastore_cache_evictions_total", "cause" => cause).increment(1);
+            });
         if let Some(ttl) = config.ttl_secs {
             builder = builder.time_to_live(Duration::from_secs(ttl));
         }

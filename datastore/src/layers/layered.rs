@@ -496,6 +496,14 @@ impl<L: Layer> Datastore for Layered<L> {
         self.inner.backup(dest).await
     }
 
+    async fn start_feed_after(&self, position: FeedCursor) -> Result<FeedCursor> {
+        self.inner.start_feed_after(position).await
+    }
+
+    async fn snapshot(&self) -> Result<std::sync::Arc<dyn Datastore>> {
+        self.inner.snapshot().await
+    }
+
     async fn close(&self) -> Result<()> {
         self.layer.close().await;
         self.inner.close().await

@@ -14,11 +14,13 @@ use std::io::BufRead;
 
 use datastore_core::{
     AnyRecord, Batch, BatchOp, Datastore, Error, Kind, LogEntry, LogFilter, LogId, Precondition,
-    Query, Record, RecordId, Substore, dispatch_any, dispatch_editable,
+    Query, Record, RecordId, Revision, Substore, dispatch_any, dispatch_editable,
 };
 use serde::{Deserialize, Serialize};
 
+mod backup;
 mod check;
+pub use backup::{BackupHeader, Verified, export_snapshot, read_header, start_restore, verify};
 pub use check::{Checked, check};
 
 /// How many records one page read holds (the largest page a store gives).
@@ -265,6 +267,14 @@ pub enum TransferError {
     /// [`for_each_item`] that uses it the same way).
     #[error("the destination stopped taking records")]
     Stopped,
+    /// A restore's destination already holds records.
+    #[error(
+        "the destination holds {items} items; a restore writes into an empty store (pass --allow-non-empty to write into it anyway: identical records are skipped, different ones refused; an interrupted restore resumes this way)"
+    )]
+    NotEmpty {
+        /// How many items it holds.
+        items: u64,
+    },
     /// Reading the input or writing the output failed.
     #[error("{context}: {source}")]
     Io {
@@ -299,6 +309,14 @@ pub async fn for_each_item(
     source: &dyn Datastore,
     mut sink: impl AsyncFnMut(Item) -> Result<(), TransferError>,
 ) -> Result<u64, TransferError> {
+    for_each_versioned(source, async |item, _| sink(item).await).await
+}
+
+/// [`for_each_item`], with each item's revision in `source`.
+pub(crate) async fn for_each_versioned(
+    source: &dyn Datastore,
+    mut sink: impl AsyncFnMut(Item, Revision) -> Result<(), TransferError>,
+) -> Result<u64, TransferError> {
     let mut count = 0;
     let read_err = |what: &str| {
         let what = what.to_string();
@@ -311,13 +329,13 @@ pub async fn for_each_item(
         let what = kind.as_str();
         let mut cursor = None;
         loop {
-            let page: Vec<Item> = dispatch_editable!(kind, R => {
+            let page: Vec<(Item, Revision)> = dispatch_editable!(kind, R => {
                 let page = R::of(source)
                     .list(Query::<R>::new(Default::default()).limit(PAGE_SIZE as u32).after(cursor))
                     .await
                     .map_err(read_err(what))?;
                 cursor = page.next;
-                page.items.into_iter().map(|v| Item::Record(v.value.into())).collect()
+                page.items.into_iter().map(|v| (Item::Record(v.value.into()), v.revision)).collect()
             }, _ => {
                 let page = source
                     .logs()
@@ -325,11 +343,11 @@ pub async fn for_each_item(
                     .await
                     .map_err(read_err(what))?;
                 cursor = page.next;
-                page.items.into_iter().map(|v| Item::LogEntry(v.value)).collect()
+                page.items.into_iter().map(|v| (Item::LogEntry(v.value), v.revision)).collect()
             });
-            for item in page {
+            for (item, revision) in page {
                 count += 1;
-                sink(item).await?;
+                sink(item, revision).await?;
             }
             if cursor.is_none() {
                 break;
@@ -376,6 +394,11 @@ pub async fn export(
 /// lines are `None`.
 pub fn parse_line(line: u64, text: &str) -> Result<Option<Item>, TransferError> {
     if text.trim().is_empty() {
+        return Ok(None);
+    }
+    if line == 1 && backup::is_header(text) {
+        // A backup's first line names the feed position it reflects.
+        backup::parse_header(text).map_err(|reason| TransferError::Malformed { line, reason })?;
         return Ok(None);
     }
     let item: Item =
