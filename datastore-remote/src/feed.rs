@@ -16,7 +16,7 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use crate::http::{SseEvent, SseReader};
-use crate::problem::{Ctx, parse_compacted};
+use crate::problem::{Ctx, no_endpoint, parse_compacted};
 use crate::{Inner, RemoteStore};
 
 const STORE: StoreName = StoreName::Changes;
@@ -31,6 +31,11 @@ const BACKOFF: (Duration, Duration) = (Duration::from_millis(50), Duration::from
 #[derive(Deserialize)]
 struct Head {
     cursor: u64,
+}
+
+#[derive(Deserialize)]
+struct ChangePage {
+    items: Vec<Change>,
 }
 
 #[derive(Deserialize)]
@@ -116,15 +121,12 @@ impl RemoteStore {
         let head: Head = self.inner.http.json(rb, &Ctx::new(STORE, "")).await?;
         Ok(FeedCursor(head.cursor))
     }
-}
 
-#[async_trait]
-impl ChangeFeed for RemoteStore {
-    /// The HTTP API has no page read of the feed: this reads the head, then
-    /// the event stream from `cursor` (unfiltered, so it knows when it has
-    /// reached the head) until it holds `limit` matching changes or reached
-    /// the head, and filters on this side.
-    async fn since_matching(
+    /// `since_matching` on a server without `/v1/changes:page`: reads the
+    /// head, then the event stream from `cursor` (unfiltered, so it knows
+    /// when it has reached the head) until it holds `limit` matching
+    /// changes or reached the head, and filters on this side.
+    async fn since_from_stream(
         &self,
         cursor: FeedCursor,
         limit: u32,
@@ -169,6 +171,33 @@ impl ChangeFeed for RemoteStore {
                 Step::Fail(e) => return Err(e),
                 Step::Skip => {}
             }
+        }
+    }
+}
+
+#[async_trait]
+impl ChangeFeed for RemoteStore {
+    /// `GET /v1/changes:page` (on a server without it, read from the event
+    /// stream up to the head).
+    async fn since_matching(
+        &self,
+        cursor: FeedCursor,
+        limit: u32,
+        filter: &FeedFilter,
+    ) -> Result<Vec<Change>> {
+        let mut params = filter_params(filter);
+        params.push(("from", cursor.to_string()));
+        params.push(("limit", limit.to_string()));
+        let rb = self.inner.http.get("/v1/changes:page").query(&params);
+        match self
+            .inner
+            .http
+            .json::<ChangePage>(rb, &Ctx::new(STORE, cursor.to_string()))
+            .await
+        {
+            Ok(page) => Ok(page.items),
+            Err(e) if no_endpoint(&e) => self.since_from_stream(cursor, limit, filter).await,
+            Err(e) => Err(e),
         }
     }
 
@@ -223,13 +252,14 @@ impl ChangeFeed for RemoteStore {
         .boxed()
     }
 
-    /// Not in the HTTP API: `Unsupported` (compact on the server's store).
-    async fn compact(&self, _retention: Retention) -> Result<Compaction> {
-        Err(Error::Unsupported {
-            store: STORE,
-            key: String::new(),
-            operation: "compacting the feed (the HTTP API has no endpoint for it; the server applies its own retention)".into(),
-        })
+    /// `POST /v1/changes:compact`.
+    async fn compact(&self, retention: Retention) -> Result<Compaction> {
+        let rb = self
+            .inner
+            .http
+            .request(reqwest::Method::POST, "/v1/changes:compact", false)
+            .json(&retention);
+        self.inner.http.json(rb, &Ctx::new(STORE, "")).await
     }
 
     /// The HTTP API does not say: what `RemoteConfig::retention` says

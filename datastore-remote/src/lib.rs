@@ -29,17 +29,30 @@
 //!   checks, from `datastore-core`), so a record too large for a request
 //!   body is `Invalid` naming its field rather than a 413.
 //!
-//! # What the HTTP API cannot do (yet)
+//! # What the HTTP API does not serve directly
 //!
-//! Emulated with the endpoints there are, at a cost:
+//! Emulated with the endpoints there are, at a cost (one request per page
+//! of `max_page_limit` records):
 //! [`ProfileStore::get_by_username`](datastore_core::ProfileStore::get_by_username)
 //! and [`WorkflowStore::get_by_init_id`](datastore_core::WorkflowStore::get_by_init_id)
-//! scan the list, [`RunStore::count`](datastore_core::RunStore::count) and
-//! [`Datastore::count`] count pages, [`ChangeFeed::since`] reads the event
-//! stream up to the head. `Unsupported`: `LogStore::remove`,
-//! `LogStore::list` over every log, `Datastore::count(Kind::Log)`,
-//! `ChangeFeed::compact` and `Datastore::backup`. A run event's time is
-//! the server's. Only `http://` URLs are supported (this build has no TLS).
+//! scan the list; [`RunStore::count`](datastore_core::RunStore::count)
+//! counts pages; [`LogStore::head`](datastore_core::LogStore::head) and
+//! `length` read the entries endpoint. A run event's time (`at`) is the
+//! server's. [`Datastore::backup`] is `Unsupported` (back up on the server).
+//!
+//! `GET /v1/changes:page`, `POST /v1/changes:compact`, `GET /v1/logs`,
+//! `DELETE /v1/logs/ID` and `GET /v1/count` are used when the server has
+//! them; against an older server without them,
+//! [`ChangeFeed::since`](datastore_core::ChangeFeed::since) reads the event
+//! stream up to the head, `Datastore::count` counts list pages, one log's
+//! list pages through its entries, and the rest (`compact`, `remove`, every
+//! log's entries, `count(Kind::Log)`) is `Unsupported`.
+//!
+//! Only `http://` URLs are supported: this build has no TLS (put a
+//! TLS-terminating proxy in front, or keep the server on loopback).
+//! Capabilities report `remote`, shared across processes, not durable (the
+//! API does not say what the server stores in), and the limits of
+//! [`RemoteConfig`].
 
 mod feed;
 mod http;
@@ -236,6 +249,11 @@ impl RemoteStore {
 }
 
 #[derive(Deserialize)]
+struct Counted {
+    count: u64,
+}
+
+#[derive(Deserialize)]
 struct Applied {
     revisions: Vec<Revision>,
 }
@@ -265,37 +283,45 @@ impl Datastore for RemoteStore {
         Ok(applied.revisions)
     }
 
-    /// Not an endpoint of the HTTP API: counts list pages (one request per
-    /// `max_page_limit` records); `Unsupported` for log entries.
+    /// `GET /v1/count`; on a server without it, counts list pages (one
+    /// request per `max_page_limit` records), and log entries are
+    /// `Unsupported`.
     async fn count(&self, kind: Kind) -> Result<u64> {
-        match kind {
-            Kind::Profile => {
-                self.count_all(Query::<Profile>::new(ProfileFilter::All))
+        let rb = self
+            .inner
+            .http
+            .get("/v1/count")
+            .query(&[("kind", kind.as_str())]);
+        match self
+            .inner
+            .http
+            .json::<Counted>(rb, &Ctx::new(StoreName::Kind(kind), ""))
+            .await
+        {
+            Ok(counted) => Ok(counted.count),
+            Err(e) if problem::no_endpoint(&e) => match kind {
+                Kind::Profile => {
+                    self.count_all(Query::<Profile>::new(ProfileFilter::All))
+                        .await
+                }
+                Kind::Workflow => {
+                    self.count_all(Query::<Workflow>::new(WorkflowFilter::All))
+                        .await
+                }
+                Kind::Run => self.count_all(Query::<Run>::new(RunFilter::All)).await,
+                Kind::Key => {
+                    self.count_all(Query::<datastore_core::Key>::new(KeyFilter::All))
+                        .await
+                }
+                Kind::Collection => {
+                    self.count_all(Query::<datastore_core::CollectionEntry>::new(
+                        CollectionFilter::All,
+                    ))
                     .await
-            }
-            Kind::Workflow => {
-                self.count_all(Query::<Workflow>::new(WorkflowFilter::All))
-                    .await
-            }
-            Kind::Run => self.count_all(Query::<Run>::new(RunFilter::All)).await,
-            Kind::Key => {
-                self.count_all(Query::<datastore_core::Key>::new(KeyFilter::All))
-                    .await
-            }
-            Kind::Collection => {
-                self.count_all(Query::<datastore_core::CollectionEntry>::new(
-                    CollectionFilter::All,
-                ))
-                .await
-            }
-            other => Err(Error::Unsupported {
-                store: StoreName::Kind(other),
-                key: String::new(),
-                operation: format!(
-                    "counting {} (the HTTP API cannot list them all)",
-                    other.as_str()
-                ),
-            }),
+                }
+                _ => Err(e),
+            },
+            Err(e) => Err(e),
         }
     }
 

@@ -9,7 +9,7 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
 use crate::RemoteStore;
-use crate::problem::Ctx;
+use crate::problem::{Ctx, no_endpoint};
 use crate::records::checked;
 
 const STORE: StoreName = StoreName::Kind(Kind::Log);
@@ -166,27 +166,55 @@ impl LogStore for RemoteStore {
         Ok(self.entries(log, 0, 1).await?.length)
     }
 
-    /// Not in the HTTP API: `Unsupported`.
+    /// `DELETE /v1/logs/ID`.
     async fn remove(&self, log: &LogId) -> Result<u64> {
-        Err(Error::Unsupported {
-            store: STORE,
-            key: log.key(),
-            operation: "removing a log (the HTTP API has no endpoint for it)".into(),
-        })
+        let key = checked(STORE, log, "log_id")?;
+        let rb = self
+            .inner
+            .http
+            .request(Method::DELETE, &format!("/v1/logs/{key}"), false);
+        let removed: Removed = self.inner.http.json(rb, &Ctx::new(STORE, key)).await?;
+        Ok(removed.removed)
     }
 
-    /// One log's entries ([`LogFilter::Log`]) page through its entries
-    /// endpoint; [`LogFilter::All`] is `Unsupported` (the HTTP API cannot
-    /// list logs).
+    /// `GET /v1/logs`; on a server without it, one log's entries
+    /// ([`LogFilter::Log`]) page through its entries endpoint, and every
+    /// log's ([`LogFilter::All`]) are `Unsupported`.
     async fn list(&self, query: Query<LogEntry>) -> Result<Page<Versioned<LogEntry>>> {
-        match &query.filter {
-            LogFilter::Log(log) => self.list_log(log, &query).await,
-            LogFilter::All => Err(Error::Unsupported {
-                store: STORE,
-                key: String::new(),
-                operation: "listing every log's entries (the HTTP API has no endpoint for it)"
-                    .into(),
-            }),
+        let mut params = vec![
+            (
+                "direction",
+                match query.direction {
+                    Direction::Asc => "asc",
+                    Direction::Desc => "desc",
+                }
+                .to_string(),
+            ),
+            ("limit", query.limit.to_string()),
+        ];
+        let key = match &query.filter {
+            LogFilter::Log(log) => {
+                let key = checked(STORE, log, "log_id")?;
+                params.push(("log", key.clone()));
+                key
+            }
+            LogFilter::All => String::new(),
+        };
+        if let Some(cursor) = &query.cursor {
+            params.push(("cursor", cursor.as_str().to_string()));
+        }
+        let rb = self.inner.http.get("/v1/logs").query(&params);
+        match self.inner.http.json(rb, &Ctx::new(STORE, key)).await {
+            Err(e) if no_endpoint(&e) => match &query.filter {
+                LogFilter::Log(log) => self.list_log(log, &query).await,
+                LogFilter::All => Err(e),
+            },
+            other => other,
         }
     }
+}
+
+#[derive(Deserialize)]
+struct Removed {
+    removed: u64,
 }

@@ -5,6 +5,15 @@ use datastore_core::{Error, Precondition, Revision, StoreName};
 use reqwest::StatusCode;
 use serde::Deserialize;
 
+/// How an `Unsupported` from a server without the endpoint begins.
+pub(crate) const NO_ENDPOINT: &str = "this server has no endpoint for it";
+
+/// True for the `Unsupported` of a server that lacks the endpoint (an
+/// older `datastore serve`), where an emulation may stand in.
+pub(crate) fn no_endpoint(e: &Error) -> bool {
+    matches!(e, Error::Unsupported { operation, .. } if operation.starts_with(NO_ENDPOINT))
+}
+
 /// What a call was working on, for errors the answer does not name.
 #[derive(Debug, Clone)]
 pub(crate) struct Ctx {
@@ -190,7 +199,7 @@ pub(crate) fn map(status: StatusCode, etag: Option<Revision>, text: &str, ctx: &
         "no-such-endpoint" => Error::Unsupported {
             store: ctx.store,
             key: ctx.key.clone(),
-            operation: format!("this server has no endpoint for it ({})", p.detail),
+            operation: format!("{NO_ENDPOINT} ({})", p.detail),
         },
         "unavailable" | "too-many-requests" | "too-many-streams" => Error::Unavailable {
             store,
