@@ -58,9 +58,9 @@ async fn page(
     let mut rest = Vec::new();
     for (name, value) in params {
         if name == "limit" {
-            limit = value.parse().map_err(|_| {
-                Problem::bad_request("limit", format!("{value:?} is not a number"))
-            })?;
+            limit = value
+                .parse()
+                .map_err(|_| Problem::bad_request("limit", format!("{value:?} is not a number")))?;
         } else {
             rest.push((name, value));
         }
