@@ -17,7 +17,10 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use datastore_core::{ChangeStream, Datastore, Error, FeedCursor, FeedEvent, FeedFilter};
+use datastore_core::{
+    Change, ChangeStream, Compaction, Datastore, Error, FeedCursor, FeedEvent, FeedFilter,
+    Retention,
+};
 use futures::{Stream, StreamExt};
 use serde::Serialize;
 use std::sync::Arc;
@@ -37,6 +40,48 @@ async fn head(State(state): State<AppState>) -> Result<Json<Head>, Problem> {
     Ok(Json(Head {
         cursor: state.ds.changes().head().await?.0,
     }))
+}
+
+/// `GET /v1/changes:page?from=N&limit=L&kind=&parent=&id=`: up to `limit`
+/// changes after `from` that match the filter, in commit order.
+#[derive(Debug, Serialize)]
+pub struct ChangePage {
+    /// The changes.
+    pub items: Vec<Change>,
+}
+
+async fn page(
+    State(state): State<AppState>,
+    Params(params): Params<Vec<(String, String)>>,
+) -> Result<Json<ChangePage>, Problem> {
+    let mut limit = 100u32;
+    let mut rest = Vec::new();
+    for (name, value) in params {
+        if name == "limit" {
+            limit = value
+                .parse()
+                .map_err(|_| Problem::bad_request("limit", format!("{value:?} is not a number")))?;
+        } else {
+            rest.push((name, value));
+        }
+    }
+    let (from, filter) = request(&HeaderMap::new(), &rest)?;
+    let from = from.unwrap_or(FeedCursor::START);
+    let items = state
+        .ds
+        .changes()
+        .since_matching(from, limit, &filter)
+        .await?;
+    Ok(Json(ChangePage { items }))
+}
+
+/// `POST /v1/changes:compact` with a retention (`{"max_changes": N,
+/// "max_age": SECONDS}`, either may be null): removes the changes outside it.
+async fn compact(
+    State(state): State<AppState>,
+    crate::body::Strict(retention): crate::body::Strict<Retention>,
+) -> Result<Json<Compaction>, Problem> {
+    Ok(Json(state.ds.changes().compact(retention).await?))
 }
 
 /// What a request asks for: where to start (`Last-Event-ID`, a reconnecting
@@ -186,4 +231,6 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/changes", get(changes))
         .route("/v1/changes/head", get(head))
+        .route("/v1/changes:page", get(page))
+        .route("/v1/changes:compact", axum::routing::post(compact))
 }

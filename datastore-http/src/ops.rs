@@ -10,8 +10,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use datastore_core::{
-    Batch, CollectionEntry, CollectionPatch, Cursor, InitId, LogEntry, LogId, LogOp, Page,
-    PageRequest, Profile, ProfileId, Revision, Run, RunEvent, RunId, RunStatus, Versioned,
+    Batch, CollectionEntry, CollectionPatch, Cursor, Direction, InitId, Kind, LogEntry, LogFilter,
+    LogId, LogOp, Page, PageRequest, Profile, ProfileId, Query, Revision, Run, RunEvent, RunId,
+    RunStatus, Versioned,
 };
 use serde::{Deserialize, Serialize};
 
@@ -229,6 +230,85 @@ async fn latest_runs(
     ))
 }
 
+/// `DELETE /v1/logs/{id}`: how many entries the log had.
+#[derive(Debug, Serialize)]
+pub struct Removed {
+    /// The number of entries removed.
+    pub removed: u64,
+}
+
+async fn remove_log(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Removed>, Problem> {
+    let removed = state.ds.logs().remove(&LogId::new(id)).await?;
+    Ok(Json(Removed { removed }))
+}
+
+/// `GET /v1/logs?log=&limit=&cursor=&direction=`: log entries a page at a
+/// time, of one log (`log=ID`) or of every log by id, then sequence number.
+async fn list_logs(
+    State(state): State<AppState>,
+    Params(params): Params<HashMap<String, String>>,
+) -> Result<Json<Page<Versioned<LogEntry>>>, Problem> {
+    for name in params.keys() {
+        if !["log", "limit", "cursor", "direction"].contains(&name.as_str()) {
+            return Err(Problem::bad_request(
+                name,
+                format!("unknown parameter {name:?}; expected log, limit, cursor, direction"),
+            ));
+        }
+    }
+    let filter = match param(&params, "log") {
+        Some(log) => LogFilter::Log(LogId::new(log)),
+        None => LogFilter::All,
+    };
+    let direction = match param(&params, "direction") {
+        None | Some("asc") => Direction::Asc,
+        Some("desc") => Direction::Desc,
+        Some(other) => {
+            return Err(Problem::bad_request(
+                "direction",
+                format!("{other:?}: expected asc or desc"),
+            ));
+        }
+    };
+    let query = Query::<LogEntry>::new(filter)
+        .direction(direction)
+        .limit(limit(&params, state.limits.max_page_limit)?)
+        .after(param(&params, "cursor").map(Cursor::from_text));
+    Ok(Json(state.ds.logs().list(query).await?))
+}
+
+/// `GET /v1/count?kind=K`: how many records of a kind the store holds.
+#[derive(Debug, Serialize)]
+pub struct Counted {
+    /// The kind counted.
+    pub kind: Kind,
+    /// How many records (log entries, for `log`).
+    pub count: u64,
+}
+
+async fn count(
+    State(state): State<AppState>,
+    Params(params): Params<HashMap<String, String>>,
+) -> Result<Json<Counted>, Problem> {
+    for name in params.keys() {
+        if name != "kind" {
+            return Err(Problem::bad_request(
+                name,
+                format!("unknown parameter {name:?}; expected kind"),
+            ));
+        }
+    }
+    let text = param(&params, "kind")
+        .ok_or_else(|| Problem::bad_request("kind", "required: the kind to count"))?;
+    let kind = Kind::from_name(text)
+        .ok_or_else(|| Problem::bad_request("kind", format!("{text:?} is not a kind")))?;
+    let count = state.ds.count(kind).await?;
+    Ok(Json(Counted { kind, count }))
+}
+
 /// The routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -237,5 +317,8 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/profiles/{id}/rename", post(rename))
         .route("/v1/collections:update-by-init-id", post(update_by_init_id))
         .route("/v1/logs/{id}/entries", post(append_log).get(range_log))
+        .route("/v1/logs/{id}", axum::routing::delete(remove_log))
+        .route("/v1/logs", get(list_logs))
+        .route("/v1/count", get(count))
         .route("/v1/batch", post(apply))
 }
