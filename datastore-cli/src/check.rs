@@ -96,6 +96,9 @@ impl Scratch {
                     pg_schema: Some((url.clone(), schema)),
                 })
             }
+            Backend::Remote { .. } => Err(
+                "the conformance suite needs fresh stores; a remote server has one store (run check on the server's own store URL, or use --data)".into(),
+            ),
         }
     }
 

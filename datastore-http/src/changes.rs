@@ -84,6 +84,25 @@ async fn compact(
     Ok(Json(state.ds.changes().compact(retention).await?))
 }
 
+/// `POST /v1/changes:start-after` with `{"position": N}`: the feed continues
+/// after N (a restored store; see `Datastore::start_feed_after`) →
+/// `{"cursor": HEAD}`.
+async fn start_after(
+    State(state): State<AppState>,
+    crate::body::Strict(body): crate::body::Strict<StartAfter>,
+) -> Result<Json<Head>, Problem> {
+    let head = state.ds.start_feed_after(FeedCursor(body.position)).await?;
+    Ok(Json(Head { cursor: head.0 }))
+}
+
+/// The body of `POST /v1/changes:start-after`.
+#[derive(Debug, serde::Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartAfter {
+    /// The position the feed continues after.
+    pub position: u64,
+}
+
 /// What a request asks for: where to start (`Last-Event-ID`, a reconnecting
 /// browser; else `?from=`; else `None`, the head: only what happens next)
 /// and which changes (`?kind=`, `?parent=`, `?id=`, each repeatable).
@@ -233,4 +252,5 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/changes/head", get(head))
         .route("/v1/changes:page", get(page))
         .route("/v1/changes:compact", axum::routing::post(compact))
+        .route("/v1/changes:start-after", axum::routing::post(start_after))
 }

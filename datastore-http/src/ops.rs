@@ -32,6 +32,9 @@ pub struct AppendEvent {
     /// Its details.
     #[serde(default)]
     pub payload: serde_json::Value,
+    /// When it happened (default: when the server receives it).
+    #[serde(default)]
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 async fn append_event(
@@ -45,7 +48,10 @@ async fn append_event(
         .append_event(
             &RunId::new(id),
             body.step,
-            RunEvent::new(body.kind, body.payload),
+            RunEvent {
+                at: body.at.unwrap_or_else(chrono::Utc::now),
+                ..RunEvent::new(body.kind, body.payload)
+            },
         )
         .await?;
     let tag = etag(run.revision);
@@ -309,9 +315,86 @@ async fn count(
     Ok(Json(Counted { kind, count }))
 }
 
+/// `GET /v1/profiles:by-username/{username}`: the profile holding it.
+async fn profile_by_username(
+    State(state): State<AppState>,
+    Path(username): Path<String>,
+) -> Result<Response, Problem> {
+    let found = state.ds.profiles().get_by_username(&username).await?;
+    Ok(with_etag(found))
+}
+
+/// `GET /v1/workflows:by-init-id/{init_id}`: the workflow of a dataset.
+async fn workflow_by_init_id(
+    State(state): State<AppState>,
+    Path(init_id): Path<String>,
+) -> Result<Response, Problem> {
+    let found = state
+        .ds
+        .workflows()
+        .get_by_init_id(&InitId::new(init_id))
+        .await?;
+    Ok(with_etag(found))
+}
+
+/// `GET /v1/workflows/{id}/runs:count`: how many runs a workflow has.
+async fn count_runs(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<RunCount>, Problem> {
+    let count = state
+        .ds
+        .runs()
+        .count(&datastore_core::WorkflowId::new(id))
+        .await?;
+    Ok(Json(RunCount { count }))
+}
+
+/// The answer of `runs:count`.
+#[derive(Debug, Serialize)]
+pub struct RunCount {
+    /// How many runs.
+    pub count: u64,
+}
+
+/// `GET /v1/capabilities`: what the store behind the server supports, and
+/// its feed retention.
+async fn capabilities(State(state): State<AppState>) -> Json<ServerCapabilities> {
+    Json(ServerCapabilities {
+        capabilities: state.ds.capabilities(),
+        retention: state.ds.changes().retention(),
+    })
+}
+
+/// The answer of `GET /v1/capabilities`.
+#[derive(Debug, Serialize)]
+pub struct ServerCapabilities {
+    /// The store's capabilities.
+    pub capabilities: datastore_core::Capabilities,
+    /// Its feed retention.
+    pub retention: datastore_core::Retention,
+}
+
+fn with_etag<R: Serialize>(found: Versioned<R>) -> Response {
+    let tag = etag(found.revision);
+    let mut response = Json(found).into_response();
+    response.headers_mut().insert(axum::http::header::ETAG, tag);
+    response
+}
+
 /// The routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route(
+            "/v1/profiles:by-username/{username}",
+            get(profile_by_username),
+        )
+        .route(
+            "/v1/workflows:by-init-id/{init_id}",
+            get(workflow_by_init_id),
+        )
+        .route("/v1/workflows/{id}/runs:count", get(count_runs))
+        .route("/v1/capabilities", get(capabilities))
         .route("/v1/runs/{id}/events", post(append_event))
         .route("/v1/runs:latest", get(latest_runs))
         .route("/v1/profiles/{id}/rename", post(rename))

@@ -8,15 +8,15 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use datastore_core::{
-    Change, ChangeFeed, ChangeStream, Compaction, Error, FeedCursor, FeedEvent, FeedFilter,
-    MAX_FEED_LIMIT, Result, Retention, StoreName,
+    Change, ChangeFeed, ChangeStream, Compaction, Error, FeedCursor, FeedEvent, FeedFilter, Result,
+    Retention, StoreName,
 };
 use futures::StreamExt;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use crate::http::{SseEvent, SseReader};
-use crate::problem::{Ctx, no_endpoint, parse_compacted};
+use crate::problem::{Ctx, parse_compacted};
 use crate::{Inner, RemoteStore};
 
 const STORE: StoreName = StoreName::Changes;
@@ -29,8 +29,8 @@ const IDLE: Duration = Duration::from_secs(45);
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(50), Duration::from_secs(2));
 
 #[derive(Deserialize)]
-struct Head {
-    cursor: u64,
+pub(crate) struct Head {
+    pub(crate) cursor: u64,
 }
 
 #[derive(Deserialize)]
@@ -121,58 +121,6 @@ impl RemoteStore {
         let head: Head = self.inner.http.json(rb, &Ctx::new(STORE, "")).await?;
         Ok(FeedCursor(head.cursor))
     }
-
-    /// `since_matching` on a server without `/v1/changes:page`: reads the
-    /// head, then the event stream from `cursor` (unfiltered, so it knows
-    /// when it has reached the head) until it holds `limit` matching
-    /// changes or reached the head, and filters on this side.
-    async fn since_from_stream(
-        &self,
-        cursor: FeedCursor,
-        limit: u32,
-        filter: &FeedFilter,
-    ) -> Result<Vec<Change>> {
-        if limit == 0 || limit > MAX_FEED_LIMIT {
-            return Err(Error::invalid(
-                STORE,
-                cursor.to_string(),
-                "limit",
-                format!("{limit} is not between 1 and {MAX_FEED_LIMIT}"),
-            ));
-        }
-        filter.validate()?;
-        let head = self.read_head().await?;
-        if cursor == head {
-            return Ok(Vec::new());
-        }
-        let ctx = Ctx::new(STORE, cursor.to_string());
-        let mut reader = open(&self.inner, cursor, &FeedFilter::all(), false).await?;
-        let mut out = Vec::new();
-        let deadline = tokio::time::Instant::now() + self.inner.http.timeout();
-        loop {
-            let event = tokio::time::timeout_at(deadline, reader.next())
-                .await
-                .map_err(|_| ctx.unavailable("the feed did not reach its head in time"))?;
-            let event = match event {
-                Some(Ok(event)) => event,
-                Some(Err(e)) => return Err(crate::problem::transport(e, &ctx)),
-                None => return Err(ctx.unavailable("the event stream ended before the head")),
-            };
-            match interpret(event, cursor) {
-                Step::Change(change) => {
-                    let seq = change.seq;
-                    if filter.matches(&change) {
-                        out.push(change);
-                    }
-                    if out.len() >= limit as usize || seq >= head.0 {
-                        return Ok(out);
-                    }
-                }
-                Step::Fail(e) => return Err(e),
-                Step::Skip => {}
-            }
-        }
-    }
 }
 
 #[async_trait]
@@ -189,16 +137,12 @@ impl ChangeFeed for RemoteStore {
         params.push(("from", cursor.to_string()));
         params.push(("limit", limit.to_string()));
         let rb = self.inner.http.get("/v1/changes:page").query(&params);
-        match self
+        let page: ChangePage = self
             .inner
             .http
-            .json::<ChangePage>(rb, &Ctx::new(STORE, cursor.to_string()))
-            .await
-        {
-            Ok(page) => Ok(page.items),
-            Err(e) if no_endpoint(&e) => self.since_from_stream(cursor, limit, filter).await,
-            Err(e) => Err(e),
-        }
+            .json(rb, &Ctx::new(STORE, cursor.to_string()))
+            .await?;
+        Ok(page.items)
     }
 
     async fn head(&self) -> Result<FeedCursor> {
@@ -262,8 +206,7 @@ impl ChangeFeed for RemoteStore {
         self.inner.http.json(rb, &Ctx::new(STORE, "")).await
     }
 
-    /// The HTTP API does not say: what `RemoteConfig::retention` says
-    /// (keep everything, unless set).
+    /// The server's retention, as `open` read it.
     fn retention(&self) -> Retention {
         self.inner.settings.retention
     }

@@ -29,30 +29,18 @@
 //!   checks, from `datastore-core`), so a record too large for a request
 //!   body is `Invalid` naming its field rather than a 413.
 //!
-//! # What the HTTP API does not serve directly
+//! # What is not the same as local
 //!
-//! Emulated with the endpoints there are, at a cost (one request per page
-//! of `max_page_limit` records):
-//! [`ProfileStore::get_by_username`](datastore_core::ProfileStore::get_by_username)
-//! and [`WorkflowStore::get_by_init_id`](datastore_core::WorkflowStore::get_by_init_id)
-//! scan the list; [`RunStore::count`](datastore_core::RunStore::count)
-//! counts pages; [`LogStore::head`](datastore_core::LogStore::head) and
-//! `length` read the entries endpoint. A run event's time (`at`) is the
-//! server's. [`Datastore::backup`] is `Unsupported` (back up on the server).
-//!
-//! `GET /v1/changes:page`, `POST /v1/changes:compact`, `GET /v1/logs`,
-//! `DELETE /v1/logs/ID` and `GET /v1/count` are used when the server has
-//! them; against an older server without them,
-//! [`ChangeFeed::since`](datastore_core::ChangeFeed::since) reads the event
-//! stream up to the head, `Datastore::count` counts list pages, one log's
-//! list pages through its entries, and the rest (`compact`, `remove`, every
-//! log's entries, `count(Kind::Log)`) is `Unsupported`.
+//! [`LogStore::head`](datastore_core::LogStore::head) and `length` read
+//! the entries endpoint (two requests, not one atomic read).
+//! [`Datastore::backup`] is `Unsupported` (back up on the server).
+//! [`RemoteStore::open`] asks the server (`GET /v1/capabilities`) whether
+//! its store is durable or read-only, its limits and its feed retention.
 //!
 //! Only `http://` URLs are supported: this build has no TLS (put a
 //! TLS-terminating proxy in front, or keep the server on loopback).
-//! Capabilities report `remote`, shared across processes, not durable (the
-//! API does not say what the server stores in), and the limits of
-//! [`RemoteConfig`].
+//! Capabilities report `remote`, shared across processes, and what the
+//! server said of its store.
 
 mod feed;
 mod http;
@@ -65,9 +53,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use datastore_core::{
-    Batch, Capabilities, CollectionFilter, Datastore, Error, KeyFilter, Kind, Profile,
-    ProfileFilter, Query, Result, Retention, Revision, Run, RunFilter, StoreName, Workflow,
-    WorkflowFilter,
+    Batch, Capabilities, Datastore, Error, Kind, Result, Retention, Revision, StoreName,
 };
 use serde::Deserialize;
 
@@ -95,7 +81,8 @@ pub struct RemoteConfig {
     pub max_record_bytes: usize,
     /// The largest page the server accepts (its `--max-page`).
     pub max_page_limit: u32,
-    /// The feed retention to report (the API does not tell it).
+    /// The feed retention to report until [`RemoteStore::open`] asks the
+    /// server for its own.
     pub retention: Retention,
 }
 
@@ -153,6 +140,8 @@ impl std::fmt::Debug for RemoteConfig {
 /// The limits a store reports, from its config.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
+    pub durable: bool,
+    pub read_only: bool,
     pub subscriber_buffer: usize,
     pub max_record_bytes: usize,
     pub max_page_limit: u32,
@@ -187,8 +176,16 @@ impl RemoteStore {
     /// and takes the token (a wrong one is `Invalid` naming `token`; a
     /// server that does not answer is `Unavailable`).
     pub async fn open(config: RemoteConfig) -> Result<Arc<dyn Datastore>> {
-        let store = RemoteStore::connect(config)?;
-        store.ready_for_requests().await?;
+        let mut store = RemoteStore::connect(config)?;
+        let server = store.server_capabilities().await?;
+        if let Some(inner) = Arc::get_mut(&mut store.inner) {
+            let s = &mut inner.settings;
+            s.durable = server.capabilities.durable;
+            s.read_only = server.capabilities.read_only;
+            s.max_record_bytes = s.max_record_bytes.min(server.capabilities.max_record_bytes);
+            s.max_page_limit = s.max_page_limit.min(server.capabilities.max_page_limit);
+            s.retention = server.retention;
+        }
         Ok(Arc::new(store))
     }
 
@@ -224,6 +221,8 @@ impl RemoteStore {
             inner: Arc::new(Inner {
                 http,
                 settings: Settings {
+                    durable: false,
+                    read_only: false,
                     subscriber_buffer: config.subscriber_buffer.max(1),
                     max_record_bytes: config.max_record_bytes,
                     max_page_limit: config
@@ -236,16 +235,29 @@ impl RemoteStore {
         })
     }
 
-    /// A call that needs the token: the feed head.
-    async fn ready_for_requests(&self) -> Result<()> {
-        let rb = self.inner.http.get("/v1/changes/head");
-        let _: serde_json::Value = self
-            .inner
+    /// `GET /v1/capabilities` (behind the token, so it checks it too).
+    async fn server_capabilities(&self) -> Result<ServerCapabilities> {
+        let rb = self.inner.http.get("/v1/capabilities");
+        self.inner
             .http
             .json(rb, &Ctx::new(StoreName::Datastore, ""))
-            .await?;
-        Ok(())
+            .await
     }
+}
+
+/// What `GET /v1/capabilities` answers (the fields this client uses).
+#[derive(Deserialize)]
+struct ServerCapabilities {
+    capabilities: ServerLimits,
+    retention: Retention,
+}
+
+#[derive(Deserialize)]
+struct ServerLimits {
+    durable: bool,
+    read_only: bool,
+    max_record_bytes: usize,
+    max_page_limit: u32,
 }
 
 #[derive(Deserialize)]
@@ -261,6 +273,24 @@ struct Applied {
 #[async_trait]
 impl Datastore for RemoteStore {
     datastore_core::substores_are_self!();
+
+    /// `POST /v1/changes:start-after`.
+    async fn start_feed_after(
+        &self,
+        position: datastore_core::FeedCursor,
+    ) -> Result<datastore_core::FeedCursor> {
+        let rb = self
+            .inner
+            .http
+            .request(reqwest::Method::POST, "/v1/changes:start-after", false)
+            .json(&serde_json::json!({ "position": position.0 }));
+        let head: feed::Head = self
+            .inner
+            .http
+            .json(rb, &Ctx::new(StoreName::Changes, position.0.to_string()))
+            .await?;
+        Ok(datastore_core::FeedCursor(head.cursor))
+    }
 
     async fn apply(&self, batch: Batch) -> Result<Vec<Revision>> {
         let n = batch.len();
@@ -283,54 +313,30 @@ impl Datastore for RemoteStore {
         Ok(applied.revisions)
     }
 
-    /// `GET /v1/count`; on a server without it, counts list pages (one
-    /// request per `max_page_limit` records), and log entries are
-    /// `Unsupported`.
+    /// `GET /v1/count`.
     async fn count(&self, kind: Kind) -> Result<u64> {
         let rb = self
             .inner
             .http
             .get("/v1/count")
             .query(&[("kind", kind.as_str())]);
-        match self
+        let counted: Counted = self
             .inner
             .http
-            .json::<Counted>(rb, &Ctx::new(StoreName::Kind(kind), ""))
-            .await
-        {
-            Ok(counted) => Ok(counted.count),
-            Err(e) if problem::no_endpoint(&e) => match kind {
-                Kind::Profile => {
-                    self.count_all(Query::<Profile>::new(ProfileFilter::All))
-                        .await
-                }
-                Kind::Workflow => {
-                    self.count_all(Query::<Workflow>::new(WorkflowFilter::All))
-                        .await
-                }
-                Kind::Run => self.count_all(Query::<Run>::new(RunFilter::All)).await,
-                Kind::Key => {
-                    self.count_all(Query::<datastore_core::Key>::new(KeyFilter::All))
-                        .await
-                }
-                Kind::Collection => {
-                    self.count_all(Query::<datastore_core::CollectionEntry>::new(
-                        CollectionFilter::All,
-                    ))
-                    .await
-                }
-                _ => Err(e),
-            },
-            Err(e) => Err(e),
-        }
+            .json(rb, &Ctx::new(StoreName::Kind(kind), ""))
+            .await?;
+        Ok(counted.count)
     }
 
     /// `remote`; shared across processes (every client of the server sees
-    /// every other's writes and feed); not claimed durable, since the API
-    /// does not say what the server stores in.
+    /// every other's writes and feed); durable and read-only as the
+    /// server's store is; the smaller of the server's limits and
+    /// [`RemoteConfig`]'s.
     fn capabilities(&self) -> Capabilities {
         let mut caps = Capabilities::new("remote");
         caps.shared_across_processes = true;
+        caps.durable = self.inner.settings.durable;
+        caps.read_only = self.inner.settings.read_only;
         caps.max_record_bytes = self.inner.settings.max_record_bytes;
         caps.max_page_limit = self.inner.settings.max_page_limit;
         caps.subscriber_buffer = self.inner.settings.subscriber_buffer;

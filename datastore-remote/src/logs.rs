@@ -2,14 +2,14 @@
 
 use async_trait::async_trait;
 use datastore_core::{
-    Cursor, Direction, Error, Kind, LogEntry, LogFilter, LogId, LogOp, LogStore, MAX_PAGE_LIMIT,
-    Page, Query, RecordId, Result, StoreName, Versioned,
+    Direction, Error, Kind, LogEntry, LogFilter, LogId, LogOp, LogStore, MAX_PAGE_LIMIT, Page,
+    Query, RecordId, Result, StoreName, Versioned,
 };
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
 use crate::RemoteStore;
-use crate::problem::{Ctx, no_endpoint};
+use crate::problem::Ctx;
 use crate::records::checked;
 
 const STORE: StoreName = StoreName::Kind(Kind::Log);
@@ -46,85 +46,6 @@ impl RemoteStore {
             .query(&[("start", start.to_string()), ("limit", limit.to_string())]);
         self.inner.http.json(rb, &Ctx::new(STORE, key)).await
     }
-
-    /// One page of one log's entries, with a cursor of this client's own
-    /// (`log:ID:SEQ`, the last entry's position).
-    async fn list_log(
-        &self,
-        log: &LogId,
-        query: &Query<LogEntry>,
-    ) -> Result<Page<Versioned<LogEntry>>> {
-        let key = checked(STORE, log, "log_id")?;
-        if query.limit == 0 || query.limit > self.inner.settings.max_page_limit {
-            return Err(Error::invalid(
-                STORE,
-                key,
-                "limit",
-                format!(
-                    "{} is not between 1 and {}",
-                    query.limit, self.inner.settings.max_page_limit
-                ),
-            ));
-        }
-        let after = match &query.cursor {
-            None => None,
-            Some(c) => Some(decode_cursor(log, c)?),
-        };
-        match query.direction {
-            Direction::Asc => {
-                let start = after.map_or(0, |seq| seq + 1);
-                let got = self.entries(log, start, query.limit).await?;
-                let next = match got.items.last() {
-                    Some(last) if last.value.seq + 1 < got.length => {
-                        Some(encode_cursor(log, last.value.seq))
-                    }
-                    _ => None,
-                };
-                Ok(Page {
-                    items: got.items,
-                    next,
-                })
-            }
-            Direction::Desc => {
-                let end = match after {
-                    Some(seq) => seq,
-                    None => self.length(log).await?,
-                };
-                let start = end.saturating_sub(u64::from(query.limit));
-                if end == start {
-                    return Ok(Page {
-                        items: Vec::new(),
-                        next: None,
-                    });
-                }
-                let mut items = self.entries(log, start, (end - start) as u32).await?.items;
-                items.reverse();
-                let next = (start > 0).then(|| encode_cursor(log, start));
-                Ok(Page { items, next })
-            }
-        }
-    }
-}
-
-fn encode_cursor(log: &LogId, seq: u64) -> Cursor {
-    Cursor::from_text(format!("log:{}:{seq}", log.as_str()))
-}
-
-fn decode_cursor(log: &LogId, cursor: &Cursor) -> Result<u64> {
-    cursor
-        .as_str()
-        .strip_prefix("log:")
-        .and_then(|rest| rest.rsplit_once(':'))
-        .filter(|(id, _)| *id == log.as_str())
-        .and_then(|(_, seq)| seq.parse().ok())
-        .ok_or_else(|| {
-            Error::invalid(
-                STORE,
-                log.as_str(),
-                "cursor",
-                "is malformed or was issued for a different query",
-            )
-        })
 }
 
 #[async_trait]
@@ -177,9 +98,7 @@ impl LogStore for RemoteStore {
         Ok(removed.removed)
     }
 
-    /// `GET /v1/logs`; on a server without it, one log's entries
-    /// ([`LogFilter::Log`]) page through its entries endpoint, and every
-    /// log's ([`LogFilter::All`]) are `Unsupported`.
+    /// `GET /v1/logs`.
     async fn list(&self, query: Query<LogEntry>) -> Result<Page<Versioned<LogEntry>>> {
         let mut params = vec![
             (
@@ -204,13 +123,7 @@ impl LogStore for RemoteStore {
             params.push(("cursor", cursor.as_str().to_string()));
         }
         let rb = self.inner.http.get("/v1/logs").query(&params);
-        match self.inner.http.json(rb, &Ctx::new(STORE, key)).await {
-            Err(e) if no_endpoint(&e) => match &query.filter {
-                LogFilter::Log(log) => self.list_log(log, &query).await,
-                LogFilter::All => Err(e),
-            },
-            other => other,
-        }
+        self.inner.http.json(rb, &Ctx::new(STORE, key)).await
     }
 }
 

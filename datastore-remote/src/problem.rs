@@ -6,13 +6,7 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 
 /// How an `Unsupported` from a server without the endpoint begins.
-pub(crate) const NO_ENDPOINT: &str = "this server has no endpoint for it";
-
-/// True for the `Unsupported` of a server that lacks the endpoint (an
-/// older `datastore serve`), where an emulation may stand in.
-pub(crate) fn no_endpoint(e: &Error) -> bool {
-    matches!(e, Error::Unsupported { operation, .. } if operation.starts_with(NO_ENDPOINT))
-}
+const NO_ENDPOINT: &str = "this server has no endpoint for it";
 
 /// What a call was working on, for errors the answer does not name.
 #[derive(Debug, Clone)]

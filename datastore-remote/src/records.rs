@@ -172,36 +172,6 @@ impl RemoteStore {
             .query(&params);
         self.inner.http.json(rb, &Ctx::new(store, "")).await
     }
-
-    /// Every record of a query, a page at a time, until `stop` says so.
-    pub(crate) async fn scan<R: RemoteKind>(
-        &self,
-        query: Query<R>,
-        mut stop: impl FnMut(&Versioned<R>) -> bool,
-    ) -> Result<Option<Versioned<R>>> {
-        let mut query = query.limit(self.inner.settings.max_page_limit);
-        loop {
-            let page = self.list_page(&query).await?;
-            if let Some(found) = page.items.into_iter().find(|v| stop(v)) {
-                return Ok(Some(found));
-            }
-            match page.next {
-                Some(next) => query = query.after(Some(next)),
-                None => return Ok(None),
-            }
-        }
-    }
-
-    /// How many records a query lists, a page at a time.
-    pub(crate) async fn count_all<R: RemoteKind>(&self, query: Query<R>) -> Result<u64> {
-        let mut n = 0;
-        self.scan(query, |_| {
-            n += 1;
-            false
-        })
-        .await?;
-        Ok(n)
-    }
 }
 
 /// Fills the times a put leaves to the store, on a copy that is only
@@ -339,11 +309,7 @@ struct RenameAnswer {
 
 #[async_trait]
 impl ProfileStore for RemoteStore {
-    /// Not an endpoint of the HTTP API: scans the profiles by username, a
-    /// page at a time (one request per [`Capabilities::max_page_limit`]
-    /// profiles).
-    ///
-    /// [`Capabilities::max_page_limit`]: datastore_core::Capabilities::max_page_limit
+    /// `GET /v1/profiles:by-username/{username}`.
     async fn get_by_username(&self, username: &str) -> Result<Versioned<Profile>> {
         let store = StoreName::Kind(Kind::Profile);
         if username.is_empty() {
@@ -354,10 +320,11 @@ impl ProfileStore for RemoteStore {
                 "must not be empty",
             ));
         }
-        let query = Query::<Profile>::new(ProfileFilter::All).order(ProfileOrder::Username);
-        self.scan(query, |p| p.value.username == username)
-            .await?
-            .ok_or_else(|| Error::not_found(store, username))
+        let rb = self.inner.http.get(&format!(
+            "/v1/profiles:by-username/{}",
+            path_segment(username)
+        ));
+        self.inner.http.json(rb, &Ctx::new(store, username)).await
     }
 
     async fn rename(
@@ -386,15 +353,15 @@ impl ProfileStore for RemoteStore {
 
 #[async_trait]
 impl WorkflowStore for RemoteStore {
-    /// Not an endpoint of the HTTP API: scans every workflow, a page at a
-    /// time.
+    /// `GET /v1/workflows:by-init-id/{init_id}`.
     async fn get_by_init_id(&self, init_id: &InitId) -> Result<Versioned<Workflow>> {
         let store = StoreName::Kind(Kind::Workflow);
         let key = checked(store, init_id, "init_id")?;
-        let query = Query::<Workflow>::new(WorkflowFilter::All).order(WorkflowOrder::Id);
-        self.scan(query, |w| &w.value.init_id == init_id)
-            .await?
-            .ok_or_else(|| Error::not_found(store, key))
+        let rb = self
+            .inner
+            .http
+            .get(&format!("/v1/workflows:by-init-id/{key}"));
+        self.inner.http.json(rb, &Ctx::new(store, key)).await
     }
 }
 
@@ -403,6 +370,26 @@ struct AppendEvent<'a> {
     step: usize,
     kind: &'a str,
     payload: &'a serde_json::Value,
+    at: DateTime<Utc>,
+}
+
+#[derive(Deserialize)]
+struct Counted {
+    count: u64,
+}
+
+/// A path segment with the characters a URL path may not hold escaped
+/// (usernames may hold spaces and more; ids are checked instead).
+fn path_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 #[async_trait]
@@ -436,13 +423,16 @@ impl RunStore for RemoteStore {
             .ok_or_else(|| Error::not_found(store, key))
     }
 
-    /// Not an endpoint of the HTTP API: counts the workflow's runs a page
-    /// at a time.
+    /// `GET /v1/workflows/{id}/runs:count`.
     async fn count(&self, workflow: &WorkflowId) -> Result<u64> {
         let store = StoreName::Kind(Kind::Run);
-        checked(store, workflow, "workflow_id")?;
-        self.count_all(Query::<Run>::new(RunFilter::Workflow(workflow.clone())))
-            .await
+        let key = checked(store, workflow, "workflow_id")?;
+        let rb = self
+            .inner
+            .http
+            .get(&format!("/v1/workflows/{key}/runs:count"));
+        let counted: Counted = self.inner.http.json(rb, &Ctx::new(store, key)).await?;
+        Ok(counted.count)
     }
 
     async fn list_latest_by_status(
@@ -464,8 +454,6 @@ impl RunStore for RemoteStore {
             .await
     }
 
-    /// The event's time (`at`) is the server's: the API takes kind and
-    /// payload only.
     async fn append_event(
         &self,
         run: &RunId,
@@ -482,6 +470,7 @@ impl RunStore for RemoteStore {
                 step,
                 kind: &event.kind,
                 payload: &event.payload,
+                at: event.at,
             });
         self.inner.http.json(rb, &Ctx::new(store, key)).await
     }

@@ -27,6 +27,8 @@ pub struct Config {
     pub sql: SqlSettings,
     /// Sealing of private key material at rest.
     pub sealing: SealingConfig,
+    /// Client settings (for `http://`: a remote `datastore serve`).
+    pub remote: RemoteSettings,
     /// Emit tracing spans and keep per-operation statistics.
     pub instrument: bool,
     /// The largest JSON-encoded record accepted, in bytes.
@@ -50,6 +52,7 @@ impl Default for Config {
             rocksdb: RocksSettings::default(),
             sql: SqlSettings::default(),
             sealing: SealingConfig::default(),
+            remote: RemoteSettings::default(),
             instrument: false,
             max_record_bytes: datastore_core::DEFAULT_MAX_RECORD_BYTES,
             read_only: false,
@@ -86,6 +89,29 @@ impl FeedConfig {
         Retention {
             max_changes: self.max_changes,
             max_age: self.max_age_secs.map(Duration::from_secs),
+        }
+    }
+}
+
+/// Settings of the client of a remote store (`http://HOST:PORT`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RemoteSettings {
+    /// A file holding the server's bearer token.
+    pub token_file: Option<PathBuf>,
+    /// An environment variable holding it (without either: `DATASTORE_TOKEN`
+    /// when set).
+    pub token_env: Option<String>,
+    /// How long one request may take, in milliseconds.
+    pub timeout_ms: u64,
+}
+
+impl Default for RemoteSettings {
+    fn default() -> Self {
+        RemoteSettings {
+            token_file: None,
+            token_env: None,
+            timeout_ms: 30_000,
         }
     }
 }

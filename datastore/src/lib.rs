@@ -30,7 +30,9 @@ mod open;
 mod schema;
 pub mod transfer;
 
-pub use config::{Config, ENV_OVERRIDES, FeedConfig, RocksSettings, SealingConfig, SqlSettings};
+pub use config::{
+    Config, ENV_OVERRIDES, FeedConfig, RemoteSettings, RocksSettings, SealingConfig, SqlSettings,
+};
 pub use datastore_core::*;
 pub use error::OpenError;
 pub use layers::cache::{Cache, CacheConfig, CacheStats, Cached};
@@ -46,6 +48,9 @@ pub use schema::{SchemaReport, schema_report};
 pub use datastore_http as http;
 /// The in-memory backend.
 pub use datastore_memory as memory;
+/// The client of a remote store (`http://`).
+#[cfg(feature = "remote")]
+pub use datastore_remote as remote;
 /// The RocksDB backend.
 #[cfg(feature = "rocksdb")]
 pub use datastore_rocks as rocks;

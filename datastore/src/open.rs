@@ -35,6 +35,11 @@ pub enum Backend {
         /// The URL as sqlx reads it.
         url: String,
     },
+    /// `http://HOST:PORT`: a remote `datastore serve`, through its HTTP API.
+    Remote {
+        /// The server's base URL.
+        url: String,
+    },
 }
 
 impl Backend {
@@ -127,6 +132,17 @@ impl Backend {
                     url: url.to_string(),
                 })
             }
+            "http" | "https" => {
+                if path.is_empty() {
+                    return Err(bad(
+                        "host",
+                        "must not be empty; write http://HOST:PORT".into(),
+                    ));
+                }
+                Ok(Backend::Remote {
+                    url: url.to_string(),
+                })
+            }
             other => Err(OpenError::UnknownScheme {
                 url: shown,
                 scheme: other.to_string(),
@@ -141,6 +157,7 @@ impl Backend {
             Backend::Rocks { .. } => "RocksDB",
             Backend::Sqlite { .. } => "SQLite",
             Backend::Postgres { .. } => "PostgreSQL",
+            Backend::Remote { .. } => "remote",
         }
     }
 }
@@ -270,7 +287,55 @@ async fn open_backend(config: &Config, backend: Backend) -> Result<Arc<dyn Datas
                 feature: "postgres",
             })
         }
+        Backend::Remote { url } => {
+            #[cfg(feature = "remote")]
+            {
+                let mut remote = datastore_remote::RemoteConfig::new(url)
+                    .timeout(std::time::Duration::from_millis(config.remote.timeout_ms));
+                remote.token = remote_token(&config.remote)?;
+                remote.subscriber_buffer = config.feed.subscriber_buffer;
+                remote.max_record_bytes = config.max_record_bytes;
+                Ok(datastore_remote::RemoteStore::open(remote).await?)
+            }
+            #[cfg(not(feature = "remote"))]
+            Err(OpenError::NotBuiltIn {
+                url: shown,
+                backend: "remote (http://)",
+                feature: "remote",
+            })
+        }
     }
+}
+
+/// The bearer token for a remote store: `token_file`, else the variable
+/// `token_env` names, else `DATASTORE_TOKEN` when set, else none.
+#[cfg(feature = "remote")]
+fn remote_token(settings: &crate::config::RemoteSettings) -> Result<Option<String>, OpenError> {
+    let bad = |source_name: String, reason: String| OpenError::Config {
+        source_name,
+        reason,
+    };
+    let text = match (&settings.token_file, &settings.token_env) {
+        (Some(_), Some(_)) => {
+            return Err(bad(
+                "remote".into(),
+                "set token_file or token_env, not both".into(),
+            ));
+        }
+        (Some(path), None) => std::fs::read_to_string(path).map_err(|e| {
+            bad(
+                path.display().to_string(),
+                format!("cannot read the token: {e}"),
+            )
+        })?,
+        (None, Some(var)) => std::env::var(var)
+            .map_err(|_| bad(format!("${var}"), "the variable is not set".into()))?,
+        (None, None) => match std::env::var("DATASTORE_TOKEN") {
+            Ok(text) => text,
+            Err(_) => return Ok(None),
+        },
+    };
+    Ok(Some(text.trim().to_string()))
 }
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]

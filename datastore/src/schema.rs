@@ -33,6 +33,13 @@ pub struct SchemaReport {
 pub async fn schema_report(config: &Config) -> Result<SchemaReport, OpenError> {
     let shown = redact_url(&config.url);
     match Backend::parse(&config.url)? {
+        Backend::Remote { .. } => Err(OpenError::Store(datastore_core::Error::Unsupported {
+            store: datastore_core::StoreName::Datastore,
+            key: shown,
+            operation:
+                "schema migrations through a remote server (migrate its own store on the server)"
+                    .into(),
+        })),
         Backend::Memory => Ok(SchemaReport {
             backend: "memory",
             exists: true,
