@@ -205,8 +205,14 @@ pub async fn run(config: Option<&PathBuf>, args: &DemoArgs) -> Result<ExitCode, 
 
     // 4. The client follows the feed live, printing its view when it changes.
     let mut shown = String::new();
+    let mut stream = client.subscribe();
     loop {
-        client.follow_for(Duration::from_millis(60)).await?;
+        client
+            .follow_on(&mut stream, Duration::from_millis(60))
+            .await?;
+        if stream.is_none() {
+            stream = client.subscribe();
+        }
         let line = view(&client);
         if line != shown {
             let _ = multi.println(format!("  client sees {followed}: {line}"));
@@ -323,7 +329,7 @@ fn view(client: &Driver) -> String {
                 .value
                 .steps
                 .iter()
-                .filter(|s| !s.output.is_empty())
+                .filter(|s| s.status.is_finished())
                 .count();
             let status = format!("{:?}", r.value.status).to_lowercase();
             format!(
@@ -352,7 +358,12 @@ async fn simulate_run(
     let mut running = run.value.clone();
     running.status = RunStatus::Running;
     let mut run = ds.runs().put(running, run.expect()).await?;
+    let fails = n % 7 == 5;
     for step in 0..steps {
+        let mut starting = run.value.clone();
+        starting.steps[step].status = RunStatus::Running;
+        starting.steps[step].start = Some(datastore::commit_time());
+        run = ds.runs().put(starting, run.expect()).await?;
         for event in ["started", "progress", "finished"] {
             let payload = serde_json::json!({ "run": n, "step": step, "event": event });
             run = ds
@@ -362,9 +373,17 @@ async fn simulate_run(
             events.fetch_add(1, Ordering::Relaxed);
         }
         tokio::time::sleep(Duration::from_millis(step_ms)).await;
+        let mut stopped = run.value.clone();
+        stopped.steps[step].status = if fails && step + 1 == steps {
+            RunStatus::Failed
+        } else {
+            RunStatus::Succeeded
+        };
+        stopped.steps[step].stop = Some(datastore::commit_time());
+        run = ds.runs().put(stopped, run.expect()).await?;
     }
     let mut done = run.value.clone();
-    done.status = if n % 7 == 5 {
+    done.status = if fails {
         RunStatus::Failed
     } else {
         RunStatus::Succeeded

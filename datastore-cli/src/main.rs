@@ -8,6 +8,7 @@ mod progress;
 mod serve;
 mod tail;
 mod transfer;
+mod watch;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -55,6 +56,9 @@ enum Command {
     Migrate(transfer::MigrateArgs),
     /// Print the change feed from a cursor, and optionally follow it (reads only).
     Tail(tail::TailArgs),
+    /// Follow one workflow's runs live through the client state tree, on
+    /// any store (`http://` included), redrawing the terminal (reads only).
+    Watch(watch::WatchArgs),
     /// Run the conformance suite against fresh stores beside a live one, or
     /// (--data) check a store's or backup's own data.
     Check(check::CheckArgs),
@@ -223,6 +227,7 @@ fn main() -> ExitCode {
             Command::Copy(args) => transfer::copy(config, args).await,
             Command::Migrate(args) => transfer::migrate(config, args).await,
             Command::Tail(args) => tail::run(config, args).await,
+            Command::Watch(args) => watch::run(config, args).await,
             Command::Check(args) => check::run(config, args).await,
             Command::Serve(args) => serve::run(config, args).await,
             Command::Backup(args) => backup::run(config, args).await,

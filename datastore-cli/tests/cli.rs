@@ -1115,3 +1115,92 @@ async fn migrate_shows_before_it_applies() {
     drop(conn);
     schema.drop().await;
 }
+
+/// `watch` over `http://`: the state tree in the program follows one
+/// workflow's runs as another writer creates and finishes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_follows_a_workflow_through_a_remote_server() {
+    use datastore::*;
+    let dir = tempfile::tempdir().unwrap();
+    let local = datastore::open_url(&format!("sqlite://{}", dir.path().join("w.db").display()))
+        .await
+        .unwrap();
+    let mut owner = Profile::new("owner");
+    owner.id = ProfileId::new("owner");
+    let mut wf = Workflow::new("ds-w", "owner");
+    wf.id = WorkflowId::new("wf-watched");
+    local
+        .apply(
+            Batch::new()
+                .put(owner, Precondition::Any)
+                .put(wf, Precondition::Any),
+        )
+        .await
+        .unwrap();
+    let server = datastore_http::Server::bind(
+        local.clone(),
+        datastore_http::ServerConfig {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let url = format!("http://{}", server.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.run(async move {
+        let _ = stopped.await;
+    }));
+    let watcher = tokio::process::Command::new(env!("CARGO_BIN_EXE_datastore"))
+        .args(["watch", &url, "--workflow", "wf-watched", "--seconds", "5"])
+        .env_remove("DATASTORE_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let steps = vec![StepRun::new("a", "x"), StepRun::new("b", "x")];
+    for _ in 0..2 {
+        let run = local
+            .runs()
+            .create(Run::new("wf-watched", steps.clone()))
+            .await
+            .unwrap();
+        let mut done = run.value.clone();
+        done.status = RunStatus::Succeeded;
+        for s in &mut done.steps {
+            s.status = RunStatus::Succeeded;
+        }
+        local.runs().put(done, run.expect()).await.unwrap();
+    }
+    let out = watcher.wait_with_output().await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let frames: Vec<&str> = text
+        .split("\n\n")
+        .filter(|f| !f.trim().is_empty())
+        .collect();
+    assert!(
+        frames[0].contains("workflow wf-watched (dataset ds-w)")
+            && frames[0].contains("no runs yet"),
+        "{text}"
+    );
+    let last = frames.last().unwrap();
+    assert!(
+        last.contains("2 runs held")
+            && last.contains("#2     succeeded  2/2 steps")
+            && last.contains("#1     succeeded  2/2 steps"),
+        "{text}"
+    );
+    assert!(
+        last.find("#2").unwrap() < last.find("#1").unwrap(),
+        "newest first: {last}"
+    );
+    assert!(last.contains("feed events"), "{last}");
+    let _ = stop.send(());
+    local.close().await.unwrap();
+}

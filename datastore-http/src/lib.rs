@@ -240,7 +240,15 @@ impl Server {
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let stop = self.stop;
-        axum::serve(self.listener, self.router)
+        use axum::serve::ListenerExt;
+        // Answers are small: send each at once rather than wait for more
+        // to coalesce (Nagle), which costs a small request its latency.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "TCP_NODELAY could not be set");
+            }
+        });
+        axum::serve(listener, self.router)
             .with_graceful_shutdown(async move {
                 signal.await;
                 tracing::info!("shutting down: finishing requests in flight");

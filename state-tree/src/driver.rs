@@ -271,9 +271,22 @@ impl Driver {
     /// [`Driver::subscribe`]. When an applied change alters what the tree
     /// holds, the subscription moves to the new filter from the cursor.
     pub async fn follow(&mut self, stream: Option<ChangeStream>, duration: Duration) -> Result<()> {
+        let mut stream = stream;
+        self.follow_on(&mut stream, duration).await
+    }
+
+    /// Like [`Driver::follow`], keeping the subscription in `stream` for the
+    /// next call (a caller that follows in short slices, redrawing between
+    /// them, opens it once; over `http://` that is one event stream). Start
+    /// with [`Driver::subscribe`]; it is replaced when the tree's filter
+    /// changes or after a resync.
+    pub async fn follow_on(
+        &mut self,
+        stream: &mut Option<ChangeStream>,
+        duration: Duration,
+    ) -> Result<()> {
         let deadline = tokio::time::Instant::now() + duration;
         let mut filter = feed_filter(&self.state);
-        let mut stream = stream;
         loop {
             let Some(live) = stream.as_mut() else {
                 tokio::time::sleep_until(deadline).await;
@@ -291,16 +304,19 @@ impl Driver {
                 }
                 Some(Ok(FeedEvent::Lagged { .. })) | Some(Err(Error::CursorExpired { .. })) => {
                     self.resync().await?;
-                    stream = self.subscribe();
+                    *stream = self.subscribe();
                     filter = feed_filter(&self.state);
                     continue;
                 }
                 Some(Err(e)) => return Err(e),
-                None => return Ok(()),
+                None => {
+                    *stream = None;
+                    return Ok(());
+                }
             }
             let now = feed_filter(&self.state);
             if now != filter {
-                stream = self.subscribe();
+                *stream = self.subscribe();
                 filter = now;
             }
         }
