@@ -38,6 +38,24 @@ pub struct ProblemDetails {
     /// The field (or header, or parameter) at fault, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// What is wrong with the field (an `invalid` problem).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// What the write required (`conflict`, `precondition-failed`):
+    /// `any`, `must-not-exist`, `must-exist` or `must-be-at-revision N`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+    /// The revision found (`conflict`, `precondition-failed`; `null`: no
+    /// record).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub found: Option<Option<u64>>,
+    /// The changes through this position were compacted
+    /// (`cursor-expired`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compacted_through: Option<u64>,
+    /// The operation the store does not support (`unsupported`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
 }
 
 impl Problem {
@@ -51,6 +69,11 @@ impl Problem {
             store: None,
             key: None,
             field: None,
+            reason: None,
+            expected: None,
+            found: None,
+            compacted_through: None,
+            operation: None,
         }))
     }
 
@@ -130,6 +153,20 @@ impl Problem {
         problem.0.store = store.map(|s| s.as_str().to_string());
         problem.0.key = key.filter(|k| !k.is_empty()).cloned();
         problem.0.field = field;
+        match e {
+            Error::Conflict {
+                expected, found, ..
+            } => {
+                problem.0.expected = Some(expected.to_string());
+                problem.0.found = Some(found.map(|r| r.get()));
+            }
+            Error::Invalid { reason, .. } => problem.0.reason = Some(reason.clone()),
+            Error::CursorExpired {
+                compacted_through, ..
+            } => problem.0.compacted_through = Some(*compacted_through),
+            Error::Unsupported { operation, .. } => problem.0.operation = Some(operation.clone()),
+            _ => {}
+        }
         problem
     }
 }

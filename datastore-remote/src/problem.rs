@@ -67,6 +67,23 @@ pub(crate) struct ProblemBody {
     key: Option<String>,
     #[serde(default)]
     field: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    expected: Option<String>,
+    /// Present (`Some`) even when `null` (no record).
+    #[serde(default, deserialize_with = "present")]
+    found: Option<Option<u64>>,
+    #[serde(default)]
+    compacted_through: Option<u64>,
+    #[serde(default)]
+    operation: Option<String>,
+}
+
+/// A member that may be `null`: `Some(None)` when it is, `None` (by
+/// `default`) when it is absent.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u64>>, D::Error> {
+    <Option<u64> as serde::Deserialize>::deserialize(d).map(Some)
 }
 
 /// A failed request (no answer): `Unavailable` when the server could not
@@ -144,7 +161,16 @@ pub(crate) fn map(status: StatusCode, etag: Option<Revision>, text: &str, ctx: &
             {
                 return Error::AlreadyExists { store, key };
             }
-            let (expected, found) = parse_conflict(&p.detail).unwrap_or((ctx.precondition, etag));
+            // The problem's own members; the detail's text from a server
+            // that does not send them; else what was sent and the ETag.
+            let members = match (&p.expected, p.found) {
+                (Some(expected), Some(found)) => parse_precondition(expected)
+                    .map(|expected| (expected, found.map(Revision::new))),
+                _ => None,
+            };
+            let (expected, found) = members
+                .or_else(|| parse_conflict(&p.detail))
+                .unwrap_or((ctx.precondition, etag));
             Error::Conflict {
                 store,
                 key,
@@ -153,7 +179,11 @@ pub(crate) fn map(status: StatusCode, etag: Option<Revision>, text: &str, ctx: &
             }
         }
         "invalid" => {
-            let reason = after(&format!("invalid {field}: ")).unwrap_or_else(|| p.detail.clone());
+            let reason = p
+                .reason
+                .clone()
+                .or_else(|| after(&format!("invalid {field}: ")))
+                .unwrap_or_else(|| p.detail.clone());
             Error::Invalid {
                 store,
                 key,
@@ -182,12 +212,19 @@ pub(crate) fn map(status: StatusCode, etag: Option<Revision>, text: &str, ctx: &
         },
         "cursor-expired" => Error::CursorExpired {
             store,
-            compacted_through: parse_compacted(&p.detail).unwrap_or(0),
+            compacted_through: p
+                .compacted_through
+                .or_else(|| parse_compacted(&p.detail))
+                .unwrap_or(0),
             key,
         },
         "unsupported" => Error::Unsupported {
             store,
-            operation: after("unsupported: ").unwrap_or_else(|| p.detail.clone()),
+            operation: p
+                .operation
+                .clone()
+                .or_else(|| after("unsupported: "))
+                .unwrap_or_else(|| p.detail.clone()),
             key,
         },
         "no-such-endpoint" => Error::Unsupported {
@@ -224,7 +261,17 @@ pub(crate) fn map(status: StatusCode, etag: Option<Revision>, text: &str, ctx: &
 fn parse_conflict(detail: &str) -> Option<(Precondition, Option<Revision>)> {
     let (head, found) = detail.rsplit_once(" failed, found ")?;
     let (_, expected) = head.rsplit_once(": precondition ")?;
-    let expected = match expected {
+    let expected = parse_precondition(expected)?;
+    let found = match found.trim() {
+        "no record" => None,
+        other => Some(other.strip_prefix("revision ")?.trim().parse().ok()?),
+    };
+    Some((expected, found))
+}
+
+/// A precondition in its display form (`must-be-at-revision 3`).
+fn parse_precondition(text: &str) -> Option<Precondition> {
+    Some(match text {
         "any" => Precondition::Any,
         "must-not-exist" => Precondition::MustNotExist,
         "must-exist" => Precondition::MustExist,
@@ -235,12 +282,7 @@ fn parse_conflict(detail: &str) -> Option<(Precondition, Option<Revision>)> {
                 .parse()
                 .ok()?,
         ),
-    };
-    let found = match found.trim() {
-        "no record" => None,
-        other => Some(other.strip_prefix("revision ")?.trim().parse().ok()?),
-    };
-    Some((expected, found))
+    })
 }
 
 /// `N` from `... changes through N were compacted`.
@@ -267,6 +309,54 @@ mod tests {
             b.extend(e.clone());
         }
         body.to_string()
+    }
+
+    #[test]
+    fn the_problem_members_win_over_the_prose() {
+        let text = problem(
+            "conflict",
+            409,
+            "worded some other way",
+            serde_json::json!({"store": "profiles", "key": "p1",
+                "expected": "must-be-at-revision 7", "found": null}),
+        );
+        match map(StatusCode::CONFLICT, Some(Revision::new(9)), &text, &ctx()) {
+            Error::Conflict {
+                expected, found, ..
+            } => {
+                assert_eq!(expected, Precondition::MustBeAt(Revision::new(7)));
+                assert_eq!(found, None, "null: no record, not the ETag");
+            }
+            other => panic!("{other:?}"),
+        }
+        let text = problem(
+            "cursor-expired",
+            410,
+            "worded some other way",
+            serde_json::json!({"store": "changes", "compacted_through": 42}),
+        );
+        match map(StatusCode::GONE, None, &text, &ctx()) {
+            Error::CursorExpired {
+                compacted_through, ..
+            } => assert_eq!(compacted_through, 42),
+            other => panic!("{other:?}"),
+        }
+        let text = problem(
+            "invalid",
+            400,
+            "worded some other way",
+            serde_json::json!({"store": "profiles", "key": "p1", "field": "email",
+                "reason": "is not an address"}),
+        );
+        match map(StatusCode::BAD_REQUEST, None, &text, &ctx()) {
+            Error::Invalid { field, reason, .. } => {
+                assert_eq!(
+                    (field.as_str(), reason.as_str()),
+                    ("email", "is not an address")
+                )
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
