@@ -1204,3 +1204,46 @@ async fn watch_follows_a_workflow_through_a_remote_server() {
     let _ = stop.send(());
     local.close().await.unwrap();
 }
+
+/// The demo against a remote server: its client (the state tree) follows
+/// the runs over `http://` and ends matching the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_runs_against_a_remote_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = datastore::open_url(&format!("sqlite://{}", dir.path().join("d.db").display()))
+        .await
+        .unwrap();
+    let server = datastore_http::Server::bind(
+        local.clone(),
+        datastore_http::ServerConfig {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let url = format!("http://{}", server.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.run(async move {
+        let _ = stopped.await;
+    }));
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_datastore"))
+        .args(["demo", &url, "--runs", "6", "--step-ms", "5"])
+        .env_remove("DATASTORE_URL")
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("(remote backend"), "{text}");
+    assert!(text.contains("matches the store: yes"), "{text}");
+    // What the demo wrote is in the server's store.
+    let runs = local.count(datastore::Kind::Run).await.unwrap();
+    assert_eq!(runs, 6);
+    let _ = stop.send(());
+    local.close().await.unwrap();
+}
