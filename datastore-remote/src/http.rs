@@ -26,15 +26,38 @@ pub(crate) struct Http {
 }
 
 impl Http {
-    pub fn new(base: String, token: Option<String>, timeout: Duration) -> Result<Http> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(timeout)
-            .build()
-            .map_err(|e| Error::Backend {
-                store: datastore_core::StoreName::Datastore,
-                key: String::new(),
-                source: e.into(),
-            })?;
+    pub fn new(
+        base: String,
+        token: Option<String>,
+        timeout: Duration,
+        ca_certificate: Option<&[u8]>,
+    ) -> Result<Http> {
+        let mut builder = reqwest::Client::builder().connect_timeout(timeout);
+        if let Some(pem) = ca_certificate {
+            let invalid = |reason: String| {
+                Error::invalid(
+                    datastore_core::StoreName::Datastore,
+                    "",
+                    "ca_certificate",
+                    reason,
+                )
+            };
+            let certificates = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| invalid(format!("is not PEM: {e}")))?;
+            if certificates.is_empty() {
+                return Err(invalid(
+                    "holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into(),
+                ));
+            }
+            for certificate in certificates {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let client = builder.build().map_err(|e| Error::Backend {
+            store: datastore_core::StoreName::Datastore,
+            key: String::new(),
+            source: e.into(),
+        })?;
         Ok(Http {
             client,
             base,

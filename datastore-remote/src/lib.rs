@@ -37,8 +37,9 @@
 //! [`RemoteStore::open`] asks the server (`GET /v1/capabilities`) whether
 //! its store is durable or read-only, its limits and its feed retention.
 //!
-//! Only `http://` URLs are supported: this build has no TLS (put a
-//! TLS-terminating proxy in front, or keep the server on loopback).
+//! `https://` URLs use rustls with Mozilla's root certificates built in;
+//! [`RemoteConfig::ca_certificate`] adds a private CA to trust (for a TLS
+//! proxy in front of `serve`, which speaks plain HTTP itself).
 //! Capabilities report `remote`, shared across processes, and what the
 //! server said of its store.
 
@@ -81,6 +82,10 @@ pub struct RemoteConfig {
     pub max_record_bytes: usize,
     /// The largest page the server accepts (its `--max-page`).
     pub max_page_limit: u32,
+    /// A PEM CA certificate to trust for `https://` besides the usual roots
+    /// (Mozilla's, built in): a private CA that signed the server's
+    /// certificate.
+    pub ca_certificate: Option<Vec<u8>>,
     /// The feed retention to report until [`RemoteStore::open`] asks the
     /// server for its own.
     pub retention: Retention,
@@ -99,6 +104,7 @@ impl RemoteConfig {
             max_record_bytes: datastore_core::DEFAULT_MAX_RECORD_BYTES,
             max_page_limit: datastore_core::MAX_PAGE_LIMIT,
             retention: Retention::FOREVER,
+            ca_certificate: None,
         }
     }
 
@@ -133,6 +139,10 @@ impl std::fmt::Debug for RemoteConfig {
             .field("max_record_bytes", &self.max_record_bytes)
             .field("max_page_limit", &self.max_page_limit)
             .field("retention", &self.retention)
+            .field(
+                "ca_certificate",
+                &self.ca_certificate.as_ref().map(|_| "<pem>"),
+            )
             .finish()
     }
 }
@@ -195,17 +205,11 @@ impl RemoteStore {
         let url = reqwest::Url::parse(&config.url)
             .map_err(|e| invalid_url(&config.url, format!("is not a URL: {e}")))?;
         match url.scheme() {
-            "http" => {}
-            "https" => {
-                return Err(invalid_url(
-                    &config.url,
-                    "https is not supported yet: this build of datastore-remote has no TLS; use http:// (on loopback, or behind a TLS-terminating proxy)",
-                ));
-            }
+            "http" | "https" => {}
             other => {
                 return Err(invalid_url(
                     &config.url,
-                    format!("scheme {other:?} is not supported; use http://"),
+                    format!("scheme {other:?} is not supported; use http:// or https://"),
                 ));
             }
         }
@@ -216,7 +220,12 @@ impl RemoteStore {
             ));
         }
         let base = url.as_str().trim_end_matches('/').to_string();
-        let http = Http::new(base, config.token.clone(), config.timeout)?;
+        let http = Http::new(
+            base,
+            config.token.clone(),
+            config.timeout,
+            config.ca_certificate.as_deref(),
+        )?;
         Ok(RemoteStore {
             inner: Arc::new(Inner {
                 http,

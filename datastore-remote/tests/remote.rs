@@ -61,7 +61,7 @@ async fn a_wrong_or_missing_token_is_a_clear_error() {
 
 #[tokio::test]
 async fn urls_other_than_http_are_invalid() {
-    for url in ["https://example.invalid", "ftp://x", "not a url"] {
+    for url in ["ftp://x", "not a url", "http://h/?q=1"] {
         match RemoteStore::connect(RemoteConfig::new(url)) {
             Err(Error::Invalid { field, reason, .. }) => {
                 assert_eq!(field, "url");

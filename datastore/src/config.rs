@@ -104,6 +104,8 @@ pub struct RemoteSettings {
     pub token_env: Option<String>,
     /// How long one request may take, in milliseconds.
     pub timeout_ms: u64,
+    /// A PEM file of a CA to trust for `https://` besides Mozilla's roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for RemoteSettings {
@@ -112,6 +114,7 @@ impl Default for RemoteSettings {
             token_file: None,
             token_env: None,
             timeout_ms: 30_000,
+            ca_file: None,
         }
     }
 }

@@ -293,6 +293,13 @@ async fn open_backend(config: &Config, backend: Backend) -> Result<Arc<dyn Datas
                 let mut remote = datastore_remote::RemoteConfig::new(url)
                     .timeout(std::time::Duration::from_millis(config.remote.timeout_ms));
                 remote.token = remote_token(&config.remote)?;
+                if let Some(path) = &config.remote.ca_file {
+                    remote.ca_certificate =
+                        Some(std::fs::read(path).map_err(|e| OpenError::Config {
+                            source_name: path.display().to_string(),
+                            reason: format!("cannot read the CA certificate: {e}"),
+                        })?);
+                }
                 remote.subscriber_buffer = config.feed.subscriber_buffer;
                 remote.max_record_bytes = config.max_record_bytes;
                 Ok(datastore_remote::RemoteStore::open(remote).await?)

@@ -121,13 +121,18 @@ async fn an_http_url_opens_the_server_store_with_cache_and_feed() {
 }
 
 #[tokio::test]
-async fn https_and_bad_urls_are_refused_by_name() {
+async fn unreachable_and_bad_urls_are_refused_by_name() {
     match datastore::open_url("https://127.0.0.1:1").await {
-        Err(OpenError::Store(Error::Invalid { field, reason, .. })) => {
-            assert_eq!(field, "url");
-            assert!(reason.contains("https"), "{reason}");
+        Err(OpenError::Store(Error::Unavailable { .. })) => {}
+        other => panic!("nothing listens there: {other:?}"),
+    }
+    let mut config = Config::with_url("https://127.0.0.1:1");
+    config.remote.ca_file = Some("/nonexistent/ca.pem".into());
+    match datastore::open(&config).await {
+        Err(OpenError::Config { source_name, .. }) => {
+            assert_eq!(source_name, "/nonexistent/ca.pem")
         }
-        other => panic!("{other:?}"),
+        other => panic!("a CA file that is not there: {other:?}"),
     }
     match datastore::open_url("http://").await {
         Err(OpenError::BadOption { option, .. }) => assert_eq!(option, "host"),
