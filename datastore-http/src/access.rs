@@ -53,8 +53,8 @@ fn bearer(value: &str) -> Option<&str> {
 }
 
 /// Refuses a request without the server's token (when it has one) with 401,
-/// before any handler runs. `/` (the page, which asks for the token) and
-/// `/healthz` and `/readyz` stay open.
+/// before any handler runs. `/` (the page, which asks for the token), its
+/// state tree under `/wasm/`, and `/healthz` and `/readyz` stay open.
 pub async fn require_token(
     State(state): State<AppState>,
     request: Request,
@@ -63,8 +63,12 @@ pub async fn require_token(
     let Some(token) = &state.token else {
         return next.run(request).await;
     };
-    // The page (which asks for the token) and the health probe are open.
-    if matches!(request.uri().path(), "/" | "/healthz" | "/readyz") {
+    // The page (which asks for the token), its code and the health probe
+    // are open.
+    if matches!(
+        request.uri().path(),
+        "/" | "/healthz" | "/readyz" | "/wasm/state_tree_wasm.js" | "/wasm/state_tree_wasm_bg.wasm"
+    ) {
         return next.run(request).await;
     }
     let presented = request

@@ -125,6 +125,22 @@ pub enum ServeError {
 
 /// The page at `/`: a workflow's runs, live.
 const INDEX: &str = include_str!("../static/index.html");
+/// The page's state tree (state-tree-wasm, built by scripts/build-wasm.sh).
+const TREE_WASM: &[u8] = include_bytes!("../static/wasm/state_tree_wasm_bg.wasm");
+/// Its JavaScript glue (wasm-bindgen's, an ES module).
+const TREE_JS: &str = include_str!("../static/wasm/state_tree_wasm.js");
+
+/// A static file of the page.
+fn asset(content_type: &'static str, body: impl IntoResponse) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
 
 /// The whole API over `ds`. `shutdown` turning true ends open event streams.
 pub fn router(
@@ -142,6 +158,14 @@ pub fn router(
     };
     Router::new()
         .route("/", get(|| async { Html(INDEX) }))
+        .route(
+            "/wasm/state_tree_wasm.js",
+            get(|| async { asset("text/javascript", TREE_JS) }),
+        )
+        .route(
+            "/wasm/state_tree_wasm_bg.wasm",
+            get(|| async { asset("application/wasm", TREE_WASM) }),
+        )
         .route(
             "/healthz",
             get(|| async {

@@ -1,6 +1,8 @@
 //! The page at `/` in headless Chromium, driven over WebDriver
 //! (chromedriver): it lists a workflow's runs and shows a new run, and a
-//! changed status, live from `/v1/changes`.
+//! changed status, live from `/v1/changes`; switching workflow drops the old
+//! one's runs, loads the new one's, and ignores late answers for the old one;
+//! only the newest page of runs loads, older ones on scroll.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them).
 //! Without them the test is skipped with a notice, unless
@@ -102,30 +104,23 @@ impl Session<'_> {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_page_shows_a_new_run_live() {
-    if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
-        if std::env::var("DATASTORE_REQUIRE_BROWSER").as_deref() == Ok("1") {
-            panic!(
-                "DATASTORE_REQUIRE_BROWSER=1 but {CHROMIUM} or {CHROMEDRIVER} is missing (apt-get install chromium chromium-driver)"
-            );
-        }
-        eprintln!("skipping the browser test: install chromium and chromium-driver");
-        return;
+/// True when Chromium and chromedriver are there; without them the test is
+/// skipped, unless `DATASTORE_REQUIRE_BROWSER=1`.
+fn browser_available() -> bool {
+    if Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists() {
+        return true;
     }
-    let server = common::serve(common::Backend::Sqlite).await;
-    let api = reqwest::Client::new();
-    common::owners(&server).await;
-    let first = api
-        .post(server.url("/v1/runs"))
-        .json(&json!({"id": "r-first", "workflow_id": "w1", "owner_id": "p1"}))
-        .send()
-        .await
-        .unwrap();
-    assert!(first.status().is_success());
+    if std::env::var("DATASTORE_REQUIRE_BROWSER").as_deref() == Ok("1") {
+        panic!(
+            "DATASTORE_REQUIRE_BROWSER=1 but {CHROMIUM} or {CHROMEDRIVER} is missing (apt-get install chromium chromium-driver)"
+        );
+    }
+    eprintln!("skipping the browser test: install chromium and chromium-driver");
+    false
+}
 
-    let http = reqwest::Client::new();
-    let driver = start_driver(&http).await;
+/// A headless Chromium session on `driver`.
+async fn new_session<'a>(http: &'a reqwest::Client, driver: &Driver) -> Session<'a> {
     let created: Value = http
         .post(format!("{}/session", driver.base))
         .json(&json!({"capabilities": {"alwaysMatch": {
@@ -144,10 +139,46 @@ async fn the_page_shows_a_new_run_live() {
     let id = created["value"]["sessionId"]
         .as_str()
         .unwrap_or_else(|| panic!("no session: {created}"));
-    let session = Session {
-        http: &http,
+    Session {
+        http,
         url: format!("{}/session/{id}", driver.base),
-    };
+    }
+}
+
+/// Creates a run through the API.
+async fn create_run(api: &reqwest::Client, server: &common::Running, body: Value) {
+    let r = api
+        .post(server.url("/v1/runs"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{:?}", r.text().await);
+}
+
+const LIVE: &str = "return document.getElementById('state').dataset.live || ''";
+const ROWS: &str = "return document.getElementById('runs').innerText";
+const ROW_COUNT: &str = "return document.getElementById('runs').rows.length";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_shows_a_new_run_live() {
+    if !browser_available() {
+        return;
+    }
+    let server = common::serve(common::Backend::Sqlite).await;
+    let api = reqwest::Client::new();
+    common::owners(&server).await;
+    let first = api
+        .post(server.url("/v1/runs"))
+        .json(&json!({"id": "r-first", "workflow_id": "w1", "owner_id": "p1"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(first.status().is_success());
+
+    let http = reqwest::Client::new();
+    let driver = start_driver(&http).await;
+    let session = new_session(&http, &driver).await;
     session
         .command("/url", json!({ "url": server.url("/?workflow=w1") }))
         .await;
@@ -200,6 +231,148 @@ async fn the_page_shows_a_new_run_live() {
             |v| v.as_str().is_some_and(|t| t.contains("succeeded")),
         )
         .await;
+    let _ = http.delete(session.url.clone()).send().await;
+    drop(driver);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_switches_workflow_and_pages_runs() {
+    if !browser_available() {
+        return;
+    }
+    let server = common::serve(common::Backend::Sqlite).await;
+    let api = reqwest::Client::new();
+    common::owners(&server).await;
+    create_run(
+        &api,
+        &server,
+        json!({"id": "r-one", "workflow_id": "w1", "owner_id": "p1"}),
+    )
+    .await;
+    // w2: 60 runs, more than the page's 50; the newest has two steps, one
+    // finished.
+    for n in 1..=60 {
+        let mut run = json!({"id": format!("r-two-{n}"), "workflow_id": "w2", "owner_id": "p1"});
+        if n == 60 {
+            run["steps"] = json!([
+                {"name": "fetch", "category": "download", "status": "succeeded"},
+                {"name": "build", "category": "compute", "status": "running",
+                 "output": [{"kind": "print", "payload": {"line": "x"}}]}
+            ]);
+        }
+        create_run(&api, &server, run).await;
+    }
+
+    let http = reqwest::Client::new();
+    let driver = start_driver(&http).await;
+    let session = new_session(&http, &driver).await;
+    // No workflow named: the page lists them to pick from.
+    session
+        .command("/url", json!({ "url": server.url("/") }))
+        .await;
+    session
+        .wait_for(
+            "return !!document.getElementById('wf-w1') && !!document.getElementById('wf-w2')",
+            |v| v == true,
+        )
+        .await;
+    session
+        .script("document.getElementById('wf-w1').click(); return null")
+        .await;
+    session.wait_for(LIVE, |v| v == "1").await;
+    let rows = session.script(ROWS).await;
+    assert!(rows.as_str().unwrap().contains("r-one"), "{rows}");
+    let old_scope = session
+        .script("return window.datastorePage.tree.runs_scope()")
+        .await;
+
+    // Switch to w2, and back and forth at once: the loads asked for w2 and
+    // then w1 are still under way when w2 is picked again, so their answers
+    // come late and must be ignored.
+    session
+        .script(
+            "for (const w of ['wf-w2', 'wf-w1', 'wf-w2']) document.getElementById(w).click(); return null",
+        )
+        .await;
+    session
+        .wait_for(
+            "return document.getElementById('state').dataset.live === '1' \
+             && document.getElementById('runs').innerText.includes('r-two-60')",
+            |v| v == true,
+        )
+        .await;
+    let rows = session.script(ROWS).await;
+    let text = rows.as_str().unwrap();
+    assert!(
+        !text.contains("r-one"),
+        "the old workflow's runs are dropped: {text}"
+    );
+    let title = session
+        .script("return document.getElementById('workflow').textContent + ' ' + location.search")
+        .await;
+    assert_eq!(title, "w2 ?workflow=w2");
+
+    // Only the newest page: runs 60 down to 11, newest first, steps done
+    // counting finished steps.
+    assert_eq!(session.script(ROW_COUNT).await, 50);
+    let newest = session
+        .script("return document.getElementById('runs').rows[0].innerText")
+        .await;
+    let newest = newest.as_str().unwrap();
+    assert!(
+        newest.starts_with("60") && newest.contains("r-two-60") && newest.contains("1/2"),
+        "{newest}"
+    );
+    let oldest = session
+        .script("return document.getElementById('runs').rows[49].innerText")
+        .await;
+    assert!(oldest.as_str().unwrap().starts_with("11"), "{oldest}");
+
+    // A late answer for the old navigation is ignored.
+    session
+        .script(&format!(
+            "window.datastorePage.dispatch({{runs_page_loaded: {{scope: {old_scope}, workflow_id: 'w1', \
+             runs: [{{value: {{id: 'r-late', workflow_id: 'w1', number: 9}}, revision: 99, \
+             created: '2024-01-01T00:00:00Z', updated: '2024-01-01T00:00:00Z'}}], next: null}}}}); \
+             window.datastorePage.dispatch({{run_arrived: {{value: {{id: 'r-late-2', workflow_id: 'w1', number: 10}}, \
+             revision: 99, created: '2024-01-01T00:00:00Z', updated: '2024-01-01T00:00:00Z'}}}}); return null"
+        ))
+        .await;
+    // A new run of w1 is not shown; one of w2 is (after it: the feed is in
+    // order, so once it is there the w1 run would have been too).
+    create_run(
+        &api,
+        &server,
+        json!({"id": "r-one-new", "workflow_id": "w1", "owner_id": "p1"}),
+    )
+    .await;
+    create_run(
+        &api,
+        &server,
+        json!({"id": "r-two-new", "workflow_id": "w2", "owner_id": "p1"}),
+    )
+    .await;
+    session
+        .wait_for(ROWS, |v| {
+            v.as_str().is_some_and(|t| t.contains("r-two-new"))
+        })
+        .await;
+    let rows = session.script(ROWS).await;
+    let text = rows.as_str().unwrap();
+    assert!(
+        !text.contains("r-late") && !text.contains("r-one"),
+        "answers for the old workflow are ignored: {text}"
+    );
+
+    // Scrolling to the end loads the older runs.
+    session
+        .script("window.scrollTo(0, document.body.scrollHeight); return null")
+        .await;
+    session.wait_for(ROW_COUNT, |v| v == 61).await;
+    let rows = session.script(ROWS).await;
+    assert!(rows.as_str().unwrap().contains("r-two-1\t"), "{rows}");
+
     let _ = http.delete(session.url.clone()).send().await;
     drop(driver);
     server.stop().await;

@@ -13,12 +13,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use datastore_core::{
-    ChangeStream, CollectionOrder, Datastore, Error, FeedCursor, FeedEvent, FeedFilter, Kind,
-    PageRequest, Result, Revision, Versioned,
+    ChangeStream, CollectionOrder, Cursor, Datastore, Error, FeedCursor, FeedEvent, Kind,
+    PageRequest, Query, Result, Revision, Versioned, WorkflowFilter, WorkflowOrder,
 };
 use futures::StreamExt;
 
 use crate::state::{Action, Effect, State, reduce};
+use crate::view::{feed_filter, resync_effects};
 
 /// How many reads [`Driver`] makes for a changed record before it settles
 /// for an answer older than the change.
@@ -32,26 +33,6 @@ pub struct Driver {
     reads: u64,
     resyncs: u64,
     events: u64,
-}
-
-/// The changes a tree needs to stay live: the signed-in profile's collection
-/// entries, the loaded workflow, the runs of the workflow shown and the run
-/// whose log is shown. `None` when it holds nothing that changes.
-pub fn feed_filter(state: &State) -> Option<FeedFilter> {
-    let mut filter = FeedFilter::all();
-    if let Some(profile) = &state.session.profile {
-        filter = filter.kind(Kind::Collection).parent(profile.as_str());
-    }
-    if let Some(base) = &state.workflow.base {
-        filter = filter.kind(Kind::Workflow).id(base.value.id.as_str());
-    }
-    if let Some(workflow) = &state.runs.selection.id {
-        filter = filter.kind(Kind::Run).parent(workflow.as_str());
-    }
-    if let Some(run) = &state.run_log.id {
-        filter = filter.kind(Kind::Run).id(run.as_str());
-    }
-    (!filter.is_all()).then_some(filter)
 }
 
 impl Driver {
@@ -158,6 +139,39 @@ impl Driver {
                         scope,
                         message: e.to_string(),
                     }),
+                }
+            }
+            Effect::LoadMoreRuns {
+                scope,
+                workflow_id,
+                cursor,
+            } => {
+                self.reads += 1;
+                let page = PageRequest::after(1000, Some(Cursor::from_text(cursor)));
+                match self.ds.runs().list_by_workflow(&workflow_id, page).await {
+                    Ok(page) => Some(Action::MoreRunsLoaded {
+                        scope,
+                        workflow_id,
+                        runs: page.items,
+                        next: page.next.map(|c| c.to_string()),
+                    }),
+                    Err(e) => Some(Action::LoadFailed {
+                        scope,
+                        message: e.to_string(),
+                    }),
+                }
+            }
+            Effect::LoadWorkflowList => {
+                self.reads += 1;
+                let query = Query::new(WorkflowFilter::All)
+                    .order(WorkflowOrder::Id)
+                    .limit(1000);
+                match self.ds.workflows().list(query).await {
+                    Ok(page) => Some(Action::WorkflowListLoaded {
+                        workflows: page.items,
+                        next: page.next.map(|c| c.to_string()),
+                    }),
+                    Err(e) => Some(Action::WorkflowListFailed(e.to_string())),
                 }
             }
             Effect::SaveWorkflow { workflow, expect } => {
@@ -327,25 +341,7 @@ impl Driver {
     pub async fn resync(&mut self) -> Result<()> {
         self.resyncs += 1;
         self.cursor = self.ds.changes().head().await?;
-        let mut effects = Vec::new();
-        if let Some(profile) = &self.state.session.profile {
-            effects.push(Effect::LoadCollection(profile.clone()));
-        }
-        let workflow = &self.state.workflow.selection;
-        if let Some(init_id) = &workflow.id {
-            effects.push(Effect::LoadWorkflow {
-                scope: workflow.scope,
-                init_id: init_id.clone(),
-            });
-        }
-        let runs = &self.state.runs.selection;
-        if let Some(workflow_id) = &runs.id {
-            effects.push(Effect::LoadRuns {
-                scope: runs.scope,
-                workflow_id: workflow_id.clone(),
-            });
-        }
-        for effect in effects {
+        for effect in resync_effects(&self.state) {
             if let Some(answer) = self.run(effect).await? {
                 self.dispatch(answer).await?;
             }

@@ -66,6 +66,11 @@ impl<T: Clone + PartialEq> EntityTable<T> {
         self.rows.keys()
     }
 
+    /// The records held, in id order.
+    pub fn values(&self) -> impl Iterator<Item = &Versioned<T>> {
+        self.rows.values()
+    }
+
     /// Merges an incoming copy under a rule; returns the new table, or `None`
     /// when nothing changed (so the caller keeps the old one).
     pub fn upsert(&self, id: &str, incoming: Versioned<T>, rule: Upsert<T>) -> Option<Self> {

@@ -14,9 +14,14 @@
 //! - [`KeyedState`]: typed keys in named states (memory or disk), cleared
 //!   on logout or lock, with `update(f, should_update)`, atomic file
 //!   replacement, and [`Migrator`] for versioned migrations.
-//! - [`Driver`] runs effects against any `Datastore`, follows its feed, and
-//!   resyncs what the tree holds after the feed lagged or expired.
+//! - [`run_rows`], [`workflow_rows`] and [`feed_query`] are selectors for a
+//!   view (a browser page renders from them through `state-tree-wasm`).
+//! - `Driver` (the default `driver` feature) runs effects against any
+//!   `Datastore`, follows its feed, and resyncs what the tree holds after the
+//!   feed lagged or expired. Without it the crate has no async runtime and
+//!   builds for `wasm32-unknown-unknown`.
 
+#[cfg(feature = "driver")]
 mod driver;
 mod entity;
 mod keyed;
@@ -25,8 +30,10 @@ mod one_of_many;
 mod optimistic;
 mod selector;
 mod state;
+mod view;
 
-pub use driver::{Driver, feed_filter};
+#[cfg(feature = "driver")]
+pub use driver::Driver;
 pub use entity::{EntityTable, Upsert};
 pub use keyed::{
     AnyKey, ClearOn, FileStorage, KeyDefinition, KeyedError, KeyedState, Location, MemoryStorage,
@@ -37,5 +44,9 @@ pub use one_of_many::{LoadStatus, Scope, Selection};
 pub use optimistic::{Mutation, Optimistic, PendingId};
 pub use selector::{Memo, Subscription};
 pub use state::{
-    Action, CollectionSlice, Effect, RunsSlice, Session, State, WorkflowSlice, reduce,
+    Action, CollectionSlice, Effect, RunsSlice, Session, State, WorkflowList, WorkflowSlice, reduce,
+};
+pub use view::{
+    RunRow, WorkflowRow, feed_filter, feed_query, resync_effects, run_rows, short_id, status_text,
+    workflow_rows,
 };

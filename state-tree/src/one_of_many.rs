@@ -2,6 +2,8 @@
 //! shows, and its load status. Navigating elsewhere expires it; an answer
 //! for an older navigation can never land after a newer one.
 
+use serde::{Deserialize, Serialize};
+
 /// Where a selection's load stands.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum LoadStatus {
@@ -17,7 +19,11 @@ pub enum LoadStatus {
 }
 
 /// The navigation scope a load belongs to. Each navigation gets a new one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+/// In JSON it is the bare number.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(transparent)]
 pub struct Scope(pub u64);
 
 /// The one selected element of a many-store.

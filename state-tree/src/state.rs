@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use datastore_core::{
     Change, ChangeOp, CollectionEntry, InitId, Kind, Precondition, ProfileId, Revision, Run, RunId,
     Versioned, Workflow, WorkflowId,
@@ -54,6 +56,23 @@ pub struct RunsSlice {
     pub selection: Selection<WorkflowId>,
     /// Runs by id.
     pub runs: EntityTable<Run>,
+    /// Where the next, older page of runs starts, when only the newest
+    /// pages are loaded ([`Action::RunsPageLoaded`]); `None` when every run
+    /// is.
+    pub next: Option<String>,
+    /// True while an older page is being loaded ([`Action::MoreRuns`]).
+    pub loading_more: bool,
+}
+
+/// The workflows to pick from: the first page of every workflow, by id.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WorkflowList {
+    /// Workflows by id.
+    pub workflows: EntityTable<Workflow>,
+    /// Their load status.
+    pub status: LoadStatus,
+    /// Where the next page starts, when there are more than were loaded.
+    pub next: Option<String>,
 }
 
 /// The root state: one `Arc` per slice.
@@ -71,10 +90,15 @@ pub struct State {
     pub runs: Arc<RunsSlice>,
     /// The one run whose log is shown.
     pub run_log: Arc<Selection<RunId>>,
+    /// The workflows to pick from.
+    pub workflow_list: Arc<WorkflowList>,
 }
 
-/// Something that happened: a user's intent or a store's answer.
-#[derive(Debug, Clone, PartialEq)]
+/// Something that happened: a user's intent or a store's answer. Its JSON
+/// form (serde's, snake case: `{"select_dataset": "ds-1"}`,
+/// `"more_runs"`) is what a browser page dispatches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[allow(clippy::large_enum_variant)]
 pub enum Action {
     /// A profile signed in.
@@ -111,6 +135,44 @@ pub enum Action {
         /// Its runs.
         runs: Vec<Versioned<Run>>,
     },
+    /// The newest page of a workflow's runs arrived (an answer to
+    /// [`Effect::LoadRuns`] that loads a page rather than every run): like
+    /// `RunsLoaded`, and `next` says where the older runs start.
+    RunsPageLoaded {
+        /// The navigation it answers.
+        scope: Scope,
+        /// The workflow.
+        workflow_id: WorkflowId,
+        /// Its newest runs.
+        runs: Vec<Versioned<Run>>,
+        /// Where the next, older page starts; `None` when that was all.
+        next: Option<String>,
+    },
+    /// The user wants older runs (scrolled to the end of the list).
+    MoreRuns,
+    /// An older page of runs arrived (the answer to
+    /// [`Effect::LoadMoreRuns`]).
+    MoreRunsLoaded {
+        /// The navigation it answers.
+        scope: Scope,
+        /// The workflow.
+        workflow_id: WorkflowId,
+        /// The runs of that page.
+        runs: Vec<Versioned<Run>>,
+        /// Where the page after it starts; `None` when that was the last.
+        next: Option<String>,
+    },
+    /// The user wants the list of workflows to pick from.
+    ListWorkflows,
+    /// The list of workflows arrived.
+    WorkflowListLoaded {
+        /// The first page of workflows.
+        workflows: Vec<Versioned<Workflow>>,
+        /// Where the next page starts, if there are more.
+        next: Option<String>,
+    },
+    /// The list of workflows could not be loaded: this is why.
+    WorkflowListFailed(String),
     /// The user opened a run's log.
     SelectRun(RunId),
     /// A load failed.
@@ -126,8 +188,11 @@ pub enum Action {
     Changed(Change),
 }
 
-/// Work for the driver: reads, writes and follows, as data.
-#[derive(Debug, Clone, PartialEq)]
+/// Work for the driver: reads, writes and follows, as data. Its JSON form
+/// (serde's, snake case: `{"load_runs": {"scope": 2, "workflow_id": "w1"}}`)
+/// is what a browser page performs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Effect {
     /// Load a profile's collection.
     LoadCollection(ProfileId),
@@ -138,13 +203,28 @@ pub enum Effect {
         /// The dataset.
         init_id: InitId,
     },
-    /// Load a workflow's runs.
+    /// Load a workflow's runs, newest first: every run (answer with
+    /// [`Action::RunsLoaded`]) or the newest page (answer with
+    /// [`Action::RunsPageLoaded`]).
     LoadRuns {
         /// The navigation this answers.
         scope: Scope,
         /// The workflow.
         workflow_id: WorkflowId,
     },
+    /// Load the next, older page of a workflow's runs (answer with
+    /// [`Action::MoreRunsLoaded`]).
+    LoadMoreRuns {
+        /// The navigation this answers.
+        scope: Scope,
+        /// The workflow.
+        workflow_id: WorkflowId,
+        /// Where the page starts.
+        cursor: String,
+    },
+    /// Load the list of workflows to pick from (answer with
+    /// [`Action::WorkflowListLoaded`]).
+    LoadWorkflowList,
     /// Save a workflow with a precondition.
     SaveWorkflow {
         /// The edited workflow.
@@ -178,6 +258,7 @@ pub fn reduce(state: &State, action: &Action) -> (State, Vec<Effect>) {
     let workflow = workflow(&state.workflow, action, &mut effects);
     let runs = runs(&state.runs, &state.workflow, action, &mut effects);
     let run_log = run_log(&state.run_log, action);
+    let workflow_list = workflow_list(&state.workflow_list, action, &mut effects);
     let next = State {
         session,
         collection,
@@ -185,6 +266,7 @@ pub fn reduce(state: &State, action: &Action) -> (State, Vec<Effect>) {
         workflow,
         runs,
         run_log,
+        workflow_list,
     };
     (next, effects)
 }
@@ -371,7 +453,7 @@ fn runs(
                     });
                     Arc::new(RunsSlice {
                         selection,
-                        runs: EntityTable::new(),
+                        ..RunsSlice::default()
                     })
                 }
                 None => slice.clone(),
@@ -381,7 +463,7 @@ fn runs(
             slice,
             slice.selection.clear().map(|selection| RunsSlice {
                 selection,
-                runs: EntityTable::new(),
+                ..RunsSlice::default()
             }),
         ),
         Action::RunsLoaded {
@@ -389,31 +471,72 @@ fn runs(
             workflow_id,
             runs,
         } if slice.selection.accepts(*scope, workflow_id) => {
-            // A reload for the current navigation replaces the table.
-            let selection = slice
-                .selection
-                .finish(*scope, workflow_id, Ok(()))
-                .unwrap_or_else(|| slice.selection.clone());
-            let mut table = EntityTable::new();
+            runs_loaded(slice, *scope, workflow_id, runs, None)
+        }
+        Action::RunsPageLoaded {
+            scope,
+            workflow_id,
+            runs,
+            next,
+        } if slice.selection.accepts(*scope, workflow_id) => {
+            runs_loaded(slice, *scope, workflow_id, runs, next.clone())
+        }
+        Action::MoreRuns => match (&slice.selection.id, &slice.next) {
+            (Some(workflow_id), Some(cursor))
+                if slice.selection.status == LoadStatus::Loaded && !slice.loading_more =>
+            {
+                effects.push(Effect::LoadMoreRuns {
+                    scope: slice.selection.scope,
+                    workflow_id: workflow_id.clone(),
+                    cursor: cursor.clone(),
+                });
+                Arc::new(RunsSlice {
+                    loading_more: true,
+                    ..(**slice).clone()
+                })
+            }
+            _ => slice.clone(),
+        },
+        Action::MoreRunsLoaded {
+            scope,
+            workflow_id,
+            runs,
+            next,
+        } if slice.selection.accepts(*scope, workflow_id) && slice.loading_more => {
+            let mut table = slice.runs.clone();
             for r in runs {
                 table = table
                     .upsert(r.value.id.as_str(), r.clone(), Upsert::IfNewerRevision)
                     .unwrap_or(table);
             }
-            let next = RunsSlice {
-                selection,
+            Arc::new(RunsSlice {
+                selection: slice.selection.clone(),
                 runs: table,
-            };
-            keep(slice, (next != **slice).then_some(next))
+                next: next.clone(),
+                loading_more: false,
+            })
         }
         Action::RunArrived(run) if slice.selection.id.as_ref() == Some(&run.value.workflow_id) => {
+            // While older pages are not loaded, a run older than every one
+            // held belongs to them: it comes with its page.
+            let older_than_loaded = slice.next.is_some()
+                && !slice.runs.contains(run.value.id.as_str())
+                && slice
+                    .runs
+                    .values()
+                    .map(|r| r.value.number)
+                    .min()
+                    .is_some_and(|lowest| run.value.number < lowest);
+            if older_than_loaded {
+                return slice.clone();
+            }
             match slice
                 .runs
                 .upsert(run.value.id.as_str(), run.clone(), Upsert::IfNewerRevision)
             {
                 Some(table) => Arc::new(RunsSlice {
-                    selection: slice.selection.clone(),
                     runs: table,
+                    ..(**slice).clone()
                 }),
                 None => slice.clone(),
             }
@@ -441,13 +564,87 @@ fn runs(
             }
             (ChangeOp::Delete, Some(held)) if held < c.revision => match slice.runs.remove(&c.id) {
                 Some(table) => Arc::new(RunsSlice {
-                    selection: slice.selection.clone(),
                     runs: table,
+                    ..(**slice).clone()
                 }),
                 None => slice.clone(),
             },
             _ => slice.clone(),
         },
+        _ => slice.clone(),
+    }
+}
+
+/// The answer to a runs load for the current navigation (a reload for it
+/// too): the table is replaced, and `next` says whether older runs remain.
+fn runs_loaded(
+    slice: &Arc<RunsSlice>,
+    scope: Scope,
+    workflow_id: &WorkflowId,
+    runs: &[Versioned<Run>],
+    next: Option<String>,
+) -> Arc<RunsSlice> {
+    let selection = slice
+        .selection
+        .finish(scope, workflow_id, Ok(()))
+        .unwrap_or_else(|| slice.selection.clone());
+    let mut table = EntityTable::new();
+    for r in runs {
+        table = table
+            .upsert(r.value.id.as_str(), r.clone(), Upsert::IfNewerRevision)
+            .unwrap_or(table);
+    }
+    let next = RunsSlice {
+        selection,
+        runs: table,
+        next,
+        loading_more: false,
+    };
+    keep(slice, (next != **slice).then_some(next))
+}
+
+fn workflow_list(
+    slice: &Arc<WorkflowList>,
+    action: &Action,
+    effects: &mut Vec<Effect>,
+) -> Arc<WorkflowList> {
+    match action {
+        Action::ListWorkflows if slice.status != LoadStatus::Loading => {
+            effects.push(Effect::LoadWorkflowList);
+            Arc::new(WorkflowList {
+                status: LoadStatus::Loading,
+                ..(**slice).clone()
+            })
+        }
+        Action::WorkflowListLoaded { workflows, next } => {
+            let mut table = EntityTable::new();
+            for w in workflows {
+                table = table
+                    .upsert(w.value.id.as_str(), w.clone(), Upsert::Replace)
+                    .unwrap_or(table);
+            }
+            let list = WorkflowList {
+                workflows: table,
+                status: LoadStatus::Loaded,
+                next: next.clone(),
+            };
+            keep(slice, (list != **slice).then_some(list))
+        }
+        Action::WorkflowListFailed(message) => Arc::new(WorkflowList {
+            status: LoadStatus::Failed(message.clone()),
+            ..(**slice).clone()
+        }),
+        // A workflow read after a change is newer than the listed copy.
+        Action::WorkflowSaved(w) if slice.workflows.contains(w.value.id.as_str()) => keep(
+            slice,
+            slice
+                .workflows
+                .upsert(w.value.id.as_str(), w.clone(), Upsert::IfNewerRevision)
+                .map(|workflows| WorkflowList {
+                    workflows,
+                    ..(**slice).clone()
+                }),
+        ),
         _ => slice.clone(),
     }
 }
