@@ -110,6 +110,12 @@ macro_rules! __with_cases {
                 rename_checks_precondition_and_username,
                 created_left_out_is_filled,
             },
+            tokens {
+                issued_token_round_trips_hashed,
+                list_by_profile,
+                profile_and_secret_are_fixed,
+                revoked_token_is_not_found,
+            },
             keys {
                 put_then_get_with_private_key,
                 list_by_profile,

@@ -109,6 +109,7 @@ pub async fn snapshot(ds: &Arc<dyn Datastore>) -> Snapshot {
     dump(ds.runs(), &mut records).await;
     dump(ds.keys(), &mut records).await;
     dump(ds.collections(), &mut records).await;
+    dump(ds.tokens(), &mut records).await;
     Snapshot {
         head: ds.changes().head().await.expect("head"),
         records,

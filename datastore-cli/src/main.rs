@@ -7,6 +7,7 @@ mod demo;
 mod progress;
 mod serve;
 mod tail;
+mod token;
 mod transfer;
 mod watch;
 
@@ -70,6 +71,9 @@ enum Command {
     /// Restore a backup into an empty store, whose feed then continues after
     /// the backup's position.
     Restore(backup::RestoreArgs),
+    /// Create, list and revoke the access tokens `serve` accepts (each acts
+    /// as one profile with a scope; only its hash is kept).
+    Token(token::TokenArgs),
 }
 
 /// What a command failed with, printed as `error: ...` with its causes.
@@ -232,6 +236,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(config, args).await,
             Command::Backup(args) => backup::run(config, args).await,
             Command::Restore(args) => backup::restore(config, args).await,
+            Command::Token(args) => token::run(config, args).await,
         }
     });
     match result {

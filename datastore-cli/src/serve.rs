@@ -95,6 +95,7 @@ pub async fn run(config: Option<&PathBuf>, args: &ServeArgs) -> Result<ExitCode,
                 burst: args.rate_burst.unwrap_or(per_second.saturating_mul(2)),
             }),
         },
+        ..ServerConfig::default()
     };
     let url = store_url(args.url.as_deref(), config.map(PathBuf::as_path), None)?;
     let mut config = config_for(config, &url)?;

@@ -1247,3 +1247,179 @@ async fn demo_runs_against_a_remote_server() {
     let _ = stop.send(());
     local.close().await.unwrap();
 }
+
+/// `watch` on a terminal (a pseudo-terminal from util-linux's `script`):
+/// each frame is drawn from the top of a cleared screen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_redraws_a_terminal() {
+    use datastore::*;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let ds = datastore::open_url(&url).await.unwrap();
+    let mut wf = Workflow::new("ds-t", "owner");
+    wf.id = WorkflowId::new("wf-t");
+    let mut owner = Profile::new("owner");
+    owner.id = ProfileId::new("owner");
+    ds.apply(
+        Batch::new()
+            .put(owner, Precondition::Any)
+            .put(wf, Precondition::Any),
+    )
+    .await
+    .unwrap();
+    ds.runs()
+        .create(Run::new("wf-t", vec![StepRun::new("a", "x")]))
+        .await
+        .unwrap();
+    ds.close().await.unwrap();
+    let command = format!(
+        "{} watch {url} --workflow wf-t --seconds 1",
+        env!("CARGO_BIN_EXE_datastore")
+    );
+    let out = tokio::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env_remove("DATASTORE_URL")
+        .output()
+        .await
+        .expect("util-linux's script runs the program on a pseudo-terminal");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("\u{1b}[H\u{1b}[2J"),
+        "home and clear: {text:?}"
+    );
+    assert!(
+        text.contains("workflow wf-t (dataset ds-t)")
+            && text.contains("#1     waiting    0/1 steps"),
+        "{text}"
+    );
+}
+
+/// `token create|list|revoke` on an SQLite store, and the token against
+/// `serve` on that store: it reads its profile's records, not another's,
+/// and stops working once revoked.
+#[test]
+fn tokens_are_issued_listed_used_and_revoked() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/tokens.db", dir.path().display());
+    // Two profiles, by import.
+    let lines = dir.path().join("profiles.jsonl");
+    std::fs::write(
+        &lines,
+        "{\"kind\":\"profile\",\"record\":{\"id\":\"alice\",\"username\":\"alice\"}}\n\
+         {\"kind\":\"profile\",\"record\":{\"id\":\"bob\",\"username\":\"bob\"}}\n",
+    )
+    .unwrap();
+    let out = import(&url, &lines);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let out = datastore()
+        .args(["token", "create", &url, "--profile", "nobody"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no profile with the id or username \"nobody\""),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = datastore()
+        .args([
+            "token",
+            "create",
+            &url,
+            "--profile",
+            "alice",
+            "--scope",
+            "read",
+            "--name",
+            "laptop",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let token = stdout(&out).trim().to_string();
+    assert!(token.starts_with("dst_"), "{token}");
+    assert!(stderr(&out).contains("acts as alice"), "{}", stderr(&out));
+    let id = token.split('_').nth(1).unwrap().to_string();
+    let secret = token.split('_').nth(2).unwrap().to_string();
+
+    let out = datastore().args(["token", "list", &url]).output().unwrap();
+    let listed = stdout(&out);
+    assert!(
+        listed.contains(&id)
+            && listed.contains("alice")
+            && listed.contains("read")
+            && listed.contains("laptop"),
+        "{listed}"
+    );
+    assert!(!listed.contains(&secret), "{listed}");
+
+    // serve with an admin token of its own; alice's token reads alice only.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_datastore"))
+        .args(["serve", &url, "--listen", "127.0.0.1:0"])
+        .env("DATASTORE_TOKEN", "the-servers-admin-token")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    let get = |path: &str, token: &str| -> String {
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    let mine = get("/v1/profiles/alice", &token);
+    assert!(mine.starts_with("HTTP/1.1 200"), "{mine}");
+    let theirs = get("/v1/profiles/bob", &token);
+    assert!(theirs.starts_with("HTTP/1.1 404"), "{theirs}");
+
+    let out = datastore()
+        .args(["token", "revoke", &id, &url])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Revoked from another process: refused as soon as the server hears
+    // the change on the feed (its cache drops the token then).
+    let mut revoked = String::new();
+    for _ in 0..100 {
+        revoked = get("/v1/profiles/alice", &token);
+        if revoked.starts_with("HTTP/1.1 401") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(revoked.starts_with("HTTP/1.1 401"), "{revoked}");
+    let again = datastore()
+        .args(["token", "revoke", &token, &url])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("already revoked"),
+        "{}",
+        stderr(&again)
+    );
+
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}

@@ -1,7 +1,7 @@
 //! The contract a backend implements: keyed records with index entries,
 //! counters and the feed, committed atomically. [`crate::EngineStore`]
 //! builds every typed substore, batches and subscriptions on top of it, so a
-//! backend writes storage once for all six kinds.
+//! backend writes storage once for every kind.
 //!
 //! # Commit semantics
 //!

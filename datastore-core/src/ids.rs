@@ -198,6 +198,11 @@ string_id!(
     /// Identifies an operation log (one per dataset).
     LogId
 );
+string_id!(
+    /// Identifies an access token: the public part of its text
+    /// (`dst_<id>_<secret>`), never the secret.
+    TokenId
+);
 
 /// The key of a collection entry: one profile's entry for one dataset.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]

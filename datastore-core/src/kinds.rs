@@ -44,6 +44,7 @@ macro_rules! with_kinds {
                 Run($crate::Run) runs tag 3 "run" "run";
                 Key($crate::Key) keys tag 4 "key" "key";
                 Collection($crate::CollectionEntry) collections tag 5 "collection" "collection entry";
+                Token($crate::AccessToken) tokens tag 7 "token" "access token";
             ]
             appended [
                 Log($crate::LogEntry) logs tag 6 "log_entry" "log entry";

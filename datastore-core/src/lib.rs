@@ -52,7 +52,7 @@ pub use feed::{
 };
 pub use ids::{
     CollectionKey, InitId, KeyId, LogEntryKey, LogId, MAX_ID_LEN, ProfileId, RecordId, RunId,
-    WorkflowId, check_id, generate_id,
+    TokenId, WorkflowId, check_id, generate_id,
 };
 pub use query::{
     Cursor, DEFAULT_PAGE_LIMIT, Direction, MAX_PAGE_LIMIT, Page, PageRequest, Position, Query,

@@ -1,7 +1,7 @@
 //! The one generic record path: what every stored kind declares about itself.
 //!
 //! A backend stores records by [`Kind`] and string key, keeps the index
-//! entries each record declares, and enforces the unique ones. The six typed
+//! entries each record declares, and enforces the unique ones. The typed
 //! substores are thin layers over this path (see [`crate::RecordStore`]).
 
 use std::fmt::Debug;

@@ -232,7 +232,7 @@ pub trait LogStore: Send + Sync {
 }
 
 /// Inside `impl Datastore for T`, where `T` implements every substore trait
-/// and the feed itself (as `EngineStore` and the layers do): the seven
+/// and the feed itself (as `EngineStore` and the layers do): the eight
 /// accessors, each returning `self`.
 #[macro_export]
 macro_rules! substores_are_self {
@@ -261,6 +261,10 @@ macro_rules! substores_are_self {
             self
         }
 
+        fn tokens(&self) -> &dyn $crate::RecordStore<$crate::AccessToken> {
+            self
+        }
+
         fn changes(&self) -> &dyn $crate::ChangeFeed {
             self
         }
@@ -283,6 +287,8 @@ pub trait Datastore: Send + Sync {
     fn collections(&self) -> &dyn CollectionStore;
     /// Operation logs.
     fn logs(&self) -> &dyn LogStore;
+    /// Access tokens (stored hashed), for servers that check who calls.
+    fn tokens(&self) -> &dyn RecordStore<crate::records::AccessToken>;
     /// The change feed.
     fn changes(&self) -> &dyn ChangeFeed;
     /// Applies a batch across substores, all or nothing; one revision per op.

@@ -26,7 +26,12 @@ use serde::Serialize;
 use std::sync::Arc;
 
 use crate::AppState;
+use crate::gate::{FeedGate, Gate};
 use crate::problem::Problem;
+
+/// The most changes one `changes:page` request looks at for a caller who
+/// may not see them all.
+const PAGE_LOOK_LIMIT: usize = 10_000;
 
 /// `GET /v1/changes/head`
 #[derive(Debug, Serialize)]
@@ -48,10 +53,14 @@ async fn head(State(state): State<AppState>) -> Result<Json<Head>, Problem> {
 pub struct ChangePage {
     /// The changes.
     pub items: Vec<Change>,
+    /// How far the page looked: continue from here. Past the last item
+    /// when changes the caller may not see came after it.
+    pub through: u64,
 }
 
 async fn page(
     State(state): State<AppState>,
+    gate: Gate,
     Params(params): Params<Vec<(String, String)>>,
 ) -> Result<Json<ChangePage>, Problem> {
     let mut limit = 100u32;
@@ -66,21 +75,55 @@ async fn page(
         }
     }
     let (from, filter) = request(&HeaderMap::new(), &rest)?;
-    let from = from.unwrap_or(FeedCursor::START);
-    let items = state
-        .ds
-        .changes()
-        .since_matching(from, limit, &filter)
-        .await?;
-    Ok(Json(ChangePage { items }))
+    let mut through = from.unwrap_or(FeedCursor::START);
+    if gate.unrestricted() {
+        let items = state
+            .ds
+            .changes()
+            .since_matching(through, limit, &filter)
+            .await?;
+        let through = items.last().map_or(through, Change::cursor).0;
+        return Ok(Json(ChangePage { items, through }));
+    }
+    // Read on past changes the caller may not see until the page is full,
+    // the feed ends, or this request has looked at enough.
+    let mut seen = FeedGate::new(gate);
+    let mut items = Vec::new();
+    let mut looked = 0usize;
+    while items.len() < limit as usize && looked < PAGE_LOOK_LIMIT {
+        let batch = state
+            .ds
+            .changes()
+            .since_matching(through, limit.max(100), &filter)
+            .await?;
+        let Some(last) = batch.last() else { break };
+        let mut last_cursor = last.cursor();
+        for change in batch {
+            looked += 1;
+            if seen.sees(&change).await? {
+                items.push(change.clone());
+                if items.len() == limit as usize {
+                    last_cursor = change.cursor();
+                    break;
+                }
+            }
+        }
+        through = last_cursor;
+    }
+    Ok(Json(ChangePage {
+        items,
+        through: through.0,
+    }))
 }
 
 /// `POST /v1/changes:compact` with a retention (`{"max_changes": N,
 /// "max_age": SECONDS}`, either may be null): removes the changes outside it.
 async fn compact(
     State(state): State<AppState>,
+    gate: Gate,
     crate::body::Strict(retention): crate::body::Strict<Retention>,
 ) -> Result<Json<Compaction>, Problem> {
+    gate.require_all_owners("compacting the feed")?;
     Ok(Json(state.ds.changes().compact(retention).await?))
 }
 
@@ -89,8 +132,10 @@ async fn compact(
 /// `{"cursor": HEAD}`.
 async fn start_after(
     State(state): State<AppState>,
+    gate: Gate,
     crate::body::Strict(body): crate::body::Strict<StartAfter>,
 ) -> Result<Json<Head>, Problem> {
+    gate.require_all_owners("moving the feed's start")?;
     let head = state.ds.start_feed_after(FeedCursor(body.position)).await?;
     Ok(Json(Head { cursor: head.0 }))
 }
@@ -147,6 +192,7 @@ fn request(
 
 async fn changes(
     State(state): State<AppState>,
+    gate: Gate,
     headers: HeaderMap,
     Params(params): Params<Vec<(String, String)>>,
 ) -> Result<Response, Problem> {
@@ -167,7 +213,7 @@ async fn changes(
                 compacted_through, ..
             }) => futures::stream::once(async move { Ok(reload(compacted_through)) }).boxed(),
             Err(e) => return Err(e.into()),
-            Ok(_) => follow(state.ds.clone(), from, filter).boxed(),
+            Ok(_) => follow(state.ds.clone(), from, filter, FeedGate::new(gate)).boxed(),
         };
     let mut shutdown = state.shutdown.clone();
     let events = events
@@ -196,18 +242,21 @@ fn follow(
     ds: Arc<dyn Datastore>,
     from: FeedCursor,
     filter: FeedFilter,
+    gate: FeedGate,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     struct Follow {
         ds: Arc<dyn Datastore>,
         stream: Option<ChangeStream>,
         cursor: FeedCursor,
         filter: FeedFilter,
+        gate: FeedGate,
     }
     let first = Follow {
         stream: Some(ds.changes().subscribe_matching(from, filter.clone())),
         ds,
         cursor: from,
         filter,
+        gate,
     };
     futures::stream::unfold(first, |mut f| async move {
         loop {
@@ -216,6 +265,18 @@ fn follow(
                 None => return None,
                 Some(Ok(FeedEvent::Change(change))) => {
                     f.cursor = change.cursor();
+                    // Only changes to records the caller may read, decided
+                    // as each is sent.
+                    match f.gate.sees(&change).await {
+                        Ok(true) => {}
+                        Ok(false) => continue,
+                        Err(problem) => {
+                            f.stream = None;
+                            let event =
+                                Event::default().event("error").data(problem.detail.clone());
+                            return Some((Ok(event), f));
+                        }
+                    }
                     let event = Event::default()
                         .id(change.seq.to_string())
                         .event("change")

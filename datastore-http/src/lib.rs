@@ -15,8 +15,10 @@
 mod access;
 mod body;
 mod changes;
+mod gate;
 mod headers;
 mod ops;
+mod policy;
 mod problem;
 mod prometheus;
 mod protect;
@@ -47,6 +49,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use access::Token;
+pub use gate::Gate;
+pub use policy::{Access, ListScope, OwnerPolicy, Policy, Principal, Target};
 pub use problem::{Problem, ProblemDetails};
 pub use protect::Rate;
 pub use records::Resource;
@@ -87,6 +91,8 @@ pub struct ServerConfig {
     pub token: Option<Token>,
     /// Request limits.
     pub limits: Limits,
+    /// Who may read and write which records (default [`OwnerPolicy`]).
+    pub policy: Arc<dyn Policy>,
 }
 
 impl Default for ServerConfig {
@@ -95,6 +101,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             token: None,
             limits: Limits::default(),
+            policy: Arc::new(OwnerPolicy),
         }
     }
 }
@@ -105,6 +112,7 @@ pub struct AppState {
     ds: Arc<dyn Datastore>,
     limits: Limits,
     token: Option<Token>,
+    policy: Arc<dyn Policy>,
     shutdown: watch::Receiver<bool>,
     guards: Arc<protect::Guards>,
 }
@@ -153,6 +161,7 @@ pub fn router(
         ds,
         limits: config.limits,
         token: config.token.clone(),
+        policy: config.policy.clone(),
         shutdown,
         guards: Arc::default(),
     };
@@ -173,6 +182,8 @@ pub fn router(
             }),
         )
         .route("/readyz", get(ready))
+        .route("/v1/login", axum::routing::post(access::login))
+        .route("/v1/logout", axum::routing::post(access::logout))
         .route("/metrics", get(prometheus::render))
         .merge(datastore_core::with_kinds!(record_routes))
         .merge(ops::routes())
@@ -190,7 +201,7 @@ pub fn router(
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            access::require_token,
+            access::authenticate,
         ))
         .layer(axum::middleware::from_fn(access::log))
         // Bodies are limited by the handlers (with a problem answer); this

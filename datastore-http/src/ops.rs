@@ -18,8 +18,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::body::Strict;
+use crate::gate::{Gate, WRITE_ATTEMPTS};
+use crate::policy::Access;
 use crate::problem::Problem;
 use crate::records::{etag, limit, precondition};
+use crate::resources::Resource;
 use crate::resources::param;
 
 /// `POST /v1/runs/{id}/events`
@@ -39,10 +42,16 @@ pub struct AppendEvent {
 
 async fn append_event(
     State(state): State<AppState>,
+    gate: Gate,
     Path(id): Path<String>,
     Strict(body): Strict<AppendEvent>,
 ) -> Result<Response, Problem> {
-    let run = state
+    if !gate.unrestricted() {
+        // A run stays in its workflow, with its owner, for good.
+        let found = state.ds.runs().get(&RunId::new(id.as_str())).await?;
+        gate.check_written(&found)?;
+    }
+    let mut run = state
         .ds
         .runs()
         .append_event(
@@ -54,6 +63,7 @@ async fn append_event(
             },
         )
         .await?;
+    run.value.redact_for(&gate.who);
     let tag = etag(run.revision);
     let mut response = Json(run).into_response();
     response.headers_mut().insert(axum::http::header::ETAG, tag);
@@ -80,10 +90,12 @@ pub struct Entries {
 
 async fn append_log(
     State(state): State<AppState>,
+    gate: Gate,
     Path(id): Path<String>,
     Strict(body): Strict<AppendLog>,
 ) -> Result<Response, Problem> {
     let log = LogId::new(id);
+    gate.check_log(&log, Access::Write).await?;
     let items = state
         .ds
         .logs()
@@ -95,10 +107,12 @@ async fn append_log(
 
 async fn range_log(
     State(state): State<AppState>,
+    gate: Gate,
     Path(id): Path<String>,
     Params(params): Params<HashMap<String, String>>,
 ) -> Result<Json<Entries>, Problem> {
     let log = LogId::new(id);
+    gate.check_log(&log, Access::Read).await?;
     for name in params.keys() {
         if name != "start" && name != "limit" {
             return Err(Problem::bad_request(
@@ -136,9 +150,25 @@ pub struct Applied {
 
 async fn apply(
     State(state): State<AppState>,
+    gate: Gate,
     Strict(batch): Strict<Batch>,
 ) -> Result<Json<Applied>, Problem> {
-    let revisions = state.ds.apply(batch).await?;
+    let mut attempt = 0;
+    let revisions = loop {
+        // Every op is checked before anything is written; one refused op
+        // refuses the batch.
+        let mut ops = batch.ops.clone();
+        let pinned = gate.check_batch(&mut ops).await?;
+        attempt += 1;
+        match state.ds.apply(Batch { ops }).await {
+            Err(
+                datastore_core::Error::Conflict { .. }
+                | datastore_core::Error::AlreadyExists { .. }
+                | datastore_core::Error::NotFound { .. },
+            ) if pinned && attempt < WRITE_ATTEMPTS => {}
+            other => break other?,
+        }
+    };
     Ok(Json(Applied { revisions }))
 }
 
@@ -161,11 +191,20 @@ pub struct RenameAnswer {
 
 async fn rename(
     State(state): State<AppState>,
+    gate: Gate,
     Path(id): Path<String>,
     headers: HeaderMap,
     Strict(body): Strict<Rename>,
 ) -> Result<Response, Problem> {
     let (precondition, preconditioned) = precondition(&headers)?;
+    if !gate.unrestricted() {
+        let found = state
+            .ds
+            .profiles()
+            .get(&ProfileId::new(id.as_str()))
+            .await?;
+        gate.check_written(&found)?;
+    }
     let renamed = state
         .ds
         .profiles()
@@ -176,7 +215,12 @@ async fn rename(
     let tag = etag(renamed.profile.revision);
     let mut response = Json(RenameAnswer {
         profile: renamed.profile,
-        entries: renamed.entries,
+        // Entries in other profiles' collections carry the name too.
+        entries: gate
+            .filter_many(renamed.entries.into_iter().map(Some).collect())
+            .into_iter()
+            .flatten()
+            .collect(),
     })
     .into_response();
     response.headers_mut().insert(axum::http::header::ETAG, tag);
@@ -201,8 +245,10 @@ pub struct Patched {
 
 async fn update_by_init_id(
     State(state): State<AppState>,
+    gate: Gate,
     Strict(body): Strict<UpdateByInitId>,
 ) -> Result<Json<Patched>, Problem> {
+    gate.require_all_owners("patching a dataset's collection entries")?;
     let items = state
         .ds
         .collections()
@@ -213,8 +259,10 @@ async fn update_by_init_id(
 
 async fn latest_runs(
     State(state): State<AppState>,
+    gate: Gate,
     Params(params): Params<HashMap<String, String>>,
 ) -> Result<Json<Page<Versioned<Run>>>, Problem> {
+    gate.require_all_owners("the latest run of every workflow")?;
     for name in params.keys() {
         if !["status", "limit", "cursor"].contains(&name.as_str()) {
             return Err(Problem::bad_request(
@@ -245,9 +293,12 @@ pub struct Removed {
 
 async fn remove_log(
     State(state): State<AppState>,
+    gate: Gate,
     Path(id): Path<String>,
 ) -> Result<Json<Removed>, Problem> {
-    let removed = state.ds.logs().remove(&LogId::new(id)).await?;
+    let log = LogId::new(id);
+    gate.check_log(&log, Access::Write).await?;
+    let removed = state.ds.logs().remove(&log).await?;
     Ok(Json(Removed { removed }))
 }
 
@@ -255,6 +306,7 @@ async fn remove_log(
 /// time, of one log (`log=ID`) or of every log by id, then sequence number.
 async fn list_logs(
     State(state): State<AppState>,
+    gate: Gate,
     Params(params): Params<HashMap<String, String>>,
 ) -> Result<Json<Page<Versioned<LogEntry>>>, Problem> {
     for name in params.keys() {
@@ -266,8 +318,23 @@ async fn list_logs(
         }
     }
     let filter = match param(&params, "log") {
-        Some(log) => LogFilter::Log(LogId::new(log)),
-        None => LogFilter::All,
+        Some(log) => {
+            let log = LogId::new(log);
+            match gate.check_log(&log, Access::Read).await {
+                Ok(()) => LogFilter::Log(log),
+                Err(p) if p.status == 404 => {
+                    return Ok(Json(Page {
+                        items: Vec::new(),
+                        next: None,
+                    }));
+                }
+                Err(p) => return Err(p),
+            }
+        }
+        None => {
+            gate.require_all_owners("every log")?;
+            LogFilter::All
+        }
     };
     let direction = match param(&params, "direction") {
         None | Some("asc") => Direction::Asc,
@@ -297,8 +364,10 @@ pub struct Counted {
 
 async fn count(
     State(state): State<AppState>,
+    gate: Gate,
     Params(params): Params<HashMap<String, String>>,
 ) -> Result<Json<Counted>, Problem> {
+    gate.require_all_owners("counting a kind")?;
     for name in params.keys() {
         if name != "kind" {
             return Err(Problem::bad_request(
@@ -318,30 +387,47 @@ async fn count(
 /// `GET /v1/profiles:by-username/{username}`: the profile holding it.
 async fn profile_by_username(
     State(state): State<AppState>,
+    gate: Gate,
     Path(username): Path<String>,
 ) -> Result<Response, Problem> {
     let found = state.ds.profiles().get_by_username(&username).await?;
+    let found = gate.readable(found).map_err(|_| {
+        Problem::from(datastore_core::Error::NotFound {
+            store: datastore_core::StoreName::Kind(Kind::Profile),
+            key: username.clone(),
+        })
+    })?;
     Ok(with_etag(found))
 }
 
 /// `GET /v1/workflows:by-init-id/{init_id}`: the workflow of a dataset.
 async fn workflow_by_init_id(
     State(state): State<AppState>,
+    gate: Gate,
     Path(init_id): Path<String>,
 ) -> Result<Response, Problem> {
     let found = state
         .ds
         .workflows()
-        .get_by_init_id(&InitId::new(init_id))
+        .get_by_init_id(&InitId::new(init_id.as_str()))
         .await?;
+    let found = gate.readable(found).map_err(|_| {
+        Problem::from(datastore_core::Error::NotFound {
+            store: datastore_core::StoreName::Kind(Kind::Workflow),
+            key: init_id.clone(),
+        })
+    })?;
     Ok(with_etag(found))
 }
 
 /// `GET /v1/workflows/{id}/runs:count`: how many runs a workflow has.
 async fn count_runs(
     State(state): State<AppState>,
+    gate: Gate,
     Path(id): Path<String>,
 ) -> Result<Json<RunCount>, Problem> {
+    gate.check_workflow(&datastore_core::WorkflowId::new(id.as_str()), Access::Read)
+        .await?;
     let count = state
         .ds
         .runs()

@@ -8,11 +8,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use datastore_core::{Cursor, Direction, Error, Query, RecordId, Versioned};
+use datastore_core::{Cursor, Direction, Error, Page, Query, RecordId, Versioned};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::body::Strict;
+use crate::gate::{Gate, WRITE_ATTEMPTS};
 use crate::problem::Problem;
 
 pub use crate::headers::{etag, precondition};
@@ -61,11 +62,12 @@ pub(crate) fn limit(params: &HashMap<String, String>, max: u32) -> Result<u32, P
 
 async fn get_one<R: Resource>(
     State(state): State<AppState>,
+    gate: Gate,
     Path(segments): Path<Vec<String>>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let id = R::id_from_path(&segments)?;
-    let found = R::of(&*state.ds).get(&id).await?;
+    let found = gate.readable(R::of(&*state.ds).get(&id).await?)?;
     if let Some(tags) = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -87,14 +89,16 @@ async fn get_one<R: Resource>(
 
 async fn get_many<R: Resource>(
     State(state): State<AppState>,
+    gate: Gate,
     Strict(body): Strict<GetMany<R::Id>>,
 ) -> Result<Json<Many<Versioned<R>>>, Problem> {
-    let items = R::of(&*state.ds).get_many(&body.ids).await?;
+    let items = gate.filter_many(R::of(&*state.ds).get_many(&body.ids).await?);
     Ok(Json(Many { items }))
 }
 
 async fn list<R: Resource>(
     State(state): State<AppState>,
+    gate: Gate,
     Params(params): Params<HashMap<String, String>>,
 ) -> Result<Response, Problem> {
     let (filter, order) = R::filter(&params)?;
@@ -108,21 +112,42 @@ async fn list<R: Resource>(
             ));
         }
     };
+    let limit = limit(&params, state.limits.max_page_limit)?;
+    // Narrowed in the query, so a page holds `limit` records when there
+    // are that many the caller may read.
+    let Some(filter) = gate.list::<R>(filter).await? else {
+        return Ok(Json(Page::<Versioned<R>> {
+            items: Vec::new(),
+            next: None,
+        })
+        .into_response());
+    };
+    let order = if gate.unrestricted() {
+        order
+    } else {
+        R::narrowed_order(&filter, order)
+    };
     let query = Query::<R>::new(filter)
         .order(order)
         .direction(direction)
-        .limit(limit(&params, state.limits.max_page_limit)?)
+        .limit(limit)
         .after(param(&params, "cursor").map(Cursor::from_text));
-    let page = R::of(&*state.ds).list(query).await?;
+    let mut page = R::of(&*state.ds).list(query).await?;
+    for item in &mut page.items {
+        item.value.redact_for(&gate.who);
+    }
     Ok(Json(page).into_response())
 }
 
 async fn create<R: Resource>(
     State(state): State<AppState>,
+    gate: Gate,
     Strict(record): Strict<R>,
 ) -> Result<Response, Problem> {
+    gate.check_new(&record).await?;
     // A create never replaces. An empty id is generated.
-    let written = R::create(&*state.ds, record).await?;
+    let mut written = R::create(&*state.ds, record).await?;
+    written.value.redact_for(&gate.who);
     let location = format!("/v1/{}/{}", R::PATH, written.value.id().key());
     let mut response = versioned(StatusCode::CREATED, written);
     if let Ok(v) = HeaderValue::from_str(&location) {
@@ -133,6 +158,7 @@ async fn create<R: Resource>(
 
 async fn put<R: Resource>(
     State(state): State<AppState>,
+    gate: Gate,
     Path(segments): Path<Vec<String>>,
     headers: HeaderMap,
     Strict(mut record): Strict<R>,
@@ -151,8 +177,20 @@ async fn put<R: Resource>(
             ),
         ));
     }
+    gate.check_new(&record).await?;
     let store = R::of(&*state.ds);
-    let written = match store.put(record, precondition).await {
+    let mut attempt = 0;
+    let result = loop {
+        let pinned = gate.pin::<R>(&id, precondition).await?;
+        attempt += 1;
+        match store.put(record.clone(), pinned.precondition).await {
+            // Changed between the check and the write: check again.
+            Err(Error::Conflict { .. } | Error::AlreadyExists { .. } | Error::NotFound { .. })
+                if pinned.pinned && attempt < WRITE_ATTEMPTS => {}
+            other => break other,
+        }
+    };
+    let mut written = match result {
         Ok(written) => written,
         // If-None-Match: * on a key that exists is a failed precondition,
         // naming the revision there; a unique field taken by another record
@@ -171,6 +209,7 @@ async fn put<R: Resource>(
         }
         Err(e) => return Err(Problem::from_error(&e, preconditioned)),
     };
+    written.value.redact_for(&gate.who);
     // A key's first write has `created == updated`.
     let status = if written.created == written.updated {
         StatusCode::CREATED
@@ -182,15 +221,23 @@ async fn put<R: Resource>(
 
 async fn delete<R: Resource>(
     State(state): State<AppState>,
+    gate: Gate,
     Path(segments): Path<Vec<String>>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let id = R::id_from_path(&segments)?;
     let (precondition, preconditioned) = precondition(&headers)?;
-    let revision = R::of(&*state.ds)
-        .delete(&id, precondition)
-        .await
-        .map_err(|e| Problem::from_error(&e, preconditioned))?;
+    let mut attempt = 0;
+    let revision = loop {
+        let pinned = gate.pin::<R>(&id, precondition).await?;
+        attempt += 1;
+        match R::of(&*state.ds).delete(&id, pinned.precondition).await {
+            Err(Error::Conflict { .. } | Error::NotFound { .. })
+                if pinned.pinned && attempt < WRITE_ATTEMPTS => {}
+            other => break other,
+        }
+    }
+    .map_err(|e| Problem::from_error(&e, preconditioned))?;
     let mut response = StatusCode::NO_CONTENT.into_response();
     response.headers_mut().insert(header::ETAG, etag(revision));
     Ok(response)

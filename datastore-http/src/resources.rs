@@ -32,6 +32,51 @@ pub trait Resource: Substore + Serialize + DeserializeOwned {
 
     /// The list filter and order from query parameters.
     fn filter(params: &HashMap<String, String>) -> Result<(Self::Filter, Self::Order), Problem>;
+
+    /// The profile that owns the record, for the [`Policy`](crate::Policy).
+    fn owner(&self) -> Option<ProfileId>;
+
+    /// A workflow the caller must also be allowed to write to write this
+    /// record (a run's).
+    fn parent_workflow(&self) -> Option<WorkflowId> {
+        None
+    }
+
+    /// A list filter narrowed to what `owner` owns.
+    fn restrict(filter: Self::Filter, owner: &ProfileId) -> Restricted<Self::Filter>;
+
+    /// The order a narrowed list runs in, where the caller's order has no
+    /// index under the narrowed filter (a profile's workflows are kept by
+    /// creation time, not id).
+    fn narrowed_order(_filter: &Self::Filter, order: Self::Order) -> Self::Order {
+        order
+    }
+
+    /// Takes out what the caller's scope may not see (a private key below
+    /// `write`, a token's hash below `admin`).
+    fn redact_for(&mut self, _who: &crate::Principal) {}
+}
+
+/// A list filter narrowed to one owner's records.
+#[derive(Debug)]
+pub enum Restricted<F> {
+    /// This filter (the caller's, or the caller's own records for none).
+    Keep(F),
+    /// Another owner's records: an empty page.
+    Empty,
+    /// A list across owners: refused, saying how to ask instead.
+    Refuse(&'static str),
+    /// This filter, if the caller may read the workflow (else empty).
+    IfOwnsWorkflow(WorkflowId, F),
+}
+
+/// `Keep(filter)` if `of` is `owner`, else `Empty`.
+fn own<F>(of: &ProfileId, owner: &ProfileId, filter: F) -> Restricted<F> {
+    if of == owner {
+        Restricted::Keep(filter)
+    } else {
+        Restricted::Empty
+    }
 }
 
 fn one_segment(segments: &[String]) -> Result<&str, Problem> {
@@ -97,6 +142,14 @@ impl Resource for Profile {
         )?;
         Ok((ProfileFilter::All, order))
     }
+    fn owner(&self) -> Option<ProfileId> {
+        Some(self.id.clone())
+    }
+    fn restrict(_: ProfileFilter, _: &ProfileId) -> Restricted<ProfileFilter> {
+        Restricted::Refuse(
+            "profiles are listed with an admin token; read yours with GET /v1/profiles/{id}",
+        )
+    }
 }
 
 impl Resource for Workflow {
@@ -133,6 +186,24 @@ impl Resource for Workflow {
             ],
         )?;
         Ok((filter, order))
+    }
+    fn owner(&self) -> Option<ProfileId> {
+        Some(self.owner_id.clone())
+    }
+    fn narrowed_order(filter: &WorkflowFilter, order: WorkflowOrder) -> WorkflowOrder {
+        match filter {
+            WorkflowFilter::Owner(_) => WorkflowOrder::Created,
+            _ => order,
+        }
+    }
+    fn restrict(filter: WorkflowFilter, owner: &ProfileId) -> Restricted<WorkflowFilter> {
+        match filter {
+            WorkflowFilter::All => Restricted::Keep(WorkflowFilter::Owner(owner.clone())),
+            WorkflowFilter::Owner(of) => own(&of, owner, WorkflowFilter::Owner(of.clone())),
+            WorkflowFilter::Active => {
+                Restricted::Refuse("active workflows span every owner: list your own with ?owner=")
+            }
+        }
     }
 }
 
@@ -180,6 +251,25 @@ impl Resource for Run {
         )?;
         Ok((filter, order))
     }
+    /// `None` for a new run without one: the store gives it its
+    /// workflow's owner.
+    fn owner(&self) -> Option<ProfileId> {
+        (!self.owner_id.is_empty()).then(|| self.owner_id.clone())
+    }
+    fn parent_workflow(&self) -> Option<WorkflowId> {
+        Some(self.workflow_id.clone())
+    }
+    fn restrict(filter: RunFilter, owner: &ProfileId) -> Restricted<RunFilter> {
+        match filter {
+            RunFilter::All => Restricted::Refuse(
+                "all runs span every owner: list a workflow's (?workflow=) or yours by status (?owner=&status=)",
+            ),
+            RunFilter::Workflow(w) => Restricted::IfOwnsWorkflow(w.clone(), RunFilter::Workflow(w)),
+            RunFilter::OwnerStatus(of, status) => {
+                own(&of, owner, RunFilter::OwnerStatus(of.clone(), status))
+            }
+        }
+    }
 }
 
 impl Resource for Key {
@@ -194,6 +284,58 @@ impl Resource for Key {
             None => KeyFilter::All,
         };
         Ok((filter, order_param(params, &[("id", KeyOrder::Id)])?))
+    }
+    fn owner(&self) -> Option<ProfileId> {
+        Some(self.profile_id.clone())
+    }
+    fn restrict(filter: KeyFilter, owner: &ProfileId) -> Restricted<KeyFilter> {
+        match filter {
+            KeyFilter::All => Restricted::Keep(KeyFilter::Profile(owner.clone())),
+            KeyFilter::Profile(of) => own(&of, owner, KeyFilter::Profile(of.clone())),
+        }
+    }
+    fn redact_for(&mut self, who: &crate::Principal) {
+        if who.scope < datastore_core::TokenScope::Write {
+            self.private_key = None;
+        }
+    }
+}
+
+impl Resource for datastore_core::AccessToken {
+    const PATH: &'static str = "tokens";
+    fn id_from_path(segments: &[String]) -> Result<datastore_core::TokenId, Problem> {
+        Ok(datastore_core::TokenId::new(one_segment(segments)?))
+    }
+    fn filter(
+        params: &HashMap<String, String>,
+    ) -> Result<(datastore_core::TokenFilter, datastore_core::TokenOrder), Problem> {
+        only(params, &["profile"])?;
+        let filter = match param(params, "profile") {
+            Some(p) => datastore_core::TokenFilter::Profile(ProfileId::new(p)),
+            None => datastore_core::TokenFilter::All,
+        };
+        Ok((
+            filter,
+            order_param(params, &[("id", datastore_core::TokenOrder::Id)])?,
+        ))
+    }
+    fn owner(&self) -> Option<ProfileId> {
+        Some(self.profile_id.clone())
+    }
+    fn restrict(
+        filter: datastore_core::TokenFilter,
+        owner: &ProfileId,
+    ) -> Restricted<datastore_core::TokenFilter> {
+        use datastore_core::TokenFilter;
+        match filter {
+            TokenFilter::All => Restricted::Keep(TokenFilter::Profile(owner.clone())),
+            TokenFilter::Profile(of) => own(&of, owner, TokenFilter::Profile(of.clone())),
+        }
+    }
+    fn redact_for(&mut self, who: &crate::Principal) {
+        if !who.is_admin() {
+            self.secret_hash.clear();
+        }
     }
 }
 
@@ -238,5 +380,23 @@ impl Resource for CollectionEntry {
             ],
         )?;
         Ok((filter, order))
+    }
+    fn owner(&self) -> Option<ProfileId> {
+        Some(self.profile_id.clone())
+    }
+    fn narrowed_order(filter: &CollectionFilter, order: CollectionOrder) -> CollectionOrder {
+        match (filter, order) {
+            (CollectionFilter::Profile(_), CollectionOrder::Key) => CollectionOrder::Name,
+            _ => order,
+        }
+    }
+    fn restrict(filter: CollectionFilter, owner: &ProfileId) -> Restricted<CollectionFilter> {
+        match filter {
+            CollectionFilter::All => Restricted::Keep(CollectionFilter::Profile(owner.clone())),
+            CollectionFilter::Profile(of) => own(&of, owner, CollectionFilter::Profile(of.clone())),
+            CollectionFilter::InitId(_) | CollectionFilter::Username(_) => Restricted::Refuse(
+                "a dataset's entries span every profile's collection: list yours with ?profile=",
+            ),
+        }
     }
 }

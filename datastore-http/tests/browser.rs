@@ -377,3 +377,145 @@ async fn the_page_switches_workflow_and_pages_runs() {
     drop(driver);
     server.stop().await;
 }
+
+/// Seeds a profile with a workflow `wf-WHO` and one run `r-WHO-1`, and
+/// issues it a `read` token.
+async fn user(ds: &std::sync::Arc<dyn datastore_core::Datastore>, who: &str) -> String {
+    use datastore_core::*;
+    let mut profile = Profile::new(who);
+    profile.id = ProfileId::new(who);
+    let mut workflow = Workflow::new(format!("ds-{who}"), who);
+    workflow.id = WorkflowId::new(format!("wf-{who}"));
+    ds.apply(
+        Batch::new()
+            .put(profile, Precondition::MustNotExist)
+            .put(workflow, Precondition::MustNotExist),
+    )
+    .await
+    .unwrap();
+    let mut run = Run::new(format!("wf-{who}"), vec![StepRun::new("a", "x")]);
+    run.id = RunId::new(format!("r-{who}-1"));
+    ds.runs().create(run).await.unwrap();
+    let (token, text) = AccessToken::issue(who, TokenScope::Read, "browser", None);
+    ds.tokens()
+        .put(token, Precondition::MustNotExist)
+        .await
+        .unwrap();
+    text.expose().to_string()
+}
+
+/// Logs in through the page's form.
+async fn log_in(session: &Session<'_>, token: &str) {
+    session
+        .wait_for("return !document.getElementById('login').hidden", |v| {
+            v == true
+        })
+        .await;
+    session
+        .script(&format!(
+            "document.getElementById('login-token').value = {token:?}; \
+             document.getElementById('login').requestSubmit(); return null"
+        ))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_users_logged_in_at_once_each_see_only_their_own_runs_live() {
+    if !browser_available() {
+        return;
+    }
+    let (ds, dir) = common::store(common::Backend::Sqlite).await;
+    let alice = user(&ds, "alice").await;
+    let bob = user(&ds, "bob").await;
+    let server = common::serve_store(ds.clone(), Some("the-servers-own-admin-token"), dir).await;
+
+    let http = reqwest::Client::new();
+    let driver = start_driver(&http).await;
+    // Two browsers (each session its own profile, so its own cookies).
+    let a = new_session(&http, &driver).await;
+    let b = new_session(&http, &driver).await;
+    for (session, token) in [(&a, &alice), (&b, &bob)] {
+        session
+            .command("/url", json!({ "url": server.url("/") }))
+            .await;
+        log_in(session, token).await;
+    }
+    for (session, who, other) in [(&a, "alice", "bob"), (&b, "bob", "alice")] {
+        // The list of workflows holds only the user's own.
+        session
+            .wait_for(
+                &format!("return !!document.getElementById('wf-wf-{who}')"),
+                |v| v == true,
+            )
+            .await;
+        let list = session
+            .script("return document.getElementById('workflows').innerText")
+            .await;
+        assert!(!list.as_str().unwrap().contains(other), "{who}: {list}");
+        session
+            .script(&format!(
+                "document.getElementById('wf-wf-{who}').click(); return null"
+            ))
+            .await;
+        session.wait_for(LIVE, |v| v == "1").await;
+        let rows = session.script(ROWS).await;
+        assert!(
+            rows.as_str().unwrap().contains(&format!("r-{who}-1")),
+            "{rows}"
+        );
+        // The cookie is HttpOnly: no script on the page reads the token.
+        let cookies = session.script("return document.cookie").await;
+        assert!(!cookies.as_str().unwrap().contains("dst_"), "{cookies}");
+    }
+
+    // New runs of both, interleaved: each page shows its own, live, and
+    // never the other's.
+    for n in 2..=3 {
+        for who in ["bob", "alice"] {
+            let mut run = datastore_core::Run::new(
+                format!("wf-{who}"),
+                vec![datastore_core::StepRun::new("a", "x")],
+            );
+            run.id = datastore_core::RunId::new(format!("r-{who}-{n}"));
+            ds.runs().create(run).await.unwrap();
+        }
+    }
+    for (session, who, other) in [(&a, "alice", "bob"), (&b, "bob", "alice")] {
+        session
+            .wait_for(ROWS, |v| {
+                v.as_str()
+                    .is_some_and(|t| t.contains(&format!("r-{who}-3")))
+            })
+            .await;
+        let rows = session.script(ROWS).await;
+        let text = rows.as_str().unwrap();
+        assert!(text.contains(&format!("r-{who}-2")), "{text}");
+        assert!(
+            !text.contains(&format!("r-{other}")),
+            "{who} sees {other}'s runs: {text}"
+        );
+        // Asking for the other's workflow by address shows none of its runs.
+        session
+            .command(
+                "/url",
+                json!({ "url": server.url(&format!("/?workflow=wf-{other}")) }),
+            )
+            .await;
+        session
+            .wait_for("return document.getElementById('state').innerText", |v| {
+                v.as_str().is_some_and(|t| !t.is_empty() && t != "loading")
+            })
+            .await;
+        let rows = session.script(ROWS).await;
+        assert!(
+            !rows.as_str().unwrap().contains(&format!("r-{other}")),
+            "{who} reached {other}'s runs by address: {rows}"
+        );
+    }
+
+    for session in [&a, &b] {
+        let _ = http.delete(session.url.clone()).send().await;
+    }
+    drop(driver);
+    server.stop().await;
+}

@@ -98,6 +98,22 @@ impl RemoteKind for Key {
     }
 }
 
+impl RemoteKind for datastore_core::AccessToken {
+    const PATH: &'static str = "tokens";
+    fn params(
+        filter: &datastore_core::TokenFilter,
+        order: datastore_core::TokenOrder,
+    ) -> Vec<(&'static str, String)> {
+        let mut params = match filter {
+            datastore_core::TokenFilter::All => vec![],
+            datastore_core::TokenFilter::Profile(p) => vec![("profile", p.to_string())],
+        };
+        let datastore_core::TokenOrder::Id = order;
+        params.push(("order", "id".into()));
+        params
+    }
+}
+
 impl RemoteKind for CollectionEntry {
     const PATH: &'static str = "collections";
     fn params(filter: &CollectionFilter, order: CollectionOrder) -> Vec<(&'static str, String)> {

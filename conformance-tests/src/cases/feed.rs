@@ -416,7 +416,8 @@ pub async fn log_append_is_a_change(ds: Arc<dyn Datastore>) {
 }
 
 /// A change names the record it belongs to: a run its workflow, a log
-/// entry its log, a collection entry its profile; a profile has none.
+/// entry its log, a workflow, key or collection entry its profile; a
+/// profile has none.
 pub async fn changes_name_their_parent(ds: Arc<dyn Datastore>) {
     let w = workflow(&ds, "init-1", "o").await;
     let r = run(&ds, &w).await;
@@ -431,7 +432,7 @@ pub async fn changes_name_their_parent(ds: Arc<dyn Datastore>) {
     let changes = ds.changes().since(FeedCursor::START, 100).await.unwrap();
     let parent_of = |id: &str| changes.iter().find(|c| c.id == id).unwrap().parent.clone();
     assert_eq!(parent_of(r.value.id.as_str()), Some(w.value.id.to_string()));
-    assert_eq!(parent_of(w.value.id.as_str()), None);
+    assert_eq!(parent_of(w.value.id.as_str()), Some("o".to_string()));
     assert_eq!(
         parent_of("log-1/00000000000000000000"),
         Some("log-1".to_string())

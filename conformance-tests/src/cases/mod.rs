@@ -12,4 +12,5 @@ pub mod logs;
 pub mod pagination;
 pub mod profiles;
 pub mod runs;
+pub mod tokens;
 pub mod workflows;

@@ -167,6 +167,11 @@ impl Record for Key {
         })
     }
 
+    /// A key's feed entries name its profile.
+    fn parent(&self) -> Option<String> {
+        Some(self.profile_id.key())
+    }
+
     /// A key belongs to a profile that exists.
     fn references(&self) -> Vec<Reference> {
         vec![Reference {

@@ -1,10 +1,11 @@
-//! The six record kinds and their validation.
+//! The record kinds and their validation.
 
 mod collection;
 mod key;
 mod log;
 mod profile;
 mod run;
+mod token;
 mod workflow;
 
 pub use collection::{
@@ -14,6 +15,7 @@ pub use key::{Key, KeyFilter, KeyOrder, PrivateKey};
 pub use log::{LogEntry, LogFilter, LogOp, LogOrder, OpKind};
 pub use profile::{Profile, ProfileFilter, ProfileKind, ProfileOrder};
 pub use run::{Run, RunEvent, RunFilter, RunOrder, RunStatus, StepRun};
+pub use token::{AccessToken, IssuedToken, TokenFilter, TokenOrder, TokenScope};
 pub use workflow::{Hook, Step, Trigger, Workflow, WorkflowFilter, WorkflowOrder};
 
 use crate::error::FieldError;

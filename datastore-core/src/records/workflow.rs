@@ -178,6 +178,11 @@ impl Record for Workflow {
         }
     }
 
+    /// A workflow's feed entries name its owner.
+    fn parent(&self) -> Option<String> {
+        Some(self.owner_id.key())
+    }
+
     /// A workflow keeps its owner: its runs copy the owner at create, so a
     /// new owner would leave them listed under the old one. To hand a
     /// dataset's automation to someone else, create a new workflow.
