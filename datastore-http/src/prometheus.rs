@@ -57,8 +57,11 @@ pub(crate) fn handle() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
-/// `GET /metrics`.
-pub(crate) async fn render(State(state): State<AppState>) -> Response {
+/// `GET /metrics`: for admin tokens (the figures span every profile).
+pub(crate) async fn render(State(state): State<AppState>, gate: crate::Gate) -> Response {
+    if let Err(refused) = gate.require_all_owners("the process's metrics") {
+        return refused.into_response();
+    }
     let Some(handle) = handle() else {
         return Problem::new(
             StatusCode::NOT_FOUND,

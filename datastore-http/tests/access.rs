@@ -123,6 +123,11 @@ enum Class {
     WriteOwned,
     /// Spans every owner: admin only (403 for the rest).
     AdminOnly,
+    /// Changes a record only admin may change (a token): the owner and a
+    /// read token 403, another profile 404.
+    AdminWrite,
+    /// About no one's records: every valid token.
+    Open,
 }
 
 struct Call {
@@ -152,6 +157,8 @@ fn calls(a: &Owned, alice_token_id: &str) -> Vec<Call> {
     ))
     .unwrap();
     vec![
+        call(Method::GET, "/v1/changes/head", None, Open),
+        call(Method::GET, "/v1/capabilities", None, Open),
         call(Method::GET, "/v1/profiles/alice", None, Read),
         call(
             Method::GET,
@@ -226,6 +233,7 @@ fn calls(a: &Owned, alice_token_id: &str) -> Vec<Call> {
         call(Method::GET, "/v1/runs", None, AdminOnly),
         call(Method::GET, "/v1/workflows?active=true", None, AdminOnly),
         call(Method::GET, "/v1/count?kind=run", None, AdminOnly),
+        call(Method::GET, "/metrics", None, AdminOnly),
         call(
             Method::GET,
             "/v1/runs:latest?status=waiting",
@@ -246,9 +254,27 @@ fn calls(a: &Owned, alice_token_id: &str) -> Vec<Call> {
             AdminOnly,
         ),
         call(
+            Method::POST,
+            "/v1/changes:start-after",
+            Some(json!({"position": 0})),
+            AdminOnly,
+        ),
+        call(
             Method::PUT,
             format!("/v1/workflows/{}", a.workflow),
             Some(wf("edited")),
+            WriteOwned,
+        ),
+        call(
+            Method::PUT,
+            "/v1/profiles/alice",
+            Some(json!({"id": "alice", "username": "alice", "name": "Alice"})),
+            WriteOwned,
+        ),
+        call(
+            Method::POST,
+            "/v1/keys",
+            Some(json!({"profile_id": "alice", "public_key": "another-public-key"})),
             WriteOwned,
         ),
         call(Method::POST, "/v1/batch", Some(batch), WriteOwned),
@@ -287,6 +313,18 @@ fn calls(a: &Owned, alice_token_id: &str) -> Vec<Call> {
         call(Method::DELETE, format!("/v1/runs/{}", a.run), None, Write),
         call(Method::DELETE, format!("/v1/logs/{}", a.init), None, Write),
         call(Method::DELETE, format!("/v1/keys/{}", a.key), None, Write),
+        call(
+            Method::DELETE,
+            format!("/v1/collections/alice/{}", a.init),
+            None,
+            Write,
+        ),
+        call(
+            Method::DELETE,
+            format!("/v1/tokens/{alice_token_id}"),
+            None,
+            AdminWrite,
+        ),
     ]
 }
 
@@ -308,6 +346,9 @@ fn expected(caller: Caller, class: Class, method: &Method) -> StatusCode {
         (Other, List) => StatusCode::OK,
         (Other, WriteOwned) => StatusCode::FORBIDDEN,
         (Owner | Other | ReadScope, AdminOnly) => StatusCode::FORBIDDEN,
+        (Owner | ReadScope, AdminWrite) => StatusCode::FORBIDDEN,
+        (Other, AdminWrite) => StatusCode::NOT_FOUND,
+        (Owner | Other | ReadScope, Open) => ok,
     }
 }
 
