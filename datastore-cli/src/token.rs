@@ -159,9 +159,9 @@ async fn list(
             });
             say!(
                 "{:<18} {:<24} {:<6} {:<26} {}",
-                t.id,
-                t.profile_id,
-                t.scope,
+                t.id.as_str(),
+                t.profile_id.as_str(),
+                t.scope.as_str(),
                 expires,
                 t.name
             );

@@ -652,18 +652,28 @@ async fn check_runs_against_postgres_in_schemas_of_its_own() {
     schema.drop().await;
 }
 
-#[test]
-fn serve_answers_over_http_and_stops_gracefully() {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/served.db", dir.path().display());
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_datastore"))
-        .args(["serve", &url, "--listen", "127.0.0.1:0"])
+/// `datastore serve URL` on a free loopback port (with `token` as its
+/// own, if given): the process, its address, and the rest of its output.
+fn spawn_serve(
+    url: &str,
+    token: Option<&str>,
+) -> (
+    std::process::Child,
+    String,
+    std::io::BufReader<std::process::ChildStdout>,
+) {
+    use std::io::BufRead;
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_datastore"));
+    command
+        .args(["serve", url, "--listen", "127.0.0.1:0"])
+        .env_remove("DATASTORE_TOKEN")
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
+        .stderr(std::process::Stdio::piped());
+    if let Some(token) = token {
+        command.env("DATASTORE_TOKEN", token);
+    }
+    let mut child = command.spawn().unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
     let addr = line
@@ -672,6 +682,15 @@ fn serve_answers_over_http_and_stops_gracefully() {
         .and_then(|rest| rest.split_whitespace().next())
         .unwrap_or_else(|| panic!("no address in {line:?}"))
         .to_string();
+    (child, addr, out)
+}
+
+#[test]
+fn serve_answers_over_http_and_stops_gracefully() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/served.db", dir.path().display());
+    let (mut child, addr, mut out) = spawn_serve(&url, None);
     // A plain HTTP/1.1 request, as any client would send it.
     let mut stream = std::net::TcpStream::connect(&addr).unwrap();
     let body = r#"{"id": "p1", "username": "alice"}"#;
@@ -1300,7 +1319,7 @@ async fn watch_redraws_a_terminal() {
 /// and stops working once revoked.
 #[test]
 fn tokens_are_issued_listed_used_and_revoked() {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{Read, Write};
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/tokens.db", dir.path().display());
     // Two profiles, by import.
@@ -1358,22 +1377,7 @@ fn tokens_are_issued_listed_used_and_revoked() {
     assert!(!listed.contains(&secret), "{listed}");
 
     // serve with an admin token of its own; alice's token reads alice only.
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_datastore"))
-        .args(["serve", &url, "--listen", "127.0.0.1:0"])
-        .env("DATASTORE_TOKEN", "the-servers-admin-token")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_string();
+    let (mut child, addr, _out) = spawn_serve(&url, Some("the-servers-admin-token"));
     let get = |path: &str, token: &str| -> String {
         let mut stream = std::net::TcpStream::connect(&addr).unwrap();
         write!(

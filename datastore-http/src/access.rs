@@ -103,7 +103,7 @@ fn csrf_refused() -> Response {
         StatusCode::FORBIDDEN,
         "forbidden",
         format!(
-            "a request authenticated by the login cookie must carry the {CSRF_HEADER} header to write (the page sends it)"
+            "a login, and a write authenticated by the login cookie, must carry the {CSRF_HEADER} header (the page sends it)"
         ),
     )
     .field(CSRF_HEADER)

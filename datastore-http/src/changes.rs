@@ -101,9 +101,10 @@ async fn page(
         for change in batch {
             looked += 1;
             if seen.sees(&change).await? {
-                items.push(change.clone());
+                let cursor = change.cursor();
+                items.push(change);
                 if items.len() == limit as usize {
-                    last_cursor = change.cursor();
+                    last_cursor = cursor;
                     break;
                 }
             }

@@ -264,10 +264,7 @@ impl Gate {
         let owner = log_owner(&*self.ds, log).await?;
         let key = log.key();
         if !self.allows(Access::Read, Kind::Log, &key, owner.as_ref()) {
-            return Err(Problem::from(Error::NotFound {
-                store: StoreName::Kind(Kind::Log),
-                key,
-            }));
+            return Err(not_found(Kind::Log, &key));
         }
         if access == Access::Write && !self.allows(Access::Write, Kind::Log, &key, owner.as_ref()) {
             return Err(forbidden(format!(

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::body::Strict;
-use crate::gate::{Gate, WRITE_ATTEMPTS};
+use crate::gate::{Gate, WRITE_ATTEMPTS, not_found};
 use crate::policy::Access;
 use crate::problem::Problem;
 use crate::records::{etag, limit, precondition};
@@ -391,12 +391,10 @@ async fn profile_by_username(
     Path(username): Path<String>,
 ) -> Result<Response, Problem> {
     let found = state.ds.profiles().get_by_username(&username).await?;
-    let found = gate.readable(found).map_err(|_| {
-        Problem::from(datastore_core::Error::NotFound {
-            store: datastore_core::StoreName::Kind(Kind::Profile),
-            key: username.clone(),
-        })
-    })?;
+    // Refused as the store refuses a username no one holds.
+    let found = gate
+        .readable(found)
+        .map_err(|_| not_found(Kind::Profile, &username))?;
     Ok(with_etag(found))
 }
 
@@ -411,12 +409,9 @@ async fn workflow_by_init_id(
         .workflows()
         .get_by_init_id(&InitId::new(init_id.as_str()))
         .await?;
-    let found = gate.readable(found).map_err(|_| {
-        Problem::from(datastore_core::Error::NotFound {
-            store: datastore_core::StoreName::Kind(Kind::Workflow),
-            key: init_id.clone(),
-        })
-    })?;
+    let found = gate
+        .readable(found)
+        .map_err(|_| not_found(Kind::Workflow, &init_id))?;
     Ok(with_etag(found))
 }
 

@@ -32,20 +32,11 @@ struct Owned {
 }
 
 async fn seed(ds: &Arc<dyn Datastore>, who: &str) -> Owned {
-    let mut profile = Profile::new(who);
-    profile.id = ProfileId::new(who);
-    let mut workflow = Workflow::new(format!("ds-{who}"), who);
-    workflow.id = WorkflowId::new(format!("wf-{who}"));
-    ds.apply(
-        Batch::new()
-            .put(profile, Precondition::MustNotExist)
-            .put(workflow.clone(), Precondition::MustNotExist),
-    )
-    .await
-    .unwrap();
+    common::profile_with_workflow(ds, who).await;
+    let workflow = WorkflowId::new(format!("wf-{who}"));
     let run = ds
         .runs()
-        .create(Run::new(workflow.id.clone(), vec![StepRun::new("a", "x")]))
+        .create(Run::new(workflow.clone(), vec![StepRun::new("a", "x")]))
         .await
         .unwrap();
     let mut key = Key::new(who, format!("public-of-{who}"));
@@ -70,7 +61,7 @@ async fn seed(ds: &Arc<dyn Datastore>, who: &str) -> Owned {
         .await
         .unwrap();
     Owned {
-        workflow: workflow.id.to_string(),
+        workflow: workflow.to_string(),
         run: run.value.id.to_string(),
         key: key.value.id.to_string(),
         init: format!("ds-{who}"),

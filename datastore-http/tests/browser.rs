@@ -382,17 +382,7 @@ async fn the_page_switches_workflow_and_pages_runs() {
 /// issues it a `read` token.
 async fn user(ds: &std::sync::Arc<dyn datastore_core::Datastore>, who: &str) -> String {
     use datastore_core::*;
-    let mut profile = Profile::new(who);
-    profile.id = ProfileId::new(who);
-    let mut workflow = Workflow::new(format!("ds-{who}"), who);
-    workflow.id = WorkflowId::new(format!("wf-{who}"));
-    ds.apply(
-        Batch::new()
-            .put(profile, Precondition::MustNotExist)
-            .put(workflow, Precondition::MustNotExist),
-    )
-    .await
-    .unwrap();
+    common::profile_with_workflow(ds, who).await;
     let mut run = Run::new(format!("wf-{who}"), vec![StepRun::new("a", "x")]);
     run.id = RunId::new(format!("r-{who}-1"));
     ds.runs().create(run).await.unwrap();

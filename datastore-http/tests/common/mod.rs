@@ -172,3 +172,20 @@ pub async fn owners(server: &Running) {
         assert!(r.status().is_success(), "{:?}", r.text().await);
     }
 }
+
+/// A profile `who` (id and username) and its workflow `wf-WHO` of dataset
+/// `ds-WHO`, in one batch, for the access tests.
+pub async fn profile_with_workflow(ds: &Arc<dyn Datastore>, who: &str) {
+    use datastore_core::{Batch, Precondition, Profile, ProfileId, Workflow, WorkflowId};
+    let mut profile = Profile::new(who);
+    profile.id = ProfileId::new(who);
+    let mut workflow = Workflow::new(format!("ds-{who}"), who);
+    workflow.id = WorkflowId::new(format!("wf-{who}"));
+    ds.apply(
+        Batch::new()
+            .put(profile, Precondition::MustNotExist)
+            .put(workflow, Precondition::MustNotExist),
+    )
+    .await
+    .unwrap();
+}
