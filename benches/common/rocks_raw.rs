@@ -13,7 +13,7 @@ use rocksdb::{DB, WriteBatch, WriteOptions};
 /// Adds a new profile at feed position `seq` to `batch`: checks that the
 /// record key and the username claim are free (two point reads, as the
 /// facade's precondition and unique check), then adds the record, its index
-/// entries, the claim and the feed entry.
+/// entries, the claim, its history version and the feed entry.
 pub fn add_put(db: &DB, batch: &mut WriteBatch, seq: u64, p: &Profile) {
     let key = p.id.as_str();
     let entries = index_entries_of(p);
@@ -35,11 +35,14 @@ pub fn add_put(db: &DB, batch: &mut WriteBatch, seq: u64, p: &Profile) {
         created: now,
         updated: now,
         index_keys,
+        actor: None,
     };
+    let body = serde_json::to_vec(p).unwrap();
+    batch.put_cf(records, raw_key, Envelope::encode(&header, &body));
     batch.put_cf(
-        records,
-        raw_key,
-        Envelope::encode(&header, &serde_json::to_vec(p).unwrap()),
+        db.cf_handle(layout::HISTORY).unwrap(),
+        layout::history_key(Kind::Profile, key, header.revision),
+        layout::VersionValue::encode(false, now, None, Some(&body)),
     );
     let change = serde_json::json!({"seq": seq, "kind": "profile", "id": key, "op": "put", "revision": seq, "at": now});
     batch.put_cf(

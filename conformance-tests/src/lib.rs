@@ -110,6 +110,15 @@ macro_rules! __with_cases {
                 rename_checks_precondition_and_username,
                 created_left_out_is_filled,
             },
+            history {
+                actor_is_kept_on_record_version_and_feed,
+                history_survives_delete_and_recreate,
+                restore_writes_an_old_version_as_new,
+                batches_write_one_version_per_op_or_none,
+                history_pages_are_keyset_pages,
+                retention_compacts_and_expired_versions_say_so,
+                every_editable_kind_keeps_versions,
+            },
             tokens {
                 issued_token_round_trips_hashed,
                 list_by_profile,

@@ -4,6 +4,7 @@
 mod backup;
 mod check;
 mod demo;
+mod history;
 mod progress;
 mod serve;
 mod tail;
@@ -74,6 +75,9 @@ enum Command {
     /// Create, list and revoke the access tokens `serve` accepts (each acts
     /// as one profile with a scope; only its hash is kept).
     Token(token::TokenArgs),
+    /// Print a record's versions, newest first, as JSON Lines: revision,
+    /// time, actor, operation and body (reads only).
+    History(history::HistoryArgs),
 }
 
 /// What a command failed with, printed as `error: ...` with its causes.
@@ -237,6 +241,7 @@ fn main() -> ExitCode {
             Command::Backup(args) => backup::run(config, args).await,
             Command::Restore(args) => backup::restore(config, args).await,
             Command::Token(args) => token::run(config, args).await,
+            Command::History(args) => history::run(config, args).await,
         }
     });
     match result {

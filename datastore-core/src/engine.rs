@@ -27,9 +27,11 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::actor::Actor;
 use crate::capabilities::Capabilities;
 use crate::error::{Error, Result};
 use crate::feed::{Change, ChangeOp, Compaction, FeedFilter, LiveReceiver, Retention};
+use crate::history::{HistoryRetention, StoredVersion};
 use crate::query::{Direction, Position};
 use crate::record::{IndexValue, Kind};
 use crate::revision::{Precondition, Revision};
@@ -47,6 +49,8 @@ pub struct StoredRecord {
     pub created: DateTime<Utc>,
     /// When it was last written.
     pub updated: DateTime<Utc>,
+    /// Who made the last write, when it named someone.
+    pub actor: Option<Actor>,
 }
 
 /// One index entry a record declares.
@@ -90,6 +94,11 @@ pub struct PutRecord {
     pub precondition: Precondition,
     /// The key of the record this one belongs to, for the feed entry.
     pub parent: Option<String>,
+    /// Who makes the write (kept with the record, its version and its
+    /// feed entry).
+    pub actor: Option<Actor>,
+    /// Write a version of the record to its history in the same commit.
+    pub history: bool,
 }
 
 /// Delete a record (see [`Mutation::Delete`]).
@@ -101,6 +110,10 @@ pub struct DeleteRecord {
     pub key: String,
     /// What the delete requires.
     pub precondition: Precondition,
+    /// Who makes the delete.
+    pub actor: Option<Actor>,
+    /// Write the delete to the record's history in the same commit.
+    pub history: bool,
 }
 
 /// A check that writes nothing (see [`Mutation::Require`]).
@@ -131,12 +144,14 @@ impl Requirement {
 }
 
 impl Mutation {
-    /// A delete.
+    /// A delete (by no one in particular, with no version written).
     pub fn delete(kind: Kind, key: impl Into<String>, precondition: Precondition) -> Self {
         Mutation::Delete(DeleteRecord {
             kind,
             key: key.into(),
             precondition,
+            actor: None,
+            history: false,
         })
     }
 
@@ -175,6 +190,8 @@ pub struct Committed {
     pub updated: DateTime<Utc>,
     /// The parent named in the feed entry.
     pub parent: Option<String>,
+    /// Who made the write.
+    pub actor: Option<Actor>,
 }
 
 impl Committed {
@@ -193,6 +210,7 @@ impl Committed {
             created,
             updated,
             parent: put.parent.clone(),
+            actor: put.actor.clone(),
         }
     }
 
@@ -213,6 +231,7 @@ impl Committed {
             created,
             updated,
             parent,
+            actor: delete.actor.clone(),
         }
     }
 
@@ -227,6 +246,7 @@ impl Committed {
             revision: self.revision,
             at: self.updated,
             parent: self.parent.clone(),
+            actor: self.actor.clone(),
         }
     }
 }
@@ -246,6 +266,17 @@ pub struct Scan {
     pub limit: usize,
 }
 
+/// A range read of one record's history, by revision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VersionScan {
+    /// Start strictly after this revision (in `direction`).
+    pub after: Option<Revision>,
+    /// `Desc` for newest first.
+    pub direction: Direction,
+    /// At most this many versions.
+    pub limit: usize,
+}
+
 /// Storage for records, index entries, counters and the feed.
 #[async_trait]
 pub trait Engine: Send + Sync + 'static {
@@ -257,6 +288,20 @@ pub trait Engine: Send + Sync + 'static {
 
     /// How many entries of an index start with `prefix`.
     async fn count(&self, kind: Kind, index: &'static str, prefix: &[IndexValue]) -> Result<u64>;
+
+    /// Versions of one record from its history, in revision order
+    /// (`scan.direction`); versions are written by puts and deletes with
+    /// `history` set, in the same commit.
+    async fn history(
+        &self,
+        kind: Kind,
+        key: &str,
+        scan: &VersionScan,
+    ) -> Result<Vec<StoredVersion>>;
+
+    /// Removes versions of `kind` outside `retention` (per record: beyond
+    /// the newest `max_versions`, older than `max_age`); returns how many.
+    async fn compact_history(&self, kind: Kind, retention: &HistoryRetention) -> Result<u64>;
 
     /// A counter's value (0 when never raised).
     async fn counter(&self, name: &str) -> Result<u64>;

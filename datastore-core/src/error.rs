@@ -134,6 +134,20 @@ pub enum Error {
         /// The highest sequence number no longer retained.
         compacted_through: u64,
     },
+    /// A version of a record's history that is no longer kept: retention
+    /// compacted it away, or it predates the history (records written
+    /// before history was kept start at the version they had then).
+    #[error("{store}: {key:?}: version {revision} is not kept in its history{}", oldest_kept.map_or_else(|| " (no version is)".to_string(), |r| format!(" (versions from revision {r} on are)")))]
+    VersionExpired {
+        /// The substore.
+        store: StoreName,
+        /// The record's key.
+        key: String,
+        /// The version asked for (or the page cursor's).
+        revision: Revision,
+        /// The oldest version still kept, if any.
+        oldest_kept: Option<Revision>,
+    },
     /// The backend does not support this operation.
     #[error("{store}: {key:?}: unsupported: {operation}")]
     Unsupported {
@@ -188,6 +202,7 @@ impl Error {
             Error::Conflict { .. } => "conflict",
             Error::Invalid { .. } => "invalid",
             Error::CursorExpired { .. } => "cursor_expired",
+            Error::VersionExpired { .. } => "version_expired",
             Error::Unsupported { .. } => "unsupported",
             Error::Corrupt { .. } => "corrupt",
             Error::Unavailable { .. } => "unavailable",
@@ -225,6 +240,7 @@ impl Error {
             | Error::Conflict { store, .. }
             | Error::Invalid { store, .. }
             | Error::CursorExpired { store, .. }
+            | Error::VersionExpired { store, .. }
             | Error::Unsupported { store, .. }
             | Error::Corrupt { store, .. }
             | Error::Unavailable { store, .. }
@@ -240,6 +256,7 @@ impl Error {
             | Error::Conflict { key, .. }
             | Error::Invalid { key, .. }
             | Error::CursorExpired { key, .. }
+            | Error::VersionExpired { key, .. }
             | Error::Unsupported { key, .. }
             | Error::Corrupt { key, .. }
             | Error::Unavailable { key, .. }
@@ -278,6 +295,12 @@ pub struct FieldError {
     pub field: String,
     /// What is wrong with it.
     pub reason: String,
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid {}: {}", self.field, self.reason)
+    }
 }
 
 impl FieldError {

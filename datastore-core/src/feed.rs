@@ -78,6 +78,10 @@ pub struct Change {
     /// a client following the parent can see new children arrive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
+    /// Who made the write, when it named someone (see
+    /// `Datastore::with_actor`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<crate::Actor>,
 }
 
 impl Change {
@@ -544,6 +548,7 @@ mod tests {
             revision: Revision::new(seq),
             at: chrono::Utc::now(),
             parent: parent.map(str::to_string),
+            actor: None,
         }
     }
 

@@ -59,6 +59,16 @@ pub enum WriteJob {
         /// Where the outcome goes.
         reply: oneshot::Sender<Result<Compaction>>,
     },
+    /// Remove one kind's record versions outside a history retention (see
+    /// `Engine::compact_history`).
+    CompactHistory {
+        /// The kind.
+        kind: crate::Kind,
+        /// What to keep.
+        retention: crate::HistoryRetention,
+        /// Where the number removed goes.
+        reply: oneshot::Sender<Result<u64>>,
+    },
     /// Continue the feed after a position (see `Engine::start_feed_after`).
     StartFeedAfter {
         /// The position the feed continues after.
@@ -180,6 +190,23 @@ impl CommitQueue {
         let (reply, answer) = oneshot::channel();
         self.send(Queued::Other(WriteJob::Compact { retention, reply }))
             .await?;
+        answer.await.map_err(|_| self.writer_gone())?
+    }
+
+    /// Queues a history compaction of one kind and waits for how many
+    /// versions it removed.
+    pub async fn compact_history(
+        &self,
+        kind: crate::Kind,
+        retention: crate::HistoryRetention,
+    ) -> Result<u64> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Queued::Other(WriteJob::CompactHistory {
+            kind,
+            retention,
+            reply,
+        }))
+        .await?;
         answer.await.map_err(|_| self.writer_gone())?
     }
 
@@ -338,6 +365,7 @@ mod tests {
             }
             WriteJob::Compact { .. } => "compact".to_string(),
             WriteJob::StartFeedAfter { .. } => "start feed".to_string(),
+            WriteJob::CompactHistory { .. } => "compact history".to_string(),
         })
         .collect();
         assert_eq!(

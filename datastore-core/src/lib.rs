@@ -18,6 +18,7 @@
 
 #[macro_use]
 mod kinds;
+mod actor;
 mod batch;
 mod capabilities;
 mod engine;
@@ -25,6 +26,7 @@ mod engine_store;
 mod error;
 mod feed;
 pub mod group_commit;
+mod history;
 mod ids;
 pub mod keycodec;
 #[cfg(feature = "mock")]
@@ -38,11 +40,12 @@ mod stores;
 pub mod strict;
 mod subscription;
 
+pub use actor::Actor;
 pub use batch::{AnyRecord, Batch, BatchOp};
 pub use capabilities::{Capabilities, DEFAULT_MAX_RECORD_BYTES, DEFAULT_SUBSCRIBER_BUFFER};
 pub use engine::{
     Committed, CounterRaise, DeleteRecord, Engine, IndexEntry, Mutation, PutRecord, Requirement,
-    Scan, StoredRecord, check_precondition, commit_time, unique_violation,
+    Scan, StoredRecord, VersionScan, check_precondition, commit_time, unique_violation,
 };
 pub use engine_store::{EngineStore, MAX_APPEND_OPS, MAX_GET_MANY};
 pub use error::{BoxError, Error, FieldError, Result, StoreName};
@@ -50,6 +53,7 @@ pub use feed::{
     Change, ChangeFeed, ChangeOp, ChangeStream, Compaction, FeedCursor, FeedEvent, FeedFilter,
     LiveChanges, LiveError, LiveReceiver, MAX_FEED_LIMIT, Retention,
 };
+pub use history::{HistoryCompaction, HistoryPolicy, HistoryRetention, StoredVersion, Version};
 pub use ids::{
     CollectionKey, InitId, KeyId, LogEntryKey, LogId, MAX_ID_LEN, ProfileId, RecordId, RunId,
     TokenId, WorkflowId, check_id, generate_id,

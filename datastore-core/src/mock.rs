@@ -9,6 +9,7 @@
 use async_trait::async_trait;
 
 use crate::error::Result;
+use crate::history::Version;
 use crate::ids::{CollectionKey, InitId, KeyId, ProfileId, RunId, WorkflowId};
 use crate::query::{Page, PageRequest, Query};
 use crate::records::{
@@ -30,6 +31,8 @@ mockall::mock! {
         async fn put(&self, record: Profile, precondition: Precondition) -> Result<Versioned<Profile>>;
         async fn delete(&self, id: &ProfileId, precondition: Precondition) -> Result<Revision>;
         async fn list(&self, query: Query<Profile>) -> Result<Page<Versioned<Profile>>>;
+        async fn history(&self, id: &ProfileId, page: PageRequest) -> Result<Page<Version<Profile>>>;
+        async fn get_at(&self, id: &ProfileId, revision: Revision) -> Result<Version<Profile>>;
     }
 
     #[async_trait]
@@ -50,6 +53,8 @@ mockall::mock! {
         async fn put(&self, record: Workflow, precondition: Precondition) -> Result<Versioned<Workflow>>;
         async fn delete(&self, id: &WorkflowId, precondition: Precondition) -> Result<Revision>;
         async fn list(&self, query: Query<Workflow>) -> Result<Page<Versioned<Workflow>>>;
+        async fn history(&self, id: &WorkflowId, page: PageRequest) -> Result<Page<Version<Workflow>>>;
+        async fn get_at(&self, id: &WorkflowId, revision: Revision) -> Result<Version<Workflow>>;
     }
 
     #[async_trait]
@@ -69,6 +74,8 @@ mockall::mock! {
         async fn put(&self, record: Run, precondition: Precondition) -> Result<Versioned<Run>>;
         async fn delete(&self, id: &RunId, precondition: Precondition) -> Result<Revision>;
         async fn list(&self, query: Query<Run>) -> Result<Page<Versioned<Run>>>;
+        async fn history(&self, id: &RunId, page: PageRequest) -> Result<Page<Version<Run>>>;
+        async fn get_at(&self, id: &RunId, revision: Revision) -> Result<Version<Run>>;
     }
 
     #[async_trait]
@@ -92,6 +99,8 @@ mockall::mock! {
         async fn put(&self, record: Key, precondition: Precondition) -> Result<Versioned<Key>>;
         async fn delete(&self, id: &KeyId, precondition: Precondition) -> Result<Revision>;
         async fn list(&self, query: Query<Key>) -> Result<Page<Versioned<Key>>>;
+        async fn history(&self, id: &KeyId, page: PageRequest) -> Result<Page<Version<Key>>>;
+        async fn get_at(&self, id: &KeyId, revision: Revision) -> Result<Version<Key>>;
     }
 
     #[async_trait]
@@ -110,6 +119,8 @@ mockall::mock! {
         async fn put(&self, record: CollectionEntry, precondition: Precondition) -> Result<Versioned<CollectionEntry>>;
         async fn delete(&self, id: &CollectionKey, precondition: Precondition) -> Result<Revision>;
         async fn list(&self, query: Query<CollectionEntry>) -> Result<Page<Versioned<CollectionEntry>>>;
+        async fn history(&self, id: &CollectionKey, page: PageRequest) -> Result<Page<Version<CollectionEntry>>>;
+        async fn get_at(&self, id: &CollectionKey, revision: Revision) -> Result<Version<CollectionEntry>>;
     }
 
     #[async_trait]

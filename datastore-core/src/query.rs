@@ -240,6 +240,12 @@ pub fn encode_cursor(fingerprint: u64, position: &Position) -> Cursor {
     Cursor(URL_SAFE_NO_PAD.encode(bytes))
 }
 
+/// The fingerprint of one record's history pages (their cursors belong
+/// to that record).
+pub fn history_fingerprint(kind: Kind, key: &str) -> u64 {
+    fnv1a(&[b"history", kind.as_str().as_bytes(), key.as_bytes()])
+}
+
 /// Reads a cursor back, checking it is intact and belongs to this query.
 pub fn decode_cursor(cursor: &Cursor, fingerprint: u64) -> Result<Position, FieldError> {
     let tampered = || FieldError::new("cursor", "is malformed or has been altered");

@@ -75,6 +75,10 @@ pub struct Versioned<T> {
     pub created: DateTime<Utc>,
     /// When the key was last written (UTC).
     pub updated: DateTime<Utc>,
+    /// Who made the last write, when it named someone (see
+    /// `Datastore::with_actor`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<crate::Actor>,
 }
 
 impl<T> Versioned<T> {
@@ -90,6 +94,7 @@ impl<T> Versioned<T> {
             revision: committed.revision,
             created: committed.created,
             updated: committed.updated,
+            actor: committed.actor.clone(),
         }
     }
 
@@ -100,6 +105,7 @@ impl<T> Versioned<T> {
             revision: self.revision,
             created: self.created,
             updated: self.updated,
+            actor: self.actor,
         }
     }
 }

@@ -11,6 +11,8 @@ use crate::batch::Batch;
 use crate::capabilities::Capabilities;
 use crate::error::Result;
 use crate::feed::ChangeFeed;
+use crate::history::{HistoryCompaction, Version};
+use crate::ids::RecordId;
 use crate::ids::{InitId, LogId, ProfileId, RunId, WorkflowId};
 use crate::query::{Page, PageRequest, Query};
 use crate::record::Editable;
@@ -39,6 +41,39 @@ pub trait RecordStore<R: Editable>: Send + Sync {
 
     /// One page of a list query.
     async fn list(&self, query: Query<R>) -> Result<Page<Versioned<R>>>;
+
+    /// A page of the record's versions, newest first: each with its
+    /// revision, time, actor, operation and body (none for a delete).
+    /// History survives delete and re-create. A record written while its
+    /// kind kept no history shows its current state as its one version; a
+    /// cursor into versions compacted away since gives `VersionExpired`;
+    /// an id with no record and no history `NotFound`.
+    async fn history(&self, id: &R::Id, page: PageRequest) -> Result<Page<Version<R>>>;
+
+    /// One version of the record: `NotFound` for a revision that was never
+    /// one of its versions, `VersionExpired` for one no longer kept.
+    async fn get_at(&self, id: &R::Id, revision: Revision) -> Result<Version<R>>;
+
+    /// Writes version `revision` of the record back as a new revision (so
+    /// history stays append-only), if `precondition` holds for the record
+    /// as it is now; a delete version cannot be restored (`Invalid`).
+    async fn restore(
+        &self,
+        id: &R::Id,
+        revision: Revision,
+        precondition: Precondition,
+    ) -> Result<Versioned<R>> {
+        let version = self.get_at(id, revision).await?;
+        match version.value {
+            Some(value) => self.put(value, precondition).await,
+            None => Err(crate::Error::invalid(
+                R::KIND.store(),
+                id.key(),
+                "revision",
+                format!("{revision} is a delete; restore a revision that put the record"),
+            )),
+        }
+    }
 }
 
 /// Profiles: users and organizations, unique by username.
@@ -342,6 +377,26 @@ pub trait Datastore: Send + Sync {
             store: crate::StoreName::Datastore,
             key: String::new(),
             operation: "a snapshot (export the store instead)".into(),
+        })
+    }
+    /// A view of this store whose puts and deletes are made by `actor`:
+    /// records, their versions and their feed entries name it. The view
+    /// shares everything else with this store (connections, caches, the
+    /// feed); callers that don't name an actor write with none.
+    fn with_actor(&self, actor: crate::Actor) -> std::sync::Arc<dyn Datastore>;
+    /// The actor this view's writes carry (see [`Datastore::with_actor`]).
+    fn actor(&self) -> Option<crate::Actor> {
+        None
+    }
+    /// Removes record versions outside each kind's retention in `policy`
+    /// (stores opened with a policy that compacts run this in the
+    /// background with their own); a version removed is gone for good.
+    async fn compact_history(&self, policy: &crate::HistoryPolicy) -> Result<HistoryCompaction> {
+        let _ = policy;
+        Err(crate::Error::Unsupported {
+            store: crate::StoreName::Datastore,
+            key: String::new(),
+            operation: "history compaction".into(),
         })
     }
     /// Flushes and releases resources; subscriptions end.

@@ -9,8 +9,8 @@ use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use datastore_core::{
-    BatchOp, Change, Datastore, Error, InitId, KeyId, Kind, LogId, Precondition, ProfileId,
-    RecordId, StoreName, Versioned, WorkflowId,
+    Actor, BatchOp, Change, Datastore, Error, InitId, KeyId, Kind, LogId, Precondition, ProfileId,
+    RecordId, StoreName, Version, Versioned, WorkflowId,
 };
 
 use crate::AppState;
@@ -43,11 +43,48 @@ impl FromRequestParts<AppState> for Gate {
                     "this server needs Authorization: Bearer <token>",
                 )
             })?;
+        let actor = actor_of(&who, parts)?;
         Ok(Gate {
             who,
             policy: state.policy.clone(),
-            ds: state.ds.clone(),
+            ds: match actor {
+                Some(actor) => state.ds.with_actor(actor),
+                None => state.ds.clone(),
+            },
         })
+    }
+}
+
+/// The header naming who a write is made for (`profile:<id>` or
+/// `service:<name>`), honoured for admin callers; a profile's token
+/// always writes as its profile.
+pub const ACTOR_HEADER: &str = "x-datastore-actor";
+
+/// The actor of a request's writes: a profile token's profile; for an
+/// admin caller the `x-datastore-actor` header, if any. A header that is
+/// not an actor is a 400; one naming another profile than the token's a 403.
+fn actor_of(who: &Principal, parts: &Parts) -> Result<Option<Actor>, Problem> {
+    let named = match parts.headers.get(ACTOR_HEADER) {
+        None => None,
+        Some(value) => {
+            let text = value.to_str().map_err(|_| {
+                Problem::bad_request(
+                    ACTOR_HEADER,
+                    "is not text: write profile:<id> or service:<name>",
+                )
+            })?;
+            Some(
+                text.parse::<Actor>()
+                    .map_err(|e| Problem::bad_request(ACTOR_HEADER, e.reason))?,
+            )
+        }
+    };
+    match (&who.profile, named) {
+        (Some(profile), Some(named)) if named.as_profile() != Some(profile) => Err(forbidden(
+            format!("a token of profile {profile} writes as that profile, not as {named}"),
+        )),
+        (Some(profile), _) => Ok(Some(Actor::Profile(profile.clone()))),
+        (None, named) => Ok(named),
     }
 }
 
@@ -79,6 +116,51 @@ pub const WRITE_ATTEMPTS: usize = 3;
 
 impl Gate {
     /// Whether the caller is admin (nothing to check).
+    /// The store as this caller writes to it: its writes name the
+    /// request's actor (see [`ACTOR_HEADER`]).
+    pub fn store(&self) -> &Arc<dyn Datastore> {
+        &self.ds
+    }
+
+    /// Versions of one record if the caller may read the record (judged by
+    /// its newest version that holds a body), with what its scope may not
+    /// see taken out; else the answer for a missing record.
+    pub async fn readable_versions<R: Resource>(
+        &self,
+        id: &R::Id,
+        versions: &mut [Version<R>],
+    ) -> Result<(), Problem> {
+        let key = id.key();
+        if !self.unrestricted() {
+            let mut owner = versions
+                .iter()
+                .find_map(|v| v.value.as_ref().map(|r| r.owner()));
+            if owner.is_none() {
+                // Only deletes here: judge by the record's newest body.
+                let first = R::of(&*self.ds)
+                    .history(id, datastore_core::PageRequest::first(50))
+                    .await?;
+                owner = first
+                    .items
+                    .iter()
+                    .find_map(|v| v.value.as_ref().map(|r| r.owner()));
+            }
+            let Some(owner) = owner else {
+                return Err(not_found(R::KIND, &key));
+            };
+            if !self.allows(Access::Read, R::KIND, &key, owner.as_ref()) {
+                return Err(not_found(R::KIND, &key));
+            }
+        }
+        for v in versions {
+            if let Some(value) = &mut v.value {
+                value.redact_for(&self.who);
+            }
+        }
+        Ok(())
+    }
+
+    /// True when the caller reads and writes every owner's records.
     pub fn unrestricted(&self) -> bool {
         self.who.is_admin()
     }

@@ -49,7 +49,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use access::Token;
-pub use gate::Gate;
+pub use gate::{ACTOR_HEADER, Gate};
 pub use policy::{Access, ListScope, OwnerPolicy, Policy, Principal, Target};
 pub use problem::{Problem, ProblemDetails};
 pub use protect::Rate;

@@ -41,18 +41,17 @@ pub struct AppendEvent {
 }
 
 async fn append_event(
-    State(state): State<AppState>,
     gate: Gate,
     Path(id): Path<String>,
     Strict(body): Strict<AppendEvent>,
 ) -> Result<Response, Problem> {
     if !gate.unrestricted() {
         // A run stays in its workflow, with its owner, for good.
-        let found = state.ds.runs().get(&RunId::new(id.as_str())).await?;
+        let found = gate.store().runs().get(&RunId::new(id.as_str())).await?;
         gate.check_written(&found)?;
     }
-    let mut run = state
-        .ds
+    let mut run = gate
+        .store()
         .runs()
         .append_event(
             &RunId::new(id),
@@ -89,15 +88,14 @@ pub struct Entries {
 }
 
 async fn append_log(
-    State(state): State<AppState>,
     gate: Gate,
     Path(id): Path<String>,
     Strict(body): Strict<AppendLog>,
 ) -> Result<Response, Problem> {
     let log = LogId::new(id);
     gate.check_log(&log, Access::Write).await?;
-    let items = state
-        .ds
+    let items = gate
+        .store()
         .logs()
         .append(&log, body.expected_len, body.ops)
         .await?;
@@ -136,8 +134,8 @@ async fn range_log(
             format!("{limit} is not between 1 and {max}"),
         ));
     }
-    let items = state.ds.logs().range(&log, start, limit as u32).await?;
-    let length = state.ds.logs().length(&log).await?;
+    let items = gate.store().logs().range(&log, start, limit as u32).await?;
+    let length = gate.store().logs().length(&log).await?;
     Ok(Json(Entries { items, length }))
 }
 
@@ -148,11 +146,7 @@ pub struct Applied {
     pub revisions: Vec<Revision>,
 }
 
-async fn apply(
-    State(state): State<AppState>,
-    gate: Gate,
-    Strict(batch): Strict<Batch>,
-) -> Result<Json<Applied>, Problem> {
+async fn apply(gate: Gate, Strict(batch): Strict<Batch>) -> Result<Json<Applied>, Problem> {
     let mut attempt = 0;
     let revisions = loop {
         // Every op is checked before anything is written; one refused op
@@ -160,7 +154,7 @@ async fn apply(
         let mut ops = batch.ops.clone();
         let pinned = gate.check_batch(&mut ops).await?;
         attempt += 1;
-        match state.ds.apply(Batch { ops }).await {
+        match gate.store().apply(Batch { ops }).await {
             Err(
                 datastore_core::Error::Conflict { .. }
                 | datastore_core::Error::AlreadyExists { .. }
@@ -190,7 +184,6 @@ pub struct RenameAnswer {
 }
 
 async fn rename(
-    State(state): State<AppState>,
     gate: Gate,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -198,15 +191,15 @@ async fn rename(
 ) -> Result<Response, Problem> {
     let (precondition, preconditioned) = precondition(&headers)?;
     if !gate.unrestricted() {
-        let found = state
-            .ds
+        let found = gate
+            .store()
             .profiles()
             .get(&ProfileId::new(id.as_str()))
             .await?;
         gate.check_written(&found)?;
     }
-    let renamed = state
-        .ds
+    let renamed = gate
+        .store()
         .profiles()
         .rename(&ProfileId::new(id), &body.username, precondition)
         .await
@@ -244,13 +237,12 @@ pub struct Patched {
 }
 
 async fn update_by_init_id(
-    State(state): State<AppState>,
     gate: Gate,
     Strict(body): Strict<UpdateByInitId>,
 ) -> Result<Json<Patched>, Problem> {
     gate.require_all_owners("patching a dataset's collection entries")?;
-    let items = state
-        .ds
+    let items = gate
+        .store()
         .collections()
         .update_by_init_id(&body.init_id, body.patch)
         .await?;
@@ -280,7 +272,10 @@ async fn latest_runs(
         param(&params, "cursor").map(Cursor::from_text),
     );
     Ok(Json(
-        state.ds.runs().list_latest_by_status(status, page).await?,
+        gate.store()
+            .runs()
+            .list_latest_by_status(status, page)
+            .await?,
     ))
 }
 
@@ -291,14 +286,10 @@ pub struct Removed {
     pub removed: u64,
 }
 
-async fn remove_log(
-    State(state): State<AppState>,
-    gate: Gate,
-    Path(id): Path<String>,
-) -> Result<Json<Removed>, Problem> {
+async fn remove_log(gate: Gate, Path(id): Path<String>) -> Result<Json<Removed>, Problem> {
     let log = LogId::new(id);
     gate.check_log(&log, Access::Write).await?;
-    let removed = state.ds.logs().remove(&log).await?;
+    let removed = gate.store().logs().remove(&log).await?;
     Ok(Json(Removed { removed }))
 }
 
@@ -350,7 +341,7 @@ async fn list_logs(
         .direction(direction)
         .limit(limit(&params, state.limits.max_page_limit)?)
         .after(param(&params, "cursor").map(Cursor::from_text));
-    Ok(Json(state.ds.logs().list(query).await?))
+    Ok(Json(gate.store().logs().list(query).await?))
 }
 
 /// `GET /v1/count?kind=K`: how many records of a kind the store holds.
@@ -363,7 +354,6 @@ pub struct Counted {
 }
 
 async fn count(
-    State(state): State<AppState>,
     gate: Gate,
     Params(params): Params<HashMap<String, String>>,
 ) -> Result<Json<Counted>, Problem> {
@@ -380,17 +370,16 @@ async fn count(
         .ok_or_else(|| Problem::bad_request("kind", "required: the kind to count"))?;
     let kind = Kind::from_name(text)
         .ok_or_else(|| Problem::bad_request("kind", format!("{text:?} is not a kind")))?;
-    let count = state.ds.count(kind).await?;
+    let count = gate.store().count(kind).await?;
     Ok(Json(Counted { kind, count }))
 }
 
 /// `GET /v1/profiles:by-username/{username}`: the profile holding it.
 async fn profile_by_username(
-    State(state): State<AppState>,
     gate: Gate,
     Path(username): Path<String>,
 ) -> Result<Response, Problem> {
-    let found = state.ds.profiles().get_by_username(&username).await?;
+    let found = gate.store().profiles().get_by_username(&username).await?;
     // Refused as the store refuses a username no one holds.
     let found = gate
         .readable(found)
@@ -399,13 +388,9 @@ async fn profile_by_username(
 }
 
 /// `GET /v1/workflows:by-init-id/{init_id}`: the workflow of a dataset.
-async fn workflow_by_init_id(
-    State(state): State<AppState>,
-    gate: Gate,
-    Path(init_id): Path<String>,
-) -> Result<Response, Problem> {
-    let found = state
-        .ds
+async fn workflow_by_init_id(gate: Gate, Path(init_id): Path<String>) -> Result<Response, Problem> {
+    let found = gate
+        .store()
         .workflows()
         .get_by_init_id(&InitId::new(init_id.as_str()))
         .await?;
@@ -416,15 +401,11 @@ async fn workflow_by_init_id(
 }
 
 /// `GET /v1/workflows/{id}/runs:count`: how many runs a workflow has.
-async fn count_runs(
-    State(state): State<AppState>,
-    gate: Gate,
-    Path(id): Path<String>,
-) -> Result<Json<RunCount>, Problem> {
+async fn count_runs(gate: Gate, Path(id): Path<String>) -> Result<Json<RunCount>, Problem> {
     gate.check_workflow(&datastore_core::WorkflowId::new(id.as_str()), Access::Read)
         .await?;
-    let count = state
-        .ds
+    let count = gate
+        .store()
         .runs()
         .count(&datastore_core::WorkflowId::new(id))
         .await?;
@@ -463,6 +444,18 @@ fn with_etag<R: Serialize>(found: Versioned<R>) -> Response {
     response
 }
 
+/// `POST /v1/history:compact` with a `HistoryPolicy` (`{"kinds":
+/// {"profile": {"enabled": true, "max_versions": 10, "max_age": null}}}`;
+/// kinds left out are not compacted): removes the record versions outside
+/// it. Admin tokens only.
+async fn compact_history(
+    gate: Gate,
+    Strict(policy): Strict<datastore_core::HistoryPolicy>,
+) -> Result<Json<datastore_core::HistoryCompaction>, Problem> {
+    gate.require_all_owners("compacting history")?;
+    Ok(Json(gate.store().compact_history(&policy).await?))
+}
+
 /// The routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -485,4 +478,5 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/logs", get(list_logs))
         .route("/v1/count", get(count))
         .route("/v1/batch", post(apply))
+        .route("/v1/history:compact", post(compact_history))
 }

@@ -56,6 +56,12 @@ pub struct ProblemDetails {
     /// The operation the store does not support (`unsupported`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub operation: Option<String>,
+    /// The version asked for (`version-expired`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u64>,
+    /// The oldest version kept, if any (`version-expired`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oldest_kept: Option<Option<u64>>,
 }
 
 impl Problem {
@@ -74,6 +80,8 @@ impl Problem {
             found: None,
             compacted_through: None,
             operation: None,
+            revision: None,
+            oldest_kept: None,
         }))
     }
 
@@ -126,6 +134,13 @@ impl Problem {
                 Some(key),
                 Some("cursor".to_string()),
             ),
+            Error::VersionExpired { store, key, .. } => (
+                S::GONE,
+                "version-expired",
+                Some(*store),
+                Some(key),
+                Some("revision".to_string()),
+            ),
             Error::Unsupported { store, key, .. } => (
                 S::NOT_IMPLEMENTED,
                 "unsupported",
@@ -165,6 +180,14 @@ impl Problem {
                 compacted_through, ..
             } => problem.0.compacted_through = Some(*compacted_through),
             Error::Unsupported { operation, .. } => problem.0.operation = Some(operation.clone()),
+            Error::VersionExpired {
+                revision,
+                oldest_kept,
+                ..
+            } => {
+                problem.0.revision = Some(revision.get());
+                problem.0.oldest_kept = Some(oldest_kept.map(|r| r.get()));
+            }
             _ => {}
         }
         problem

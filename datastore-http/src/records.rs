@@ -8,7 +8,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use datastore_core::{Cursor, Direction, Error, Page, Query, RecordId, Versioned};
+use datastore_core::{
+    Cursor, Direction, Error, Page, PageRequest, Query, RecordId, Revision, Version, Versioned,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
@@ -61,13 +63,12 @@ pub(crate) fn limit(params: &HashMap<String, String>, max: u32) -> Result<u32, P
 }
 
 async fn get_one<R: Resource>(
-    State(state): State<AppState>,
     gate: Gate,
     Path(segments): Path<Vec<String>>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let id = R::id_from_path(&segments)?;
-    let found = gate.readable(R::of(&*state.ds).get(&id).await?)?;
+    let found = gate.readable(R::of(&**gate.store()).get(&id).await?)?;
     if let Some(tags) = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -88,11 +89,10 @@ async fn get_one<R: Resource>(
 }
 
 async fn get_many<R: Resource>(
-    State(state): State<AppState>,
     gate: Gate,
     Strict(body): Strict<GetMany<R::Id>>,
 ) -> Result<Json<Many<Versioned<R>>>, Problem> {
-    let items = gate.filter_many(R::of(&*state.ds).get_many(&body.ids).await?);
+    let items = gate.filter_many(R::of(&**gate.store()).get_many(&body.ids).await?);
     Ok(Json(Many { items }))
 }
 
@@ -132,21 +132,17 @@ async fn list<R: Resource>(
         .direction(direction)
         .limit(limit)
         .after(param(&params, "cursor").map(Cursor::from_text));
-    let mut page = R::of(&*state.ds).list(query).await?;
+    let mut page = R::of(&**gate.store()).list(query).await?;
     for item in &mut page.items {
         item.value.redact_for(&gate.who);
     }
     Ok(Json(page).into_response())
 }
 
-async fn create<R: Resource>(
-    State(state): State<AppState>,
-    gate: Gate,
-    Strict(record): Strict<R>,
-) -> Result<Response, Problem> {
+async fn create<R: Resource>(gate: Gate, Strict(record): Strict<R>) -> Result<Response, Problem> {
     gate.check_new(&record).await?;
     // A create never replaces. An empty id is generated.
-    let mut written = R::create(&*state.ds, record).await?;
+    let mut written = R::create(&**gate.store(), record).await?;
     written.value.redact_for(&gate.who);
     let location = format!("/v1/{}/{}", R::PATH, written.value.id().key());
     let mut response = versioned(StatusCode::CREATED, written);
@@ -157,7 +153,6 @@ async fn create<R: Resource>(
 }
 
 async fn put<R: Resource>(
-    State(state): State<AppState>,
     gate: Gate,
     Path(segments): Path<Vec<String>>,
     headers: HeaderMap,
@@ -178,7 +173,7 @@ async fn put<R: Resource>(
         ));
     }
     gate.check_new(&record).await?;
-    let store = R::of(&*state.ds);
+    let store = R::of(&**gate.store());
     let mut attempt = 0;
     let result = loop {
         let pinned = gate.pin::<R>(&id, precondition).await?;
@@ -220,7 +215,6 @@ async fn put<R: Resource>(
 }
 
 async fn delete<R: Resource>(
-    State(state): State<AppState>,
     gate: Gate,
     Path(segments): Path<Vec<String>>,
     headers: HeaderMap,
@@ -231,7 +225,10 @@ async fn delete<R: Resource>(
     let revision = loop {
         let pinned = gate.pin::<R>(&id, precondition).await?;
         attempt += 1;
-        match R::of(&*state.ds).delete(&id, pinned.precondition).await {
+        match R::of(&**gate.store())
+            .delete(&id, pinned.precondition)
+            .await
+        {
             Err(Error::Conflict { .. } | Error::NotFound { .. })
                 if pinned.pinned && attempt < WRITE_ATTEMPTS => {}
             other => break other,
@@ -241,6 +238,96 @@ async fn delete<R: Resource>(
     let mut response = StatusCode::NO_CONTENT.into_response();
     response.headers_mut().insert(header::ETAG, etag(revision));
     Ok(response)
+}
+
+async fn history<R: Resource>(
+    State(state): State<AppState>,
+    gate: Gate,
+    Path(segments): Path<Vec<String>>,
+    Params(params): Params<HashMap<String, String>>,
+) -> Result<Json<Page<Version<R>>>, Problem> {
+    let id = R::id_from_path(&segments)?;
+    let limit = limit(&params, state.limits.max_page_limit)?;
+    let page = PageRequest::after(limit, param(&params, "cursor").map(Cursor::from_text));
+    let mut found = R::of(&**gate.store()).history(&id, page).await?;
+    gate.readable_versions(&id, &mut found.items).await?;
+    Ok(Json(found))
+}
+
+/// The path's id, and the revision after `/versions/`.
+fn id_and_revision<R: Resource>(segments: &[String]) -> Result<(R::Id, Revision), Problem> {
+    let Some((rev, id)) = segments.split_last() else {
+        return Err(Problem::bad_request("revision", "is missing"));
+    };
+    let revision = rev
+        .parse::<u64>()
+        .ok()
+        .filter(|r| *r > 0)
+        .map(Revision::new)
+        .ok_or_else(|| {
+            Problem::bad_request(
+                "revision",
+                format!("{rev:?} is not a revision (a number from 1)"),
+            )
+        })?;
+    Ok((R::id_from_path(id)?, revision))
+}
+
+async fn version<R: Resource>(
+    gate: Gate,
+    Path(segments): Path<Vec<String>>,
+) -> Result<Json<Version<R>>, Problem> {
+    let (id, revision) = id_and_revision::<R>(&segments)?;
+    let found = R::of(&**gate.store()).get_at(&id, revision).await?;
+    let mut one = [found];
+    gate.readable_versions(&id, &mut one).await?;
+    let [found] = one;
+    Ok(Json(found))
+}
+
+/// The body of a restore: which version to write back.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct RestoreBody {
+    /// The revision of the version to restore.
+    pub revision: u64,
+}
+
+async fn restore<R: Resource>(
+    gate: Gate,
+    Path(segments): Path<Vec<String>>,
+    headers: HeaderMap,
+    Strict(body): Strict<RestoreBody>,
+) -> Result<Response, Problem> {
+    let id = R::id_from_path(&segments)?;
+    if body.revision == 0 {
+        return Err(Problem::bad_request(
+            "revision",
+            "must be a revision (from 1)",
+        ));
+    }
+    let revision = Revision::new(body.revision);
+    let (precondition, preconditioned) = precondition(&headers)?;
+    let store = R::of(&**gate.store());
+    // The version must be readable, and writable as it would be written.
+    let old = store.get_at(&id, revision).await?;
+    let mut one = [old];
+    gate.readable_versions(&id, &mut one).await?;
+    if let Some(value) = &one[0].value {
+        gate.check_new(value).await?;
+    }
+    let mut attempt = 0;
+    let result = loop {
+        let pinned = gate.pin::<R>(&id, precondition).await?;
+        attempt += 1;
+        match store.restore(&id, revision, pinned.precondition).await {
+            Err(Error::Conflict { .. } | Error::AlreadyExists { .. } | Error::NotFound { .. })
+                if pinned.pinned && attempt < WRITE_ATTEMPTS => {}
+            other => break other,
+        }
+    };
+    let mut written = result.map_err(|e| Problem::from_error(&e, preconditioned))?;
+    written.value.redact_for(&gate.who);
+    Ok(versioned(StatusCode::OK, written))
 }
 
 /// The routes of one kind.
@@ -255,4 +342,7 @@ pub fn routes<R: Resource>() -> Router<AppState> {
         .route(&base, get(list::<R>).post(create::<R>))
         .route(&format!("{base}:get-many"), post(get_many::<R>))
         .route(&one, get(get_one::<R>).put(put::<R>).delete(delete::<R>))
+        .route(&format!("{one}/history"), get(history::<R>))
+        .route(&format!("{one}/versions/{{revision}}"), get(version::<R>))
+        .route(&format!("{one}/restore"), post(restore::<R>))
 }

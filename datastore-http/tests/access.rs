@@ -26,6 +26,8 @@ const BOB: &str = "bobzz";
 /// material, a collection entry, a log and a token.
 struct Owned {
     workflow: String,
+    /// The workflow's first revision (a version to read and restore).
+    workflow_rev: u64,
     run: String,
     key: String,
     init: String,
@@ -34,6 +36,7 @@ struct Owned {
 async fn seed(ds: &Arc<dyn Datastore>, who: &str) -> Owned {
     common::profile_with_workflow(ds, who).await;
     let workflow = WorkflowId::new(format!("wf-{who}"));
+    let workflow_rev = ds.workflows().get(&workflow).await.unwrap().revision.get();
     let run = ds
         .runs()
         .create(Run::new(workflow.clone(), vec![StepRun::new("a", "x")]))
@@ -62,6 +65,7 @@ async fn seed(ds: &Arc<dyn Datastore>, who: &str) -> Owned {
         .unwrap();
     Owned {
         workflow: workflow.to_string(),
+        workflow_rev,
         run: run.value.id.to_string(),
         key: key.value.id.to_string(),
         init: format!("ds-{who}"),
@@ -174,6 +178,24 @@ fn calls(a: &Owned, alice_token_id: &str) -> Vec<Call> {
         call(Method::GET, "/v1/profiles:by-username/alice", None, Read),
         call(
             Method::GET,
+            format!("/v1/workflows/{}/history", a.workflow),
+            None,
+            Read,
+        ),
+        call(
+            Method::GET,
+            format!("/v1/keys/{}/history", a.key),
+            None,
+            Read,
+        ),
+        call(
+            Method::GET,
+            format!("/v1/workflows/{}/versions/{}", a.workflow, a.workflow_rev),
+            None,
+            Read,
+        ),
+        call(
+            Method::GET,
             format!("/v1/workflows:by-init-id/{}", a.init),
             None,
             Read,
@@ -249,6 +271,18 @@ fn calls(a: &Owned, alice_token_id: &str) -> Vec<Call> {
             "/v1/changes:start-after",
             Some(json!({"position": 0})),
             AdminOnly,
+        ),
+        call(
+            Method::POST,
+            "/v1/history:compact",
+            Some(json!({"kinds": {"workflow": {"enabled": true, "max_versions": 100}}})),
+            AdminOnly,
+        ),
+        call(
+            Method::POST,
+            format!("/v1/workflows/{}/restore", a.workflow),
+            Some(json!({"revision": a.workflow_rev})),
+            Write,
         ),
         call(
             Method::PUT,
@@ -638,4 +672,146 @@ async fn the_database_holds_no_token_in_the_clear() {
     assert!(haystack.contains(id.as_str()), "the token's id is stored");
     assert!(!haystack.contains(secret), "the secret is in the file");
     assert!(!haystack.contains(&text), "the token is in the file");
+}
+
+/// Writes name who made them: a profile's token writes as that profile
+/// (and may not claim another), an admin names a service in
+/// `x-datastore-actor`; records, history and the feed carry it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_name_the_callers_actor() {
+    let f = fixture(Backend::Memory).await;
+    let server = &f.server;
+    let client = reqwest::Client::new();
+    let owner = f.token(Caller::Owner).unwrap();
+    let wf = format!("/v1/workflows/{}", f.alice.workflow);
+    let current: Value = client
+        .get(server.url(&wf))
+        .bearer_auth(&owner)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut body = current["value"].clone();
+    body["active"] = json!(false);
+    let put = client
+        .put(server.url(&wf))
+        .bearer_auth(&owner)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), StatusCode::OK);
+    let put: Value = put.json().await.unwrap();
+    assert_eq!(put["actor"], "profile:alice");
+
+    // An admin names a service; without the header, no one.
+    body["active"] = json!(true);
+    let as_service: Value = client
+        .put(server.url(&wf))
+        .bearer_auth(ADMIN)
+        .header("x-datastore-actor", "service:scheduler")
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(as_service["actor"], "service:scheduler");
+
+    // A profile's token may not claim another actor; a bad header is named.
+    let claimed = client
+        .put(server.url(&wf))
+        .bearer_auth(&owner)
+        .header("x-datastore-actor", "profile:bobzz")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(claimed.status(), StatusCode::FORBIDDEN);
+    let bad = client
+        .put(server.url(&wf))
+        .bearer_auth(ADMIN)
+        .header("x-datastore-actor", "scheduler")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let problem: Value = bad.json().await.unwrap();
+    assert_eq!(problem["field"], "x-datastore-actor", "{problem}");
+
+    // History lists both writers, newest first, and the feed names them.
+    let history: Value = client
+        .get(server.url(&format!("{wf}/history?limit=10")))
+        .bearer_auth(&owner)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let actors: Vec<&Value> = history["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| &v["actor"])
+        .collect();
+    assert_eq!(
+        actors,
+        vec![
+            &json!("service:scheduler"),
+            &json!("profile:alice"),
+            &Value::Null
+        ],
+        "{history}"
+    );
+    let feed = server
+        .ds
+        .changes()
+        .since(FeedCursor::START, 1000)
+        .await
+        .unwrap();
+    let last: Vec<_> = feed.iter().rev().take(2).map(|c| c.actor.clone()).collect();
+    assert_eq!(
+        last,
+        vec![
+            Some(datastore_core::Actor::service("scheduler")),
+            Some(datastore_core::Actor::profile("alice")),
+        ]
+    );
+
+    // A version restored by its revision comes back as a new revision.
+    let first = history["items"][2]["revision"].as_u64().unwrap();
+    let restored = client
+        .post(server.url(&format!("{wf}/restore")))
+        .bearer_auth(&owner)
+        .header("if-match", format!("\"{}\"", as_service["revision"]))
+        .json(&json!({"revision": first}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(restored.status(), StatusCode::OK);
+    let restored: Value = restored.json().await.unwrap();
+    assert!(restored["revision"].as_u64().unwrap() > as_service["revision"].as_u64().unwrap());
+    assert_eq!(restored["actor"], "profile:alice");
+    let stale = client
+        .post(server.url(&format!("{wf}/restore")))
+        .bearer_auth(&owner)
+        .header("if-match", format!("\"{}\"", as_service["revision"]))
+        .json(&json!({"revision": first}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), StatusCode::PRECONDITION_FAILED);
+    let missing = client
+        .get(server.url(&format!("{wf}/versions/abc")))
+        .bearer_auth(&owner)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::BAD_REQUEST);
+    f.server.stop().await;
 }

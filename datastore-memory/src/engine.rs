@@ -8,10 +8,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use datastore_core::keycodec::{encode_values, entry_key, prefix_end};
 use datastore_core::{
-    Capabilities, Change, Committed, Compaction, CounterRaise, DEFAULT_MAX_RECORD_BYTES,
-    DEFAULT_SUBSCRIBER_BUFFER, DeleteRecord, Direction, Engine, Error, FeedFilter, IndexEntry,
-    IndexValue, Kind, LiveChanges, LiveReceiver, Mutation, PutRecord, Requirement, Result,
-    Retention, Revision, Scan, StoreName, StoredRecord, check_precondition, unique_violation,
+    Actor, Capabilities, Change, Committed, Compaction, CounterRaise, DEFAULT_MAX_RECORD_BYTES,
+    DEFAULT_SUBSCRIBER_BUFFER, DeleteRecord, Direction, Engine, Error, FeedFilter, HistoryPolicy,
+    HistoryRetention, IndexEntry, IndexValue, Kind, LiveChanges, LiveReceiver, Mutation, PutRecord,
+    Requirement, Result, Retention, Revision, Scan, StoreName, StoredRecord, StoredVersion,
+    VersionScan, check_precondition, unique_violation,
 };
 
 /// Settings of an in-memory store.
@@ -23,6 +24,8 @@ pub struct MemoryConfig {
     pub subscriber_buffer: usize,
     /// The largest JSON-encoded record accepted, in bytes.
     pub max_record_bytes: usize,
+    /// Which kinds keep record history, and for how long.
+    pub history: HistoryPolicy,
 }
 
 impl Default for MemoryConfig {
@@ -31,6 +34,7 @@ impl Default for MemoryConfig {
             retention: Retention::FOREVER,
             subscriber_buffer: DEFAULT_SUBSCRIBER_BUFFER,
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            history: HistoryPolicy::default(),
         }
     }
 }
@@ -41,6 +45,7 @@ struct Slot {
     revision: Revision,
     created: DateTime<Utc>,
     updated: DateTime<Utc>,
+    actor: Option<Actor>,
     index: Vec<IndexEntry>,
 }
 
@@ -96,6 +101,7 @@ impl Table {
             revision: s.revision,
             created: s.created,
             updated: s.updated,
+            actor: s.actor.clone(),
         })
     }
 }
@@ -110,6 +116,11 @@ enum Undo {
         name: String,
         prev: Option<u64>,
     },
+    /// A version appended to a record's history.
+    Version {
+        kind: Kind,
+        key: String,
+    },
 }
 
 #[derive(Debug)]
@@ -117,6 +128,8 @@ struct Inner {
     tables: HashMap<Kind, Table>,
     counters: HashMap<String, u64>,
     feed: VecDeque<Change>,
+    /// Each record's versions, oldest first.
+    history: HashMap<(Kind, String), Vec<StoredVersion>>,
     seq: u64,
     compacted_through: u64,
     closed: bool,
@@ -171,11 +184,15 @@ impl Inner {
         }
         self.seq += 1;
         let done = Committed::put(&put, Revision::new(self.seq), created, now);
+        if put.history {
+            self.push_version(&done, Some(put.body.clone()), undo);
+        }
         let slot = Slot {
             body: put.body,
             revision: done.revision,
             created,
             updated: now,
+            actor: put.actor,
             index: put.index,
         };
         let prev = self.table(kind).swap(&put.key, Some(slot));
@@ -206,6 +223,9 @@ impl Inner {
         let parent = current.and_then(|s| kind.parent_of(&s.body));
         self.seq += 1;
         let done = Committed::delete(&delete, Revision::new(self.seq), created, now, parent);
+        if delete.history {
+            self.push_version(&done, None, undo);
+        }
         let prev = self.table(kind).swap(key, None);
         undo.push(Undo::Record {
             kind,
@@ -213,6 +233,24 @@ impl Inner {
             prev,
         });
         Ok(done)
+    }
+
+    /// Appends a write's version to its record's history.
+    fn push_version(&mut self, done: &Committed, body: Option<Vec<u8>>, undo: &mut Vec<Undo>) {
+        self.history
+            .entry((done.kind, done.key.clone()))
+            .or_default()
+            .push(StoredVersion {
+                revision: done.revision,
+                op: done.op,
+                at: done.updated,
+                actor: done.actor.clone(),
+                body,
+            });
+        undo.push(Undo::Version {
+            kind: done.kind,
+            key: done.key.clone(),
+        });
     }
 
     fn require(&mut self, require: &Requirement) -> Result<()> {
@@ -249,6 +287,15 @@ impl Inner {
                 }
                 Undo::Counter { name, prev: None } => {
                     self.counters.remove(&name);
+                }
+                Undo::Version { kind, key } => {
+                    let id = (kind, key);
+                    if let Some(versions) = self.history.get_mut(&id) {
+                        versions.pop();
+                        if versions.is_empty() {
+                            self.history.remove(&id);
+                        }
+                    }
                 }
             }
         }
@@ -295,6 +342,7 @@ impl MemoryEngine {
             tables: HashMap::new(),
             counters: HashMap::new(),
             feed: VecDeque::new(),
+            history: HashMap::new(),
             seq: 0,
             compacted_through: 0,
             closed: false,
@@ -410,6 +458,56 @@ impl Engine for MemoryEngine {
 
     async fn counter(&self, name: &str) -> Result<u64> {
         Ok(self.read()?.counters.get(name).copied().unwrap_or(0))
+    }
+
+    async fn history(
+        &self,
+        kind: Kind,
+        key: &str,
+        scan: &VersionScan,
+    ) -> Result<Vec<StoredVersion>> {
+        let inner = self.read()?;
+        let Some(versions) = inner.history.get(&(kind, key.to_string())) else {
+            return Ok(Vec::new());
+        };
+        let after = scan.after;
+        Ok(match scan.direction {
+            Direction::Asc => versions
+                .iter()
+                .filter(|v| after.is_none_or(|a| v.revision > a))
+                .take(scan.limit)
+                .cloned()
+                .collect(),
+            Direction::Desc => versions
+                .iter()
+                .rev()
+                .filter(|v| after.is_none_or(|a| v.revision < a))
+                .take(scan.limit)
+                .cloned()
+                .collect(),
+        })
+    }
+
+    async fn compact_history(&self, kind: Kind, retention: &HistoryRetention) -> Result<u64> {
+        let mut inner = self.write()?;
+        let cutoff = retention.cutoff(Utc::now());
+        let mut removed = 0u64;
+        inner.history.retain(|(k, _), versions| {
+            if *k != kind {
+                return true;
+            }
+            let before = versions.len();
+            if let Some(max) = retention.max_versions {
+                let extra = versions.len().saturating_sub(max as usize);
+                versions.drain(..extra);
+            }
+            if let Some(t) = cutoff {
+                versions.retain(|v| v.at >= t);
+            }
+            removed += (before - versions.len()) as u64;
+            !versions.is_empty()
+        });
+        Ok(removed)
     }
 
     async fn commit(&self, mutations: Vec<Mutation>) -> Result<Vec<Committed>> {

@@ -31,5 +31,6 @@ pub fn open() -> Arc<dyn Datastore> {
 
 /// A new empty in-memory datastore.
 pub fn open_with(config: MemoryConfig) -> Arc<dyn Datastore> {
-    Arc::new(EngineStore::new(MemoryEngine::new(config)))
+    let history = config.history.clone();
+    Arc::new(EngineStore::new(MemoryEngine::new(config)).with_history(history))
 }

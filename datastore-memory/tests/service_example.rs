@@ -42,6 +42,7 @@ fn versioned(run: Run) -> Versioned<Run> {
         revision: datastore_core::Revision::new(1),
         created: chrono::Utc::now(),
         updated: chrono::Utc::now(),
+        actor: None,
     }
 }
 

@@ -14,15 +14,18 @@ use tokio::sync::watch;
 use crate::problem::{self, Ctx};
 
 /// The connection to one server.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Http {
     client: reqwest::Client,
     /// The base URL without a trailing slash.
     base: String,
     token: Option<String>,
     timeout: Duration,
-    /// True once the store was closed.
-    pub closed: watch::Sender<bool>,
+    /// The `x-datastore-actor` every request names (see
+    /// `Datastore::with_actor`).
+    actor: Option<header::HeaderValue>,
+    /// True once the store was closed (shared by every actor's view).
+    pub closed: std::sync::Arc<watch::Sender<bool>>,
 }
 
 impl Http {
@@ -63,8 +66,17 @@ impl Http {
             base,
             token,
             timeout,
-            closed: watch::channel(false).0,
+            actor: None,
+            closed: std::sync::Arc::new(watch::channel(false).0),
         })
+    }
+
+    /// The same connection, its requests naming `actor`.
+    pub fn with_actor(&self, actor: &datastore_core::Actor) -> Http {
+        let mut http = self.clone();
+        // An actor's text is ASCII letters, digits and `-_.:@+`.
+        http.actor = header::HeaderValue::from_str(&actor.to_string()).ok();
+        http
     }
 
     /// A request to `path` (starting with `/`), carrying the token; with the
@@ -76,6 +88,9 @@ impl Http {
         }
         if let Some(token) = &self.token {
             rb = rb.bearer_auth(token);
+        }
+        if let Some(actor) = &self.actor {
+            rb = rb.header("x-datastore-actor", actor.clone());
         }
         rb
     }

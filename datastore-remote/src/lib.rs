@@ -170,6 +170,8 @@ pub(crate) struct Inner {
 #[derive(Debug, Clone)]
 pub struct RemoteStore {
     pub(crate) inner: Arc<Inner>,
+    /// Who this view's writes name (see [`RemoteStore::with_actor`]).
+    actor: Option<datastore_core::Actor>,
 }
 
 fn invalid_url(url: &str, reason: impl Into<String>) -> Error {
@@ -241,6 +243,7 @@ impl RemoteStore {
                     reconnect_for: config.reconnect_for,
                 },
             }),
+            actor: None,
         })
     }
 
@@ -362,6 +365,39 @@ impl Datastore for RemoteStore {
             Err(Error::Backend { source, .. }) => Err(ctx.unavailable(source)),
             Err(e) => Err(e),
         }
+    }
+
+    /// The same client, its requests naming `actor` in
+    /// `x-datastore-actor` (honoured for an admin token; a profile's token
+    /// always writes as its profile).
+    fn with_actor(&self, actor: datastore_core::Actor) -> Arc<dyn Datastore> {
+        Arc::new(RemoteStore {
+            inner: Arc::new(Inner {
+                http: self.inner.http.with_actor(&actor),
+                settings: self.inner.settings.clone(),
+            }),
+            actor: Some(actor),
+        })
+    }
+
+    fn actor(&self) -> Option<datastore_core::Actor> {
+        self.actor.clone()
+    }
+
+    /// `POST /v1/history:compact` (an admin token).
+    async fn compact_history(
+        &self,
+        policy: &datastore_core::HistoryPolicy,
+    ) -> Result<datastore_core::HistoryCompaction> {
+        let rb = self
+            .inner
+            .http
+            .request(reqwest::Method::POST, "/v1/history:compact", false)
+            .json(policy);
+        self.inner
+            .http
+            .json(rb, &Ctx::new(StoreName::Datastore, ""))
+            .await
     }
 
     /// Ends every subscription of this client; later calls fail with

@@ -78,6 +78,10 @@ pub(crate) struct ProblemBody {
     compacted_through: Option<u64>,
     #[serde(default)]
     operation: Option<String>,
+    #[serde(default)]
+    revision: Option<u64>,
+    #[serde(default)]
+    oldest_kept: Option<u64>,
 }
 
 /// A member that may be `null`: `Some(None)` when it is, `None` (by
@@ -217,6 +221,12 @@ pub(crate) fn map(status: StatusCode, etag: Option<Revision>, text: &str, ctx: &
                 .or_else(|| parse_compacted(&p.detail))
                 .unwrap_or(0),
             key,
+        },
+        "version-expired" => Error::VersionExpired {
+            store,
+            key,
+            revision: Revision::new(p.revision.unwrap_or(0)),
+            oldest_kept: p.oldest_kept.map(Revision::new),
         },
         "unsupported" => Error::Unsupported {
             store,

@@ -7,8 +7,9 @@ use datastore_core::{
     CollectionEntry, CollectionFilter, CollectionOrder, CollectionPatch, CollectionStore, Editable,
     Error, InitId, Key, KeyFilter, KeyOrder, KeyStore, Kind, Page, PageRequest, Precondition,
     Profile, ProfileFilter, ProfileId, ProfileOrder, ProfileStore, Query, RecordId, RecordStore,
-    Renamed, Result, Run, RunEvent, RunFilter, RunId, RunOrder, RunStatus, RunStore, StoreName,
-    Versioned, Workflow, WorkflowFilter, WorkflowId, WorkflowOrder, WorkflowStore,
+    Renamed, Result, Revision, Run, RunEvent, RunFilter, RunId, RunOrder, RunStatus, RunStore,
+    StoreName, Version, Versioned, Workflow, WorkflowFilter, WorkflowId, WorkflowOrder,
+    WorkflowStore,
 };
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
@@ -309,6 +310,63 @@ impl<R: RemoteKind> RecordStore<R> for RemoteStore {
 
     async fn list(&self, query: Query<R>) -> Result<Page<Versioned<R>>> {
         self.list_page(&query).await
+    }
+
+    /// `GET /v1/STORE/{id}/history`.
+    async fn history(&self, id: &R::Id, page: PageRequest) -> Result<Page<Version<R>>> {
+        let key = checked_key::<R>(id)?;
+        let mut params = vec![("limit", page.limit.to_string())];
+        if let Some(cursor) = &page.cursor {
+            params.push(("cursor", cursor.as_str().to_string()));
+        }
+        let rb = self
+            .inner
+            .http
+            .get(&format!("/v1/{}/{key}/history", R::PATH))
+            .query(&params);
+        self.inner
+            .http
+            .json(rb, &Ctx::new(R::KIND.store(), key))
+            .await
+    }
+
+    /// `GET /v1/STORE/{id}/versions/{revision}`.
+    async fn get_at(&self, id: &R::Id, revision: Revision) -> Result<Version<R>> {
+        let key = checked_key::<R>(id)?;
+        let rb = self
+            .inner
+            .http
+            .get(&format!("/v1/{}/{key}/versions/{revision}", R::PATH));
+        self.inner
+            .http
+            .json(rb, &Ctx::new(R::KIND.store(), key))
+            .await
+    }
+
+    /// `POST /v1/STORE/{id}/restore`, the precondition as `If-Match` /
+    /// `If-None-Match`.
+    async fn restore(
+        &self,
+        id: &R::Id,
+        revision: Revision,
+        precondition: Precondition,
+    ) -> Result<Versioned<R>> {
+        let store = R::KIND.store();
+        let key = checked_key::<R>(id)?;
+        let rb = self
+            .inner
+            .http
+            .request(
+                Method::POST,
+                &format!("/v1/{}/{key}/restore", R::PATH),
+                false,
+            )
+            .json(&serde_json::json!({ "revision": revision.get() }));
+        let rb = with_precondition(rb, precondition);
+        self.inner
+            .http
+            .json(rb, &Ctx::new(store, key).with(precondition))
+            .await
     }
 }
 

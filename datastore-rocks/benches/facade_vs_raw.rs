@@ -51,6 +51,7 @@ fn decode(bytes: &[u8]) -> Versioned<Run> {
         revision: header.revision,
         created: header.created,
         updated: header.updated,
+        actor: header.actor.map(|a| a.parse().unwrap()),
     }
 }
 

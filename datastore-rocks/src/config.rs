@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use datastore_core::{DEFAULT_MAX_RECORD_BYTES, DEFAULT_SUBSCRIBER_BUFFER, Retention};
+use datastore_core::{
+    DEFAULT_MAX_RECORD_BYTES, DEFAULT_SUBSCRIBER_BUFFER, HistoryPolicy, Retention,
+};
 
 /// Options of a RocksDB store. `RocksConfig::new(path)` gives the defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +35,8 @@ pub struct RocksConfig {
     pub subscriber_buffer: usize,
     /// The largest JSON-encoded record accepted, in bytes.
     pub max_record_bytes: usize,
+    /// Which kinds keep record history, and for how long.
+    pub history: HistoryPolicy,
 }
 
 impl RocksConfig {
@@ -49,6 +53,7 @@ impl RocksConfig {
             retention: Retention::FOREVER,
             subscriber_buffer: DEFAULT_SUBSCRIBER_BUFFER,
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            history: HistoryPolicy::default(),
         }
     }
 }

@@ -18,8 +18,9 @@ use async_trait::async_trait;
 use datastore_core::group_commit::{CommitQueue, GroupStats, PendingCommit, commit_queue};
 use datastore_core::keycodec::{encode_values, prefix_end};
 use datastore_core::{
-    Capabilities, Change, Committed, Compaction, Direction, Engine, Error, FeedFilter, IndexValue,
-    Kind, LiveChanges, LiveReceiver, Mutation, Result, Retention, Scan, StoreName, StoredRecord,
+    Actor, Capabilities, Change, ChangeOp, Committed, Compaction, Direction, Engine, Error,
+    FeedFilter, HistoryRetention, IndexValue, Kind, LiveChanges, LiveReceiver, Mutation, Result,
+    Retention, Scan, StoreName, StoredRecord, StoredVersion, VersionScan,
 };
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBRawIteratorWithThreadMode, ErrorKind,
@@ -212,8 +213,16 @@ impl RocksEngine {
         opts.create_missing_column_families(true);
         opts.set_db_write_buffer_size(config.write_buffer_bytes);
         opts.set_keep_log_file_num(4);
+        // A read-only open of an older database opens the families it has
+        // (the migration plan then says what it lacks).
+        let existing = if config.read_only {
+            DB::list_cf(&opts, &config.path).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         let families = layout::FAMILIES
             .iter()
+            .filter(|name| !config.read_only || existing.iter().any(|e| e == *name))
             .map(|name| ColumnFamilyDescriptor::new(*name, cf_opts.clone()));
         if config.read_only {
             opts.create_if_missing(false);
@@ -363,6 +372,7 @@ impl Inner {
         let (header, body) =
             Envelope::decode(value).map_err(|reason| corrupt(kind, raw_key, reason))?;
         Ok(StoredRecord {
+            actor: parse_actor(kind, raw_key, header.actor)?,
             key: String::from_utf8_lossy(&raw_key[1..]).into_owned(),
             body: body.to_vec(),
             revision: header.revision,
@@ -386,6 +396,16 @@ impl Inner {
             .and_then(|v| layout::read_u64(&v))
             .unwrap_or(0))
     }
+}
+
+/// A stored actor's text, read back (`Corrupt` if it is not one).
+fn parse_actor(kind: Kind, raw_key: &[u8], actor: Option<String>) -> Result<Option<Actor>> {
+    actor
+        .map(|a| {
+            a.parse()
+                .map_err(|e: datastore_core::FieldError| corrupt(kind, raw_key, e.to_string()))
+        })
+        .transpose()
 }
 
 pub(crate) fn decode_change(bytes: &[u8]) -> Result<Change> {
@@ -687,6 +707,75 @@ impl Engine for RocksEngine {
             return writer?.compact(retention);
         }
         self.queue()?.compact(*retention).await
+    }
+
+    async fn history(
+        &self,
+        kind: Kind,
+        key: &str,
+        scan: &VersionScan,
+    ) -> Result<Vec<StoredVersion>> {
+        self.inner.check_open()?;
+        let prefix = layout::history_prefix(kind, key);
+        let mut lower = prefix.clone();
+        let mut upper = prefix.clone();
+        match (scan.direction, scan.after) {
+            (_, None) => {
+                upper.extend_from_slice(&[0xFF; 9]);
+            }
+            (Direction::Asc, Some(r)) => {
+                lower.extend_from_slice(&r.get().saturating_add(1).to_be_bytes());
+                upper.extend_from_slice(&[0xFF; 9]);
+            }
+            (Direction::Desc, Some(r)) => {
+                upper.extend_from_slice(&r.get().to_be_bytes());
+            }
+        }
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_lower_bound(lower);
+        ro.set_iterate_upper_bound(upper);
+        let mut it = self
+            .inner
+            .db
+            .raw_iterator_cf_opt(self.inner.cf(layout::HISTORY), ro);
+        match scan.direction {
+            Direction::Asc => it.seek_to_first(),
+            Direction::Desc => it.seek_to_last(),
+        }
+        let mut out = Vec::new();
+        while it.valid() && out.len() < scan.limit {
+            let raw = it.key().unwrap_or_default();
+            let (_, revision) = layout::split_history_key(raw)
+                .ok_or_else(|| corrupt(kind, raw, "history key too short"))?;
+            let v = layout::VersionValue::decode(it.value().unwrap_or_default())
+                .map_err(|reason| corrupt(kind, raw, reason))?;
+            out.push(StoredVersion {
+                revision,
+                op: if v.delete {
+                    ChangeOp::Delete
+                } else {
+                    ChangeOp::Put
+                },
+                at: v.at,
+                actor: parse_actor(kind, raw, v.actor)?,
+                body: (!v.delete).then(|| v.body.to_vec()),
+            });
+            match scan.direction {
+                Direction::Asc => it.next(),
+                Direction::Desc => it.prev(),
+            }
+        }
+        it.status()
+            .map_err(|e| db_error(kind.store(), key.to_string(), e))?;
+        Ok(out)
+    }
+
+    async fn compact_history(&self, kind: Kind, retention: &HistoryRetention) -> Result<u64> {
+        self.inner.check_open()?;
+        if let Some(writer) = self.inline_writer() {
+            return writer?.compact_history(kind, retention);
+        }
+        self.queue()?.compact_history(kind, *retention).await
     }
 
     async fn start_feed_after(&self, position: u64) -> Result<u64> {

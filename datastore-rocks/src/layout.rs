@@ -1,6 +1,6 @@
 //! How records, indexes, the feed and metadata are laid out in RocksDB.
 //!
-//! Four column families, one per concern:
+//! Five column families, one per concern:
 //!
 //! | family | key | value |
 //! |---|---|---|
@@ -8,6 +8,7 @@
 //! | `indexes` | `i`, kind tag, index name, 0, order-preserving (values, key) | record key |
 //! |           | `u`, kind tag, index name, 0, order-preserving values (unique) | record key |
 //! | `feed` | sequence number, big-endian | JSON `Change` |
+//! | `history` | kind tag, key length (u32), key, revision (u64), big-endian | [`VersionValue`]: op, time, actor, JSON body |
 //! | `meta` | name | schema version, head, compaction point, counters, index fingerprint |
 //!
 //! Index keys use `datastore_core::keycodec`, so every list is a range scan
@@ -25,8 +26,10 @@ pub const INDEXES: &str = "indexes";
 pub const FEED: &str = "feed";
 /// The column family of metadata.
 pub const META: &str = "meta";
+/// The column family of record versions (history).
+pub const HISTORY: &str = "history";
 /// Every column family.
-pub const FAMILIES: [&str; 4] = [RECORDS, INDEXES, FEED, META];
+pub const FAMILIES: [&str; 5] = [RECORDS, INDEXES, FEED, META, HISTORY];
 
 /// Meta key: the schema version (u32, big-endian).
 pub const SCHEMA_VERSION: &[u8] = b"schema_version";
@@ -37,8 +40,10 @@ pub const COMPACTED_THROUGH: &[u8] = b"compacted_through";
 /// Meta key: the index definitions the indexes were built with.
 pub const INDEX_FINGERPRINT: &[u8] = b"index_fingerprint";
 
-/// The envelope format version written today.
+/// The envelope format of schema versions 1 and 2 (no actor).
 const ENVELOPE_V1: u8 = 1;
+/// The envelope format written today: V1 plus the last writer's actor.
+const ENVELOPE_V2: u8 = 2;
 
 /// One byte per kind, so each kind's records are one contiguous range
 /// (the tags are declared with the kinds: [`Kind::tag`]).
@@ -111,6 +116,31 @@ pub fn feed_key(seq: u64) -> [u8; 8] {
     seq.to_be_bytes()
 }
 
+/// The common start of every version of one record (its history range).
+pub fn history_prefix(kind: Kind, key: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(key.len() + 13);
+    out.push(kind_tag(kind));
+    out.extend_from_slice(&(key.len() as u32).to_be_bytes());
+    out.extend_from_slice(key.as_bytes());
+    out
+}
+
+/// The key of one version of a record.
+pub fn history_key(kind: Kind, key: &str, revision: Revision) -> Vec<u8> {
+    let mut out = history_prefix(kind, key);
+    out.extend_from_slice(&revision.get().to_be_bytes());
+    out
+}
+
+/// Splits a history key into its record prefix and revision.
+pub fn split_history_key(raw: &[u8]) -> Option<(&[u8], Revision)> {
+    if raw.len() < 13 {
+        return None;
+    }
+    let (prefix, rev) = raw.split_at(raw.len() - 8);
+    Some((prefix, Revision::new(read_u64(rev)?)))
+}
+
 /// The meta key of a counter.
 pub fn counter_key(name: &str) -> Vec<u8> {
     let mut out = b"counter/".to_vec();
@@ -135,6 +165,8 @@ pub struct Header {
     /// The keys it owns in the indexes family, so a replace or delete can
     /// remove them without decoding the body.
     pub index_keys: Vec<Vec<u8>>,
+    /// Who made the last write (its text form), if it named someone.
+    pub actor: Option<String>,
 }
 
 /// A record's stored value: a versioned binary header, then the JSON body
@@ -146,10 +178,11 @@ impl Envelope {
     pub fn encode(header: &Header, body: &[u8]) -> Vec<u8> {
         let keys_len: usize = header.index_keys.iter().map(|k| k.len() + 4).sum();
         let mut out = Vec::with_capacity(1 + 24 + 2 + keys_len + body.len());
-        out.push(ENVELOPE_V1);
+        out.push(ENVELOPE_V2);
         out.extend_from_slice(&header.revision.get().to_be_bytes());
         out.extend_from_slice(&header.created.timestamp_micros().to_be_bytes());
         out.extend_from_slice(&header.updated.timestamp_micros().to_be_bytes());
+        put_actor(&mut out, header.actor.as_deref());
         out.extend_from_slice(&(header.index_keys.len() as u16).to_be_bytes());
         for k in &header.index_keys {
             out.extend_from_slice(&(k.len() as u32).to_be_bytes());
@@ -163,12 +196,17 @@ impl Envelope {
     pub fn decode(bytes: &[u8]) -> Result<(Header, &[u8]), String> {
         let mut r = Reader(bytes);
         let version = r.take(1)?[0];
-        if version != ENVELOPE_V1 {
+        if version != ENVELOPE_V1 && version != ENVELOPE_V2 {
             return Err(format!("unknown envelope version {version}"));
         }
         let revision = Revision::new(r.u64()?);
         let created = r.time()?;
         let updated = r.time()?;
+        let actor = if version == ENVELOPE_V2 {
+            r.actor()?
+        } else {
+            None
+        };
         let n = u16::from_be_bytes(r.take(2)?.try_into().expect("2 bytes"));
         let mut index_keys = Vec::with_capacity(n as usize);
         for _ in 0..n {
@@ -180,9 +218,70 @@ impl Envelope {
             created,
             updated,
             index_keys,
+            actor,
         };
         Ok((header, r.0))
     }
+}
+
+/// Appends an actor: its length (u16, 0 for none) and its text.
+fn put_actor(out: &mut Vec<u8>, actor: Option<&str>) {
+    let actor = actor.unwrap_or("").as_bytes();
+    out.extend_from_slice(&(actor.len() as u16).to_be_bytes());
+    out.extend_from_slice(actor);
+}
+
+/// A version's stored value: the operation (0 put, 1 delete), its time
+/// (microseconds), its actor, then the JSON body (empty for a delete).
+pub struct VersionValue;
+
+impl VersionValue {
+    /// Encodes a version.
+    pub fn encode(
+        delete: bool,
+        at: DateTime<Utc>,
+        actor: Option<&str>,
+        body: Option<&[u8]>,
+    ) -> Vec<u8> {
+        let body = body.unwrap_or_default();
+        let mut out = Vec::with_capacity(11 + actor.map_or(0, str::len) + body.len());
+        out.push(u8::from(delete));
+        out.extend_from_slice(&at.timestamp_micros().to_be_bytes());
+        put_actor(&mut out, actor);
+        out.extend_from_slice(body);
+        out
+    }
+
+    /// Decodes a version.
+    pub fn decode(bytes: &[u8]) -> Result<StoredVersionValue<'_>, String> {
+        let mut r = Reader(bytes);
+        let delete = match r.take(1)?[0] {
+            0 => false,
+            1 => true,
+            other => return Err(format!("unknown version operation {other}")),
+        };
+        let at = r.time()?;
+        let actor = r.actor()?;
+        Ok(StoredVersionValue {
+            delete,
+            at,
+            actor,
+            body: r.0,
+        })
+    }
+}
+
+/// A version's value, decoded ([`VersionValue::decode`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredVersionValue<'a> {
+    /// True for a delete.
+    pub delete: bool,
+    /// When it was written.
+    pub at: DateTime<Utc>,
+    /// Who wrote it (its text form).
+    pub actor: Option<String>,
+    /// The JSON body (empty for a delete).
+    pub body: &'a [u8],
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -206,6 +305,16 @@ impl<'a> Reader<'a> {
         ))
     }
 
+    fn actor(&mut self) -> Result<Option<String>, String> {
+        let len = u16::from_be_bytes(self.take(2)?.try_into().expect("2 bytes")) as usize;
+        if len == 0 {
+            return Ok(None);
+        }
+        String::from_utf8(self.take(len)?.to_vec())
+            .map(Some)
+            .map_err(|_| "actor is not UTF-8".to_string())
+    }
+
     fn time(&mut self) -> Result<DateTime<Utc>, String> {
         let micros = self.u64()? as i64;
         DateTime::from_timestamp_micros(micros)
@@ -224,6 +333,7 @@ mod tests {
             created: DateTime::from_timestamp_micros(1_700_000_000_000_001).unwrap(),
             updated: DateTime::from_timestamp_micros(1_700_000_000_000_002).unwrap(),
             index_keys: vec![b"abc".to_vec(), vec![]],
+            actor: Some("service:scheduler".into()),
         };
         let bytes = Envelope::encode(&header, b"{\"x\":1}");
         let (back, body) = Envelope::decode(&bytes).unwrap();
@@ -232,6 +342,31 @@ mod tests {
         assert!(Envelope::decode(b"garbage").is_err());
         assert!(Envelope::decode(&bytes[..10]).is_err());
         assert!(Envelope::decode(&[]).is_err());
+        let mut v1 = vec![ENVELOPE_V1];
+        v1.extend_from_slice(&bytes[1..25]);
+        v1.extend_from_slice(&0u16.to_be_bytes());
+        v1.extend_from_slice(b"{}");
+        let (old, body) = Envelope::decode(&v1).unwrap();
+        assert_eq!((old.actor, body), (None, &b"{}"[..]));
+    }
+
+    #[test]
+    fn versions_sort_by_record_then_revision() {
+        let a1 = history_key(Kind::Profile, "a", Revision::new(9));
+        let a2 = history_key(Kind::Profile, "a", Revision::new(10));
+        let ab = history_key(Kind::Profile, "ab", Revision::new(1));
+        assert!(a1 < a2 && a2 < ab);
+        assert!(a2.starts_with(&history_prefix(Kind::Profile, "a")));
+        assert!(!ab.starts_with(&history_prefix(Kind::Profile, "a")));
+        assert_eq!(split_history_key(&a2).unwrap().1, Revision::new(10));
+        let at = DateTime::from_timestamp_micros(1_700_000_000_000_001).unwrap();
+        let v = VersionValue::encode(false, at, Some("profile:p1"), Some(b"{}"));
+        let back = VersionValue::decode(&v).unwrap();
+        assert_eq!(
+            (back.delete, back.at, back.actor, back.body),
+            (false, at, Some("profile:p1".into()), &b"{}"[..])
+        );
+        assert!(VersionValue::decode(&[7]).is_err());
     }
 
     #[test]

@@ -52,5 +52,8 @@ pub fn schema_plan(path: &std::path::Path) -> Result<Option<migrations::Plan>> {
 
 /// Opens (or creates) a RocksDB datastore.
 pub fn open(config: RocksConfig) -> Result<Arc<dyn Datastore>> {
-    Ok(Arc::new(EngineStore::new(RocksEngine::open(config)?)))
+    let history = config.history.clone();
+    Ok(Arc::new(
+        EngineStore::new(RocksEngine::open(config)?).with_history(history),
+    ))
 }

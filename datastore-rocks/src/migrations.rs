@@ -7,6 +7,10 @@
 //! - **2**: the meta family records a fingerprint of the index definitions
 //!   the indexes were built with (`index_fingerprint`); migrating from 1
 //!   rebuilds every index from the record bodies and records it.
+//! - **3**: the `history` family holds record versions, and record
+//!   envelopes name their last writer; migrating from 2 starts each
+//!   record's history at the version it has (envelopes of version 1 read
+//!   on as "no actor").
 //!
 //! A database with a version newer than [`CURRENT`] is refused: this build
 //! cannot know what a newer one wrote. Whenever the stored fingerprint differs
@@ -20,7 +24,7 @@ use crate::engine::db_error;
 use crate::layout::{self, Envelope, Header};
 
 /// The schema version this build writes.
-pub const CURRENT: u32 = 2;
+pub const CURRENT: u32 = 3;
 
 /// One step of the migration chain.
 pub struct Migration {
@@ -33,11 +37,66 @@ pub struct Migration {
 }
 
 /// Every step, in order; step `n` takes version `from` to `from + 1`.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    from: 1,
-    description: "rebuild every index from record bodies and record the index fingerprint",
-    apply: |db, path| reindex(db, path).map(|_| ()),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        from: 1,
+        description: "rebuild every index from record bodies and record the index fingerprint",
+        apply: |db, path| reindex(db, path).map(|_| ()),
+    },
+    Migration {
+        from: 2,
+        description: "start each record's history at the version it has now",
+        apply: |db, path| start_history(db, path).map(|_| ()),
+    },
+];
+
+/// Writes each record of a kind with history as its first version (see
+/// schema version 3). Safe to interrupt: it writes the same versions again
+/// at the next open, and the version is stamped only after it finishes.
+pub fn start_history(db: &DB, path: &str) -> Result<u64> {
+    let records = db.cf_handle(layout::RECORDS).expect("records family");
+    let history = db.cf_handle(layout::HISTORY).expect("history family");
+    let err = |e| db_error(StoreName::Datastore, path, e);
+    let mut batch = WriteBatch::default();
+    let mut count = 0u64;
+    let mut it = db.raw_iterator_cf(records);
+    it.seek_to_first();
+    while it.valid() {
+        let raw = it.key().unwrap_or_default();
+        if let Some(kind) =
+            layout::tag_kind(raw[0]).filter(|k| datastore_core::HistoryPolicy::keeps_history(*k))
+        {
+            let key = String::from_utf8_lossy(&raw[1..]).into_owned();
+            let (header, body) =
+                Envelope::decode(it.value().unwrap_or_default()).map_err(|reason| {
+                    Error::Corrupt {
+                        store: kind.store(),
+                        key: key.clone(),
+                        reason,
+                    }
+                })?;
+            batch.put_cf(
+                history,
+                layout::history_key(kind, &key, header.revision),
+                layout::VersionValue::encode(
+                    false,
+                    header.updated,
+                    header.actor.as_deref(),
+                    Some(body),
+                ),
+            );
+            count += 1;
+            if batch.len() > 10_000 {
+                db.write_opt(std::mem::take(&mut batch), &sync())
+                    .map_err(err)?;
+            }
+        }
+        it.next();
+    }
+    it.status().map_err(err)?;
+    db.write_opt(batch, &sync()).map_err(err)?;
+    Ok(count)
+}
 
 fn meta(db: &DB) -> &rocksdb::ColumnFamily {
     db.cf_handle(layout::META).expect("meta family")
@@ -82,7 +141,11 @@ fn stamp(db: &DB, path: &str, version: u32) -> Result<()> {
 }
 
 fn is_empty(db: &DB, family: &str) -> bool {
-    let mut it = db.raw_iterator_cf(db.cf_handle(family).expect("family"));
+    // A family an older database lacks (opened read-only) holds nothing.
+    let Some(cf) = db.cf_handle(family) else {
+        return true;
+    };
+    let mut it = db.raw_iterator_cf(cf);
     it.seek_to_first();
     !it.valid()
 }

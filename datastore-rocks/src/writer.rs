@@ -22,7 +22,7 @@ use datastore_core::{
 use rocksdb::{ReadOptions, WriteBatch};
 
 use crate::engine::{Inner, corrupt, db_error, decode_change};
-use crate::layout::{self, Envelope, Header};
+use crate::layout::{self, Envelope, Header, VersionValue};
 
 /// The most commits one group takes (a bound on one `WriteBatch`).
 pub(crate) const MAX_GROUP: usize = 1024;
@@ -86,6 +86,13 @@ impl Writer {
                 }
                 WriteJob::StartFeedAfter { position, reply } => {
                     let _ = reply.send(self.start_feed_after(position));
+                }
+                WriteJob::CompactHistory {
+                    kind,
+                    retention,
+                    reply,
+                } => {
+                    let _ = reply.send(self.compact_history(kind, &retention));
                 }
                 WriteJob::Flush { reply } => {
                     let _ = reply.send(());
@@ -316,8 +323,16 @@ impl Writer {
             created: current.as_ref().map_or(now, |h| h.created),
             updated: now,
             index_keys,
+            actor: put.actor.as_ref().map(|a| a.to_string()),
         };
         let record = Envelope::encode(&header, &put.body);
+        if put.history {
+            out.ops.push(Op::Put(
+                layout::HISTORY,
+                layout::history_key(kind, key, header.revision),
+                VersionValue::encode(false, now, header.actor.as_deref(), Some(&put.body)),
+            ));
+        }
         out.ops.push(Op::Put(layout::RECORDS, raw.clone(), record));
         out.committed
             .push(Committed::put(&put, header.revision, header.created, now));
@@ -361,6 +376,14 @@ impl Writer {
         out.ops.push(Op::Delete(layout::RECORDS, raw.clone()));
         *head += 1;
         let revision = Revision::new(*head);
+        if delete.history {
+            let actor = delete.actor.as_ref().map(|a| a.to_string());
+            out.ops.push(Op::Put(
+                layout::HISTORY,
+                layout::history_key(kind, key, revision),
+                VersionValue::encode(true, now, actor.as_deref(), None),
+            ));
+        }
         out.committed.push(Committed::delete(
             &delete,
             revision,
@@ -370,6 +393,73 @@ impl Writer {
         ));
         out.overlay.records.insert(raw, None);
         Ok(())
+    }
+
+    /// Removes versions of `kind` outside `retention`: per record, beyond
+    /// the newest `max_versions` and older than `max_age`; one synced
+    /// batch per ten thousand removals.
+    pub(crate) fn compact_history(
+        &mut self,
+        kind: Kind,
+        retention: &datastore_core::HistoryRetention,
+    ) -> Result<u64> {
+        let cf = self.inner.cf(layout::HISTORY);
+        let err = |e| {
+            db_error(
+                StoreName::Datastore,
+                format!("history of {}", kind.as_str()),
+                e,
+            )
+        };
+        let cutoff = retention.cutoff(Utc::now());
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_lower_bound(layout::records_start(kind));
+        ro.set_iterate_upper_bound(layout::records_end(kind));
+        let mut it = self.inner.db.raw_iterator_cf_opt(cf, ro);
+        // Newest first, so each record's versions are counted from its newest.
+        it.seek_to_last();
+        let mut batch = WriteBatch::default();
+        let mut removed = 0u64;
+        let mut record: Vec<u8> = Vec::new();
+        let mut seen = 0u32;
+        while it.valid() {
+            let raw = it.key().unwrap_or_default();
+            let (prefix, _) = layout::split_history_key(raw)
+                .ok_or_else(|| corrupt(kind, raw, "history key too short"))?;
+            if prefix != record.as_slice() {
+                record = prefix.to_vec();
+                seen = 0;
+            }
+            seen += 1;
+            let too_many = retention.max_versions.is_some_and(|max| seen > max);
+            let too_old = match cutoff {
+                Some(t) => {
+                    let v = VersionValue::decode(it.value().unwrap_or_default())
+                        .map_err(|reason| corrupt(kind, raw, reason))?;
+                    v.at < t
+                }
+                None => false,
+            };
+            if too_many || too_old {
+                batch.delete_cf(cf, raw);
+                removed += 1;
+                if batch.len() >= 10_000 {
+                    self.inner
+                        .db
+                        .write_opt(std::mem::take(&mut batch), &self.inner.write_opts())
+                        .map_err(err)?;
+                }
+            }
+            it.prev();
+        }
+        it.status().map_err(err)?;
+        if !batch.is_empty() {
+            self.inner
+                .db
+                .write_opt(batch, &self.inner.write_opts())
+                .map_err(err)?;
+        }
+        Ok(removed)
     }
 
     /// The last sequence number outside the retention window (the feed is

@@ -382,3 +382,82 @@ async fn check_indexes_finds_a_dangling_entry() {
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(problems[0].contains("no record owning it"), "{problems:?}");
 }
+
+/// A version-2 database (no history family, envelopes without an actor)
+/// is refused read-only with the migration named, and migrated at a
+/// writable open: each record's history starts at the version it has.
+#[tokio::test]
+async fn migrating_from_version_2_starts_history_at_the_current_version() {
+    use datastore_core::{Actor, PageRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let ds = open(&path);
+    let v1 = ds
+        .profiles()
+        .put(Profile::new("alice"), Precondition::MustNotExist)
+        .await
+        .unwrap();
+    let mut edit = v1.value.clone();
+    edit.name = "Alice".into();
+    let v2 = ds
+        .with_actor(Actor::service("editor"))
+        .profiles()
+        .put(edit, v1.expect())
+        .await
+        .unwrap();
+    close(ds).await;
+    {
+        let mut opts = rocksdb::Options::default();
+        opts.create_missing_column_families(true);
+        let mut db = rocksdb::DB::open_cf(&opts, &path, layout::FAMILIES).unwrap();
+        // Envelope version 1: no actor field after the three times.
+        let records = db.cf_handle(layout::RECORDS).unwrap();
+        let old: Vec<(Vec<u8>, Vec<u8>)> = db
+            .iterator_cf(records, rocksdb::IteratorMode::Start)
+            .map(|kv| {
+                let (k, v) = kv.unwrap();
+                let actor_len = u16::from_be_bytes([v[25], v[26]]) as usize;
+                let mut v1 = vec![1u8];
+                v1.extend_from_slice(&v[1..25]);
+                v1.extend_from_slice(&v[27 + actor_len..]);
+                (k.to_vec(), v1)
+            })
+            .collect();
+        for (k, v) in old {
+            db.put_cf(records, k, v).unwrap();
+        }
+        let meta = db.cf_handle(layout::META).unwrap();
+        db.put_cf(meta, layout::SCHEMA_VERSION, 2u32.to_be_bytes())
+            .unwrap();
+        db.drop_cf(layout::HISTORY).unwrap();
+    }
+    let mut read_only = RocksConfig::new(&path);
+    read_only.read_only = true;
+    let err = datastore_rocks::open(read_only).unwrap_err();
+    assert!(
+        err.to_string().contains("datastore migrate") && err.to_string().contains("history"),
+        "{err}"
+    );
+
+    let ds = open(&path);
+    let got = ds.profiles().get(&v1.value.id).await.unwrap();
+    assert_eq!((got.revision, got.actor), (v2.revision, None));
+    let history = ds
+        .profiles()
+        .history(&v1.value.id, PageRequest::first(10))
+        .await
+        .unwrap();
+    let revisions: Vec<_> = history.items.iter().map(|v| v.revision).collect();
+    assert_eq!(revisions, vec![v2.revision]);
+    assert!(matches!(
+        ds.profiles().get_at(&v1.value.id, v1.revision).await,
+        Err(Error::VersionExpired { .. })
+    ));
+    close(ds).await;
+    let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), &path, layout::FAMILIES).unwrap();
+    let version = db
+        .get_cf(db.cf_handle(layout::META).unwrap(), layout::SCHEMA_VERSION)
+        .unwrap()
+        .unwrap();
+    assert_eq!(version, migrations::CURRENT.to_be_bytes());
+}

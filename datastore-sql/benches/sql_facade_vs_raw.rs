@@ -51,6 +51,7 @@ fn decode_row(revision: i64, created: i64, updated: i64, body: &str) -> Versione
         revision: Revision::new(revision as u64),
         created: time(created),
         updated: time(updated),
+        actor: None,
     }
 }
 
@@ -106,10 +107,10 @@ async fn raw_page(raw: &Raw, workflow: &str) -> Vec<Versioned<Run>> {
 
 /// The statements of a put inside a write transaction, on either database
 /// (the SQL text carries the database's placeholders): read the head,
-/// insert the row with its index columns and the feed row, store the new
-/// head. Evaluates to the new head.
+/// insert the row with its index columns, its history version and the
+/// feed row, store the new head. Evaluates to the new head.
 macro_rules! put_statements {
-    ($tx:ident, $profile:expr, $body:expr, $now:expr, $insert:literal, $feed:literal, $head:literal) => {{
+    ($tx:ident, $profile:expr, $body:expr, $now:expr, $insert:literal, $version:literal, $feed:literal, $head:literal) => {{
         let p: &Profile = $profile;
         let head: i64 = sqlx::query("SELECT value FROM ds_meta WHERE name = 'head'")
             .fetch_one(&mut *$tx)
@@ -125,6 +126,14 @@ macro_rules! put_statements {
             .bind($body)
             .bind(&p.username)
             .bind(p.created.timestamp_micros())
+            .execute(&mut *$tx)
+            .await
+            .unwrap();
+        sqlx::query($version)
+            .bind(p.id.as_str())
+            .bind(seq)
+            .bind($now)
+            .bind($body)
             .execute(&mut *$tx)
             .await
             .unwrap();
@@ -158,6 +167,7 @@ async fn raw_put(raw: &Raw, profile: &Profile) {
                 &body,
                 now,
                 "INSERT INTO ds_profiles (key, revision, stored_created, stored_updated, body, username, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO ds_history (kind, key, revision, op, at, body) VALUES ('profiles', ?, ?, 'put', ?, ?)",
                 "INSERT INTO ds_changes (seq, kind, key, op, revision, at) VALUES (?, 'profiles', ?, 'put', ?, ?)",
                 "UPDATE ds_meta SET value = ? WHERE name = 'head'"
             );
@@ -175,6 +185,7 @@ async fn raw_put(raw: &Raw, profile: &Profile) {
                 &body,
                 now,
                 "INSERT INTO ds_profiles (key, revision, stored_created, stored_updated, body, username, created) VALUES ($1, $2, $3, $4, CAST($5 AS JSONB), $6, $7)",
+                "INSERT INTO ds_history (kind, key, revision, op, at, body) VALUES ('profiles', $1, $2, 'put', $3, $4)",
                 "INSERT INTO ds_changes (seq, kind, key, op, revision, at) VALUES ($1, 'profiles', $2, 'put', $3, $4)",
                 "UPDATE ds_meta SET value = $1 WHERE name = 'head'"
             );

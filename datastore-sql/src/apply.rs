@@ -65,6 +65,55 @@ struct Row {
     index: Vec<IndexEntry>,
 }
 
+/// The history rows of a commit: seven parameters each (see
+/// [`schema::insert_versions_sql`]).
+#[derive(Default)]
+struct Versions {
+    args: Vec<Value>,
+    first_key: Option<String>,
+}
+
+impl Versions {
+    /// Adds the version a write leaves; `body` is `None` for a delete.
+    fn push(&mut self, done: &Committed, body: Option<String>) {
+        self.first_key.get_or_insert_with(|| done.key.clone());
+        self.args.extend([
+            Value::Text(done.kind.as_str().into()),
+            Value::Text(done.key.clone()),
+            Value::Int(done.revision.get() as i64),
+            Value::Text(op_name(done.op).into()),
+            Value::Int(micros(done.updated)),
+            actor_value(done.actor.as_ref()),
+            body.map_or(Value::NullText, Value::Text),
+        ]);
+    }
+
+    /// Writes them, a thousand rows per statement.
+    async fn insert(self, tx: &mut Tx, wrote: &mut bool) -> Result<()> {
+        let key = self.first_key.unwrap_or_default();
+        for chunk in self.args.chunks(7 * ROWS_PER_STATEMENT) {
+            *wrote = true;
+            tx.execute(&schema::insert_versions_sql(chunk.len() / 7), chunk)
+                .await
+                .map_err(|e| db_error(StoreName::Datastore, format!("history of {key}"), e))?;
+        }
+        Ok(())
+    }
+}
+
+/// An operation as the feed and history tables spell it.
+pub(crate) fn op_name(op: datastore_core::ChangeOp) -> &'static str {
+    match op {
+        datastore_core::ChangeOp::Put => "put",
+        datastore_core::ChangeOp::Delete => "delete",
+    }
+}
+
+/// An actor as a column value (its text form, or NULL).
+pub(crate) fn actor_value(actor: Option<&datastore_core::Actor>) -> Value {
+    actor.map_or(Value::NullText, |a| Value::Text(a.to_string()))
+}
+
 /// One planned write.
 enum Write {
     Insert(Kind, Row),
@@ -90,16 +139,23 @@ impl Writer {
         let mut writes = Vec::new();
         let mut counters: BTreeMap<String, u64> = BTreeMap::new();
         let mut committed = Vec::new();
+        let mut versions = Versions::default();
         for m in mutations {
             match m {
-                Mutation::Put(put) => {
-                    committed.push(plan_put(&mut known, &mut writes, head, now, put)?)
-                }
+                Mutation::Put(put) => committed.push(plan_put(
+                    &mut known,
+                    &mut writes,
+                    &mut versions,
+                    head,
+                    now,
+                    put,
+                )?),
                 Mutation::Delete(delete) => {
                     let slot = committed.len();
                     committed.push(plan_delete(
                         &mut known,
                         &mut writes,
+                        &mut versions,
                         head,
                         now,
                         delete,
@@ -117,6 +173,7 @@ impl Writer {
             }
         }
         self.write(tx, writes, &mut committed, wrote).await?;
+        versions.insert(tx, wrote).await?;
         raise_counters(tx, counters, wrote).await?;
         Ok(committed)
     }
@@ -322,6 +379,7 @@ impl Writer {
 fn plan_put(
     known: &mut Known,
     writes: &mut Vec<Write>,
+    versions: &mut Versions,
     head: &mut u64,
     now: DateTime<Utc>,
     mut put: PutRecord,
@@ -343,11 +401,18 @@ fn plan_put(
     let index = std::mem::take(&mut put.index);
     let values = column_values(kind, &index);
     let key = put.key.clone();
+    let created_at = time(store, &put.key, created)?;
+    let done = Committed::put(&put, revision, created_at, now);
+    if put.history {
+        versions.push(&done, Some(body.clone()));
+    }
+    let actor = actor_value(put.actor.as_ref());
     let write = if current.is_some() {
         let mut args = vec![
             Value::Int(*head as i64),
             Value::Int(micros(now)),
             Value::Text(body),
+            actor,
         ];
         args.extend(values);
         args.push(Value::Text(key.clone()));
@@ -359,20 +424,21 @@ fn plan_put(
             Value::Int(created),
             Value::Int(micros(now)),
             Value::Text(body),
+            actor,
         ];
         args.extend(values);
         Write::Insert(kind, Row { key, args, index })
     };
     writes.push(write);
     known.set(kind, put.key.clone(), Some((revision, created)));
-    let created = time(store, &put.key, created)?;
-    Ok(Committed::put(&put, revision, created, now))
+    Ok(done)
 }
 
 /// Checks a delete against what is known and plans it.
 fn plan_delete(
     known: &mut Known,
     writes: &mut Vec<Write>,
+    versions: &mut Versions,
     head: &mut u64,
     now: DateTime<Utc>,
     delete: DeleteRecord,
@@ -386,13 +452,11 @@ fn plan_delete(
     writes.push(Write::Delete(kind, key.clone(), slot));
     known.set(kind, key.clone(), None);
     let created = time(kind.store(), key, created)?;
-    Ok(Committed::delete(
-        &delete,
-        Revision::new(*head),
-        created,
-        now,
-        None,
-    ))
+    let done = Committed::delete(&delete, Revision::new(*head), created, now, None);
+    if delete.history {
+        versions.push(&done, None);
+    }
+    Ok(done)
 }
 
 /// Raises the commit's counters, each to the highest value it asked for.

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use datastore_core::{DEFAULT_MAX_RECORD_BYTES, DEFAULT_SUBSCRIBER_BUFFER, Retention, redact_url};
+use datastore_core::{
+    DEFAULT_MAX_RECORD_BYTES, DEFAULT_SUBSCRIBER_BUFFER, HistoryPolicy, Retention, redact_url,
+};
 
 /// Options of a SQL store. `SqlConfig::new(url)` gives the defaults.
 #[derive(Clone, PartialEq, Eq)]
@@ -24,6 +26,8 @@ pub struct SqlConfig {
     pub subscriber_buffer: usize,
     /// The largest JSON-encoded record accepted, in bytes.
     pub max_record_bytes: usize,
+    /// Which kinds keep record history, and for how long.
+    pub history: HistoryPolicy,
     /// Open an existing store read-only (default false): an SQLite file is
     /// never created, no migration runs, PostgreSQL sessions are read-only,
     /// and every write is refused. A database that is not a datastore's (no
@@ -53,6 +57,7 @@ impl SqlConfig {
             read_only: false,
             migrate: true,
             poll_interval: Duration::from_millis(100),
+            history: HistoryPolicy::default(),
         }
     }
 }
@@ -72,6 +77,7 @@ impl std::fmt::Debug for SqlConfig {
             .field("read_only", &self.read_only)
             .field("migrate", &self.migrate)
             .field("poll_interval", &self.poll_interval)
+            .field("history", &self.history)
             .finish()
     }
 }

@@ -20,9 +20,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use datastore_core::{
-    Capabilities, Change, ChangeOp, Committed, Compaction, Engine, Error, FeedFilter, IndexValue,
-    Kind, LiveChanges, LiveReceiver, Mutation, Result, Retention, Revision, Scan, StoreName,
-    StoredRecord,
+    Actor, Capabilities, Change, ChangeOp, Committed, Compaction, Engine, Error, FeedFilter,
+    HistoryRetention, IndexValue, Kind, LiveChanges, LiveReceiver, Mutation, Result, Retention,
+    Revision, Scan, StoreName, StoredRecord, StoredVersion, VersionScan,
 };
 use tokio::sync::Notify;
 
@@ -267,6 +267,7 @@ impl SqlEngine {
             created: time(store, &key, row.int(2).map_err(decode)?)?,
             updated: time(store, &key, row.int(3).map_err(decode)?)?,
             body: row.text(4).map_err(decode)?.into_bytes(),
+            actor: actor_of(store, &key, row.opt_text(5).map_err(decode)?)?,
             key,
         })
     }
@@ -295,8 +296,26 @@ impl SqlEngine {
                 row.int(offset + 5).map_err(bad)?,
             )?,
             parent: row.opt_text(offset + 6).map_err(bad)?,
+            actor: actor_of(
+                StoreName::Changes,
+                &seq.to_string(),
+                row.opt_text(offset + 7).map_err(bad)?,
+            )?,
         })
     }
+}
+
+/// A stored actor column, read back (`Corrupt` if it is not one).
+fn actor_of(store: StoreName, key: &str, text: Option<String>) -> Result<Option<Actor>> {
+    text.map(|t| {
+        t.parse()
+            .map_err(|e: datastore_core::FieldError| Error::Corrupt {
+                store,
+                key: key.to_string(),
+                reason: e.to_string(),
+            })
+    })
+    .transpose()
 }
 
 /// The feed head of a store.
@@ -408,6 +427,49 @@ impl Engine for SqlEngine {
     async fn commit(&self, mutations: Vec<Mutation>) -> Result<Vec<Committed>> {
         self.check_open()?;
         self.queue()?.commit(mutations).await
+    }
+
+    async fn history(
+        &self,
+        kind: Kind,
+        key: &str,
+        scan: &VersionScan,
+    ) -> Result<Vec<StoredVersion>> {
+        self.check_open()?;
+        let store = kind.store();
+        let mut args = vec![Value::Text(kind.as_str().into()), Value::Text(key.into())];
+        if let Some(r) = scan.after {
+            args.push(Value::Int(r.get().min(i64::MAX as u64) as i64));
+        }
+        args.push(Value::Int(scan.limit.min(i64::MAX as usize) as i64));
+        let sql = crate::schema::history_sql(scan.direction, scan.after.is_some());
+        let rows = self
+            .pools
+            .fetch_all(&sql, &args)
+            .await
+            .map_err(|e| db_error(store, key, e))?;
+        rows.iter()
+            .map(|r| {
+                let bad = |e| db_error(store, key, e);
+                let revision = Revision::new(r.int(0).map_err(bad)? as u64);
+                Ok(StoredVersion {
+                    revision,
+                    op: if r.text(1).map_err(bad)? == "delete" {
+                        ChangeOp::Delete
+                    } else {
+                        ChangeOp::Put
+                    },
+                    at: time(store, key, r.int(2).map_err(bad)?)?,
+                    actor: actor_of(store, key, r.opt_text(3).map_err(bad)?)?,
+                    body: r.opt_text(4).map_err(bad)?.map(String::into_bytes),
+                })
+            })
+            .collect()
+    }
+
+    async fn compact_history(&self, kind: Kind, retention: &HistoryRetention) -> Result<u64> {
+        self.check_open()?;
+        self.queue()?.compact_history(kind, *retention).await
     }
 
     async fn changes_since(

@@ -76,7 +76,7 @@ impl Published {
             let rows = match self
                 .pools
                 .fetch_all(
-                    "SELECT seq, kind, key, op, revision, at, parent FROM ds_changes WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+                    "SELECT seq, kind, key, op, revision, at, parent, actor FROM ds_changes WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
                     &[
                         Value::Int(*through as i64),
                         Value::Int(until.map_or(i64::MAX, |u| u as i64)),

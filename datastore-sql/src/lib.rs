@@ -41,7 +41,10 @@ pub type SqlDatastore = EngineStore<SqlEngine>;
 
 /// Opens a SQL datastore: connects, migrates, starts the feed listener.
 pub async fn open(config: SqlConfig) -> Result<Arc<dyn Datastore>> {
-    Ok(Arc::new(EngineStore::new(SqlEngine::open(config).await?)))
+    let history = config.history.clone();
+    Ok(Arc::new(
+        EngineStore::new(SqlEngine::open(config).await?).with_history(history),
+    ))
 }
 
 /// Where the database at `config.url` stands, changing nothing: the

@@ -11,32 +11,32 @@ pub fn table(kind: Kind) -> &'static str {
 }
 
 /// Replaces a stored record of `kind` by key. Parameters: revision,
-/// updated (microseconds), body, each of [`columns`], key.
+/// updated (microseconds), body, actor, each of [`columns`], key.
 pub(crate) fn update_sql(dialect: Dialect, kind: Kind) -> String {
     let sets: String = columns(kind)
         .iter()
         .map(|(c, _)| format!(", {c} = ?"))
         .collect();
     format!(
-        "UPDATE {} SET revision = ?, stored_updated = ?, body = {}{sets} WHERE key = ?",
+        "UPDATE {} SET revision = ?, stored_updated = ?, body = {}, actor = ?{sets} WHERE key = ?",
         table(kind),
         dialect.body_param(),
     )
 }
 
 /// Inserts `rows` records of `kind` in one statement. Parameters, row by
-/// row: key, revision, created, updated (microseconds), body, each of
-/// [`columns`].
+/// row: key, revision, created, updated (microseconds), body, actor, each
+/// of [`columns`].
 pub(crate) fn insert_sql(dialect: Dialect, kind: Kind, rows: usize) -> String {
     let cols = columns(kind);
     let names: String = cols.iter().map(|(c, _)| format!(", {c}")).collect();
     let row = format!(
-        "(?, ?, ?, ?, {}{})",
+        "(?, ?, ?, ?, {}, ?{})",
         dialect.body_param(),
         ", ?".repeat(cols.len())
     );
     format!(
-        "INSERT INTO {} (key, revision, stored_created, stored_updated, body{names}) VALUES {}",
+        "INSERT INTO {} (key, revision, stored_created, stored_updated, body, actor{names}) VALUES {}",
         table(kind),
         vec![row; rows].join(", ")
     )
@@ -44,7 +44,7 @@ pub(crate) fn insert_sql(dialect: Dialect, kind: Kind, rows: usize) -> String {
 
 /// Parameters of one inserted row of `kind` (see [`insert_sql`]).
 pub(crate) fn insert_width(kind: Kind) -> usize {
-    5 + columns(kind).len()
+    6 + columns(kind).len()
 }
 
 /// Deletes `keys` records of `kind` by key, returning each deleted row's
@@ -65,6 +65,34 @@ pub(crate) fn current_sql(kind: Kind, keys: usize) -> String {
         "SELECT key, revision, stored_created FROM {} WHERE key IN ({})",
         table(kind),
         vec!["?"; keys].join(", ")
+    )
+}
+
+/// Inserts `rows` versions into the history. Parameters, row by row:
+/// kind, key, revision, op, at (microseconds), actor, body.
+pub(crate) fn insert_versions_sql(rows: usize) -> String {
+    format!(
+        "INSERT INTO ds_history (kind, key, revision, op, at, actor, body) VALUES {}",
+        vec!["(?, ?, ?, ?, ?, ?, ?)"; rows].join(", ")
+    )
+}
+
+/// A page of one record's versions: parameters kind, key, then (when
+/// `after`) the revision to continue from, then the limit. The primary key
+/// (kind, key, revision) serves it, so a deep page costs what the first does.
+pub fn history_sql(direction: Direction, after: bool) -> String {
+    let (op, dir) = match direction {
+        Direction::Asc => (">", "ASC"),
+        Direction::Desc => ("<", "DESC"),
+    };
+    let after = if after {
+        format!(" AND revision {op} ?")
+    } else {
+        String::new()
+    };
+    format!(
+        "SELECT revision, op, at, actor, body FROM ds_history \
+         WHERE kind = ? AND key = ?{after} ORDER BY revision {dir} LIMIT ?"
     )
 }
 
@@ -155,7 +183,7 @@ pub(crate) fn changes_sql(filter: &FeedFilter) -> (String, Vec<Value>) {
         conditions.push_str(&format!(" AND ({})", either.join(" OR ")));
     }
     let sql = format!(
-        "SELECT m.value, c.seq, c.kind, c.key, c.op, c.revision, c.at, c.parent FROM ds_meta m \
+        "SELECT m.value, c.seq, c.kind, c.key, c.op, c.revision, c.at, c.parent, c.actor FROM ds_meta m \
          LEFT JOIN ds_changes c ON {conditions} WHERE m.name = 'compacted_through' ORDER BY c.seq LIMIT ?"
     );
     (sql, args)
@@ -164,7 +192,7 @@ pub(crate) fn changes_sql(filter: &FeedFilter) -> (String, Vec<Value>) {
 /// The columns every record select reads, in order.
 pub(crate) fn record_columns(dialect: Dialect) -> String {
     format!(
-        "key, revision, stored_created, stored_updated, {}",
+        "key, revision, stored_created, stored_updated, {}, actor",
         dialect.body_column()
     )
 }

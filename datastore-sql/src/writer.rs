@@ -20,10 +20,10 @@ use std::sync::Arc;
 
 use datastore_core::group_commit::{PendingCommit, WriteJob, WriteJobs, group_failure};
 use datastore_core::{
-    Change, ChangeOp, Committed, Compaction, Error, Mutation, Result, Retention, StoreName,
-    commit_time,
+    Change, Committed, Compaction, Error, Mutation, Result, Retention, StoreName, commit_time,
 };
 
+use crate::apply::{actor_value, op_name};
 use crate::driver::{Dialect, Pools, Tx, Value, db_error};
 use crate::engine::micros;
 use crate::follow::Published;
@@ -34,7 +34,7 @@ use crate::follow::Published;
 pub(crate) const MAX_GROUP_POSTGRES: usize = 48;
 /// The most commits in one SQLite group.
 pub(crate) const MAX_GROUP_SQLITE: usize = 512;
-/// Feed rows per multi-row insert (7 parameters each).
+/// Feed rows per multi-row insert (8 parameters each).
 const FEED_ROWS_PER_INSERT: usize = 500;
 
 /// Each commit's result, the changes of those that landed, and the head
@@ -62,6 +62,13 @@ impl Writer {
                 }
                 WriteJob::StartFeedAfter { position, reply } => {
                     let _ = reply.send(self.start_feed_after(position).await);
+                }
+                WriteJob::CompactHistory {
+                    kind,
+                    retention,
+                    reply,
+                } => {
+                    let _ = reply.send(self.compact_history(kind, &retention).await);
                 }
                 WriteJob::Flush { reply } => {
                     let _ = reply.send(());
@@ -240,30 +247,24 @@ impl Writer {
         }
         for (i, chunk) in chunks.into_iter().enumerate() {
             let insert = format!(
-                "INSERT INTO ds_changes (seq, kind, key, op, revision, at, parent) VALUES {}",
-                vec!["(?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ")
+                "INSERT INTO ds_changes (seq, kind, key, op, revision, at, parent, actor) VALUES {}",
+                vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ")
             );
             let sql = match &then {
                 Some((finish, _)) if i == last => format!("WITH feed AS ({insert}), {finish}"),
                 _ => insert,
             };
-            let mut args = Vec::with_capacity(chunk.len() * 7);
+            let mut args = Vec::with_capacity(chunk.len() * 8);
             for c in chunk {
                 args.extend([
                     Value::Int(c.seq as i64),
                     Value::Text(c.kind.as_str().into()),
                     Value::Text(c.id.clone()),
-                    Value::Text(
-                        if c.op == ChangeOp::Delete {
-                            "delete"
-                        } else {
-                            "put"
-                        }
-                        .into(),
-                    ),
+                    Value::Text(op_name(c.op).into()),
                     Value::Int(c.revision.get() as i64),
                     Value::Int(micros(c.at)),
                     c.parent.clone().map_or(Value::NullText, Value::Text),
+                    actor_value(c.actor.as_ref()),
                 ]);
             }
             if let (Some((_, arg)), true) = (&then, i == last) {
@@ -287,6 +288,54 @@ impl Writer {
             removed,
             compacted_through,
         })
+    }
+
+    /// Removes versions of `kind` beyond each record's newest
+    /// `max_versions` and older than `max_age`, in one transaction.
+    async fn compact_history(
+        &self,
+        kind: datastore_core::Kind,
+        retention: &datastore_core::HistoryRetention,
+    ) -> Result<u64> {
+        let bad = |e| {
+            db_error(
+                StoreName::Datastore,
+                format!("history of {}", kind.as_str()),
+                e,
+            )
+        };
+        let mut tx = self.begin().await?;
+        let mut removed = 0;
+        if let Some(max) = retention.max_versions {
+            // Versions with `max` or more newer versions of the same record.
+            let sql = "DELETE FROM ds_history WHERE kind = ? AND revision <= (\
+                 SELECT n.revision FROM ds_history n WHERE n.kind = ds_history.kind \
+                 AND n.key = ds_history.key ORDER BY n.revision DESC LIMIT 1 OFFSET ?)";
+            removed += tx
+                .execute(
+                    sql,
+                    &[
+                        Value::Text(kind.as_str().into()),
+                        Value::Int(i64::from(max)),
+                    ],
+                )
+                .await
+                .map_err(bad)?;
+        }
+        if let Some(cutoff) = retention.cutoff(commit_time()) {
+            removed += tx
+                .execute(
+                    "DELETE FROM ds_history WHERE kind = ? AND at < ?",
+                    &[
+                        Value::Text(kind.as_str().into()),
+                        Value::Int(micros(cutoff)),
+                    ],
+                )
+                .await
+                .map_err(bad)?;
+        }
+        tx.commit().await.map_err(bad)?;
+        Ok(removed)
     }
 
     /// Raises the head to `position` and drops the feed through it, in one

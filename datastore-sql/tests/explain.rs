@@ -205,3 +205,42 @@ async fn postgres_filtered_feed_reads_search_the_key_and_parent_indexes() {
     }
     schema.drop_schema().await;
 }
+
+/// A deep page of a record's history searches the primary key from the
+/// cursor, newest first, without a sort.
+#[tokio::test]
+async fn sqlite_deep_history_pages_search_the_key() {
+    let fixture = common::SqliteFixture::new().await;
+    let path = fixture.dir.path().join("data.db");
+    let sql = datastore_sql::schema::history_sql(Direction::Desc, true);
+    let values = ["'profiles'", "'p1'", "100000", "101"];
+    let mut inlined = String::new();
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            inlined.push_str(values[n]);
+            n += 1;
+        } else {
+            inlined.push(c);
+        }
+    }
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let rows = sqlx::query(AssertSqlSafe(format!("EXPLAIN QUERY PLAN {inlined}")))
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    let plan: Vec<String> = rows.iter().map(|r| r.get::<String, _>(3)).collect();
+    let plan = plan.join("\n");
+    eprintln!("{plan}");
+    assert!(
+        plan.contains("SEARCH") && plan.contains("ds_history"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("revision<?"),
+        "the cursor bounds the search: {plan}"
+    );
+    assert!(!plan.contains("TEMP B-TREE"), "no sort: {plan}");
+}

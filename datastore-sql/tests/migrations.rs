@@ -267,3 +267,117 @@ async fn postgres_fills_columns_a_migration_added() {
     .await;
     schema.drop_schema().await;
 }
+
+/// A database from before history (migration 6 undone: no `ds_history`, no
+/// `actor` columns) gets both at the next open, and each record's history
+/// starts at the version it has: older revisions are `VersionExpired`,
+/// later writes add versions.
+async fn history_starts_at_the_migrated_version(
+    open: impl AsyncFn() -> std::sync::Arc<dyn datastore_core::Datastore>,
+    run_sql: impl AsyncFn(&str),
+) {
+    use datastore_core::{Error, PageRequest};
+    let ds = open().await;
+    let v1 = ds
+        .profiles()
+        .put(Profile::new("alice"), Precondition::MustNotExist)
+        .await
+        .unwrap();
+    let mut edit = v1.value.clone();
+    edit.name = "Alice".into();
+    let v2 = ds.profiles().put(edit.clone(), v1.expect()).await.unwrap();
+    ds.close().await.unwrap();
+    drop(ds);
+    let mut undo = String::from("DROP TABLE ds_history;");
+    for t in [
+        "profiles",
+        "workflows",
+        "runs",
+        "keys",
+        "collections",
+        "logs",
+        "tokens",
+        "changes",
+    ] {
+        undo.push_str(&format!(" ALTER TABLE ds_{t} DROP COLUMN actor;"));
+    }
+    undo.push_str(&format!(
+        " DELETE FROM {MIGRATIONS_TABLE} WHERE version = 6;"
+    ));
+    for statement in undo.split_inclusive(';') {
+        run_sql(statement.trim()).await;
+    }
+
+    let ds = open().await;
+    let id = &v1.value.id;
+    let history = ds
+        .profiles()
+        .history(id, PageRequest::first(10))
+        .await
+        .unwrap();
+    let revisions: Vec<_> = history.items.iter().map(|v| v.revision).collect();
+    assert_eq!(
+        revisions,
+        vec![v2.revision],
+        "history starts at the current version"
+    );
+    assert_eq!(history.items[0].value.as_ref().unwrap().name, "Alice");
+    assert!(matches!(
+        ds.profiles().get_at(id, v1.revision).await,
+        Err(Error::VersionExpired { .. })
+    ));
+    edit.name = "Alicia".into();
+    let v3 = ds.profiles().put(edit, v2.expect()).await.unwrap();
+    let revisions: Vec<_> = ds
+        .profiles()
+        .history(id, PageRequest::first(10))
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|v| v.revision)
+        .collect();
+    assert_eq!(revisions, vec![v3.revision, v2.revision]);
+    ds.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn sqlite_history_starts_at_the_migrated_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data.db");
+    let url = format!("sqlite://{}", path.display());
+    history_starts_at_the_migrated_version(
+        async || datastore_sql::open(SqlConfig::new(&url)).await.unwrap(),
+        async |sql| {
+            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::query(AssertSqlSafe(sql.to_string()))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn postgres_history_starts_at_the_migrated_version() {
+    let Some(url) = common::postgres().await else {
+        return;
+    };
+    let schema = common::PgSchema::create(&url).await;
+    history_starts_at_the_migrated_version(
+        async || schema.open().await,
+        async |sql| {
+            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::raw_sql(AssertSqlSafe(format!(
+                "SET search_path TO {}; {sql}",
+                schema.name
+            )))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        },
+    )
+    .await;
+    schema.drop_schema().await;
+}

@@ -14,10 +14,10 @@
 //! - RocksDB: one OS thread per writer, each checking the record key and the
 //!   username claim (two point reads, as the facade's precondition and
 //!   unique check) and writing a synced `WriteBatch` of the record, its index
-//!   entries, the claim, the feed entry and the head; sequence numbers from
+//!   entries, the claim, the history version, the feed entry and the head; sequence numbers from
 //!   an atomic counter. RocksDB groups concurrent synced writes itself.
 //! - PostgreSQL: one connection per writer, each transaction inserting the
-//!   row (with its index columns) and a feed row; sequence numbers from an
+//!   row (with its index columns), its history version and a feed row; sequence numbers from an
 //!   atomic counter; no lock.
 //! - SQLite: writers hand their rows to one writer connection that inserts
 //!   every row waiting at that moment, with its feed row, in one
@@ -218,6 +218,9 @@ async fn sqlite_grouper(url: String, mut rows: mpsc::Receiver<Row>) {
                 .bind(p.id.as_str()).bind(seq).bind(now).bind(now)
                 .bind(serde_json::to_string(p).unwrap()).bind(&p.username).bind(p.created.timestamp_micros())
                 .execute(&mut *tx).await.unwrap();
+            sqlx::query("INSERT INTO ds_history (kind, key, revision, op, at, body) VALUES ('profiles', ?, ?, 'put', ?, ?)")
+                .bind(p.id.as_str()).bind(seq).bind(now).bind(serde_json::to_string(p).unwrap())
+                .execute(&mut *tx).await.unwrap();
             sqlx::query("INSERT INTO ds_changes (seq, kind, key, op, revision, at) VALUES (?, 'profiles', ?, 'put', ?, ?)")
                 .bind(seq).bind(p.id.as_str()).bind(seq).bind(now)
                 .execute(&mut *tx).await.unwrap();
@@ -315,6 +318,9 @@ async fn raw_postgres(url: &str, schema: &str, writers: usize) -> f64 {
                     sqlx::query("INSERT INTO ds_profiles (key, revision, stored_created, stored_updated, body, username, created) VALUES ($1, $2, $3, $4, CAST($5 AS JSONB), $6, $7)")
                         .bind(p.id.as_str()).bind(s).bind(now).bind(now)
                         .bind(serde_json::to_string(&p).unwrap()).bind(&p.username).bind(p.created.timestamp_micros())
+                        .execute(&mut *tx).await.unwrap();
+                    sqlx::query("INSERT INTO ds_history (kind, key, revision, op, at, body) VALUES ('profiles', $1, $2, 'put', $3, $4)")
+                        .bind(p.id.as_str()).bind(s).bind(now).bind(serde_json::to_string(&p).unwrap())
                         .execute(&mut *tx).await.unwrap();
                     sqlx::query("INSERT INTO ds_changes (seq, kind, key, op, revision, at) VALUES ($1, 'profiles', $2, 'put', $3, $4)")
                         .bind(s).bind(p.id.as_str()).bind(s).bind(now)

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use datastore_core::Retention;
+use datastore_core::{HistoryPolicy, HistoryRetention, Kind, Retention};
 use serde::{Deserialize, Serialize};
 
 use crate::error::OpenError;
@@ -29,6 +29,9 @@ pub struct Config {
     pub sealing: SealingConfig,
     /// Client settings (for `http://`: a remote `datastore serve`).
     pub remote: RemoteSettings,
+    /// Record history: which kinds keep versions, for how long, and how
+    /// often compaction runs.
+    pub history: HistoryConfig,
     /// Emit tracing spans and keep per-operation statistics.
     pub instrument: bool,
     /// The largest JSON-encoded record accepted, in bytes.
@@ -53,6 +56,7 @@ impl Default for Config {
             sql: SqlSettings::default(),
             sealing: SealingConfig::default(),
             remote: RemoteSettings::default(),
+            history: HistoryConfig::default(),
             instrument: false,
             max_record_bytes: datastore_core::DEFAULT_MAX_RECORD_BYTES,
             read_only: false,
@@ -90,6 +94,93 @@ impl FeedConfig {
             max_changes: self.max_changes,
             max_age: self.max_age_secs.map(Duration::from_secs),
         }
+    }
+}
+
+/// Record history settings: by default every kind with history keeps
+/// every version (see `HistoryPolicy`); a kind named here keeps what its
+/// entry says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HistoryConfig {
+    /// Per kind, by store name (`workflows`, `runs`, ...).
+    pub kinds: std::collections::BTreeMap<String, HistoryKindConfig>,
+    /// How often background compaction applies the retention, in seconds
+    /// (only when some kind has `max_versions` or `max_age_secs`).
+    pub compact_every_secs: u64,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        HistoryConfig {
+            kinds: std::collections::BTreeMap::new(),
+            compact_every_secs: 300,
+        }
+    }
+}
+
+/// One kind's history retention.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HistoryKindConfig {
+    /// Write a version for every put and delete (false: the record's
+    /// history is its current state).
+    pub enabled: bool,
+    /// Keep at most this many of each record's newest versions.
+    pub max_versions: Option<u32>,
+    /// Keep versions at most this many seconds old.
+    pub max_age_secs: Option<u64>,
+}
+
+impl Default for HistoryKindConfig {
+    fn default() -> Self {
+        HistoryKindConfig {
+            enabled: true,
+            max_versions: None,
+            max_age_secs: None,
+        }
+    }
+}
+
+impl HistoryConfig {
+    /// The policy these settings describe; a name that is not a kind with
+    /// history is an error naming it.
+    pub fn policy(&self) -> Result<HistoryPolicy, OpenError> {
+        let mut policy = HistoryPolicy::default();
+        for (name, kind_config) in &self.kinds {
+            let bad = |reason: String| OpenError::Config {
+                source_name: format!("history.kinds.{name}"),
+                reason,
+            };
+            let kind = Kind::from_name(name).ok_or_else(|| {
+                bad(format!(
+                    "{name:?} is not a store (profiles, workflows, runs, keys, collections)"
+                ))
+            })?;
+            if !HistoryPolicy::keeps_history(kind) {
+                return Err(bad(format!("{} keep no history", kind.as_str())));
+            }
+            if kind_config.max_versions == Some(0) {
+                return Err(bad(
+                    "max_versions must be at least 1 (set enabled = false to keep none)".into(),
+                ));
+            }
+            policy = policy.with(
+                kind,
+                HistoryRetention {
+                    enabled: kind_config.enabled,
+                    max_versions: kind_config.max_versions,
+                    max_age: kind_config.max_age_secs.map(Duration::from_secs),
+                },
+            );
+        }
+        if self.compact_every_secs == 0 && policy.iter().any(|(_, r)| r.compacts()) {
+            return Err(OpenError::Config {
+                source_name: "history.compact_every_secs".into(),
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(policy)
     }
 }
 

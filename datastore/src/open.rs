@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use datastore_core::{Datastore, redact_url};
+use datastore_core::{Datastore, HistoryPolicy, redact_url};
 
 use crate::config::Config;
 use crate::error::OpenError;
@@ -169,7 +169,12 @@ pub async fn open(config: &Config) -> Result<Arc<dyn Datastore>, OpenError> {
     let backend = Backend::parse(&config.url)?;
     let is_memory = backend == Backend::Memory;
     let sealing_key = sealing_key(config)?;
+    let history = config.history.policy()?;
+    let is_remote = matches!(backend, Backend::Remote { .. });
     let mut ds = open_backend(config, backend).await?;
+    if !config.read_only && !is_remote {
+        compact_history_in_background(&ds, history, config.history.compact_every_secs);
+    }
     if config.instrument {
         ds = Instrumented::wrap(ds).into_dyn();
     }
@@ -180,6 +185,37 @@ pub async fn open(config: &Config) -> Result<Arc<dyn Datastore>, OpenError> {
         ds = Cached::wrap(ds, config.cache.clone()).await?.into_dyn();
     }
     Ok(ds)
+}
+
+/// Applies `policy`'s history retention every `every_secs` seconds while
+/// the store is open (when some kind's retention compacts): a task holding
+/// only a weak reference, so it ends when the store is dropped or closed.
+fn compact_history_in_background(ds: &Arc<dyn Datastore>, policy: HistoryPolicy, every_secs: u64) {
+    if !policy.iter().any(|(_, r)| r.compacts()) {
+        return;
+    }
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let weak = Arc::downgrade(ds);
+    let every = std::time::Duration::from_secs(every_secs.max(1));
+    runtime.spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let Some(ds) = weak.upgrade() else { return };
+            match ds.compact_history(&policy).await {
+                Ok(done) if done.removed > 0 => {
+                    tracing::debug!(removed = done.removed, "history compacted")
+                }
+                Ok(_) => {}
+                Err(e @ datastore_core::Error::Unavailable { .. }) => {
+                    tracing::debug!(error = %e, "history compaction stops");
+                    return;
+                }
+                Err(e) => tracing::warn!(error = %e, "history compaction failed"),
+            }
+        }
+    });
 }
 
 /// Opens `url` with every other setting at its default (see [`Config`]).
@@ -232,6 +268,7 @@ async fn open_backend(config: &Config, backend: Backend) -> Result<Arc<dyn Datas
                 retention,
                 subscriber_buffer: config.feed.subscriber_buffer,
                 max_record_bytes: config.max_record_bytes,
+                history: config.history.policy()?,
             },
         )),
         Backend::Rocks {
@@ -252,6 +289,7 @@ async fn open_backend(config: &Config, backend: Backend) -> Result<Arc<dyn Datas
                 rocks.retention = retention;
                 rocks.subscriber_buffer = config.feed.subscriber_buffer;
                 rocks.max_record_bytes = config.max_record_bytes;
+                rocks.history = config.history.policy()?;
                 // Opening takes a file lock and may replay the log: off the
                 // async threads.
                 off_thread(&shown, move || datastore_rocks::open(rocks)).await
@@ -358,6 +396,8 @@ pub(crate) fn sql_config(config: &Config, url: String) -> datastore_sql::SqlConf
     sql.max_record_bytes = config.max_record_bytes;
     sql.read_only = config.read_only;
     sql.migrate = config.migrate_on_open;
+    // Checked by `open` before any store is opened.
+    sql.history = config.history.policy().unwrap_or_default();
     sql
 }
 

@@ -114,6 +114,7 @@ mod tests {
             revision: Revision::new(rev),
             created: t,
             updated: t,
+            actor: None,
         }
     }
 

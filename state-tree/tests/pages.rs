@@ -16,6 +16,7 @@ fn versioned<T>(value: T, rev: u64) -> Versioned<T> {
         revision: Revision::new(rev),
         created: now,
         updated: now,
+        actor: None,
     }
 }
 

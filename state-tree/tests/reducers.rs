@@ -16,6 +16,7 @@ fn versioned<T>(value: T, rev: u64) -> Versioned<T> {
         revision: Revision::new(rev),
         created: now,
         updated: now,
+        actor: None,
     }
 }
 
@@ -140,6 +141,7 @@ fn changes_to_loaded_runs_reload_them_and_the_rest_are_ignored() {
             revision: Revision::new(rev),
             at: Utc::now(),
             parent: Some(if id.starts_with('r') { "w1" } else { "w9" }.into()),
+            actor: None,
         })
     };
     let (_, effects) = reduce(&s, &change("r1", 20, ChangeOp::Put));

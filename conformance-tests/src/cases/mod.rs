@@ -7,6 +7,7 @@ pub mod collections;
 pub mod concurrency;
 pub mod feed;
 pub mod feed_filters;
+pub mod history;
 pub mod keys;
 pub mod logs;
 pub mod pagination;

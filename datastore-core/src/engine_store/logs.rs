@@ -113,7 +113,7 @@ impl<E: Engine> LogStore for EngineStore<E> {
         ops: Vec<LogOp>,
     ) -> Result<Vec<Versioned<LogEntry>>> {
         let (mutations, entries) = self.prepare_append(log, expected_len, ops)?;
-        let committed = match self.engine.commit(mutations).await {
+        let committed = match self.commit_stamped(mutations).await {
             Ok(c) => c,
             Err(e) => return Err(self.append_conflict(log, expected_len, e).await),
         };
@@ -190,7 +190,7 @@ impl<E: Engine> LogStore for EngineStore<E> {
                 mutations.extend((0..len).map(|seq| {
                     Mutation::delete(Kind::Log, Self::log_entry_key(log, seq), Precondition::Any)
                 }));
-                match self.engine.commit(mutations).await {
+                match self.commit_stamped(mutations).await {
                     Ok(_) => Some(len),
                     Err(Error::AlreadyExists { .. } | Error::NotFound { .. }) => None,
                     Err(e) => return Err(e),

@@ -18,10 +18,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::actor::Actor;
 use crate::batch::Batch;
 use crate::capabilities::Capabilities;
 use crate::engine::{Engine, Mutation};
 use crate::error::{Error, Result, StoreName};
+use crate::history::{HistoryCompaction, HistoryPolicy};
 use crate::record::{Kind, Reference};
 use crate::revision::{Precondition, Revision};
 use crate::stores::Datastore;
@@ -39,6 +41,10 @@ const RMW_ATTEMPTS: usize = 1000;
 /// backend.
 pub struct EngineStore<E: Engine> {
     engine: Arc<E>,
+    /// Who this view's writes are made by (see [`Datastore::with_actor`]).
+    actor: Option<Actor>,
+    /// Which kinds write versions, and how long they are kept.
+    history: Arc<HistoryPolicy>,
 }
 
 impl<E: Engine> std::fmt::Debug for EngineStore<E> {
@@ -157,7 +163,48 @@ impl<E: Engine> EngineStore<E> {
     pub fn new(engine: E) -> Self {
         EngineStore {
             engine: Arc::new(engine),
+            actor: None,
+            history: Arc::new(HistoryPolicy::default()),
         }
+    }
+
+    /// Sets which kinds keep history and for how long (by default
+    /// [`HistoryPolicy::default`]).
+    pub fn with_history(mut self, policy: HistoryPolicy) -> Self {
+        self.history = Arc::new(policy);
+        self
+    }
+
+    /// The history policy.
+    pub fn history_policy(&self) -> &HistoryPolicy {
+        &self.history
+    }
+
+    /// Names this view's actor on every put and delete, and asks for a
+    /// version where the kind keeps history.
+    fn stamp(&self, mutations: &mut [Mutation]) {
+        for m in mutations {
+            match m {
+                Mutation::Put(p) => {
+                    p.actor.clone_from(&self.actor);
+                    p.history = self.history.records(p.kind);
+                }
+                Mutation::Delete(d) => {
+                    d.actor.clone_from(&self.actor);
+                    d.history = self.history.records(d.kind);
+                }
+                Mutation::Require(_) | Mutation::RaiseCounter(_) => {}
+            }
+        }
+    }
+
+    /// Commits stamped mutations (see [`EngineStore::stamp`]).
+    async fn commit_stamped(
+        &self,
+        mut mutations: Vec<Mutation>,
+    ) -> Result<Vec<crate::engine::Committed>> {
+        self.stamp(&mut mutations);
+        self.engine.commit(mutations).await
     }
 
     /// The engine underneath.
@@ -224,6 +271,28 @@ impl<E: Engine> Datastore for EngineStore<E> {
 
     async fn snapshot(&self) -> Result<Arc<dyn Datastore>> {
         self.engine.snapshot().await
+    }
+
+    fn with_actor(&self, actor: Actor) -> Arc<dyn Datastore> {
+        Arc::new(EngineStore {
+            engine: self.engine.clone(),
+            actor: Some(actor),
+            history: self.history.clone(),
+        })
+    }
+
+    fn actor(&self) -> Option<Actor> {
+        self.actor.clone()
+    }
+
+    async fn compact_history(&self, policy: &HistoryPolicy) -> Result<HistoryCompaction> {
+        let mut removed = 0;
+        for (kind, retention) in policy.iter() {
+            if retention.compacts() {
+                removed += self.engine.compact_history(kind, &retention).await?;
+            }
+        }
+        Ok(HistoryCompaction { removed })
     }
 
     async fn close(&self) -> Result<()> {

@@ -3,11 +3,14 @@
 
 use async_trait::async_trait;
 
-use crate::engine::{Committed, Engine, Mutation, PutRecord, Scan, StoredRecord};
+use crate::engine::{Committed, Engine, Mutation, PutRecord, Scan, StoredRecord, VersionScan};
 use crate::error::{Error, FieldError, Result, StoreName};
+use crate::feed::ChangeOp;
+use crate::history::{StoredVersion, Version};
 use crate::ids::RecordId;
 use crate::query::{
-    Direction, Page, Position, Query, check_limit, decode_cursor, encode_cursor, query_fingerprint,
+    Direction, Page, PageRequest, Position, Query, check_limit, decode_cursor, encode_cursor,
+    history_fingerprint, query_fingerprint,
 };
 use crate::record::{Editable, IndexValue, Kind, Record, Reference};
 use crate::revision::{Precondition, Revision, Versioned};
@@ -30,6 +33,7 @@ impl<E: Engine> EngineStore<E> {
             revision: stored.revision,
             created: stored.created,
             updated: stored.updated,
+            actor: stored.actor,
         })
     }
 
@@ -94,6 +98,8 @@ impl<E: Engine> EngineStore<E> {
             index,
             precondition,
             parent: record.parent(),
+            actor: None,
+            history: false,
         })];
         mutations.extend(
             references
@@ -119,7 +125,7 @@ impl<E: Engine> EngineStore<E> {
         mutations: Vec<Mutation>,
         references: &[(StoreName, String, Reference)],
     ) -> Result<Vec<Committed>> {
-        self.engine.commit(mutations).await.map_err(|e| match &e {
+        self.commit_stamped(mutations).await.map_err(|e| match &e {
             Error::NotFound { store, key } => references
                 .iter()
                 .find(|(_, _, r)| r.kind.store() == *store && &r.key == key)
@@ -329,6 +335,171 @@ impl<E: Engine> EngineStore<E> {
         Ok(Page { items, next })
     }
 
+    /// A stored version as a typed one.
+    fn decode_version<R: Record>(key: &str, v: StoredVersion) -> Result<Version<R>> {
+        let value = match &v.body {
+            Some(body) => Some(serde_json::from_slice(body).map_err(|e| Error::Corrupt {
+                store: R::KIND.store(),
+                key: format!("{key} version {}", v.revision),
+                reason: e.to_string(),
+            })?),
+            None => None,
+        };
+        Ok(Version {
+            revision: v.revision,
+            at: v.at,
+            actor: v.actor,
+            op: v.op,
+            value,
+        })
+    }
+
+    /// The current record as a version (for records whose history does
+    /// not hold it: written before history was kept, or with it off).
+    fn current_version(stored: StoredRecord) -> StoredVersion {
+        StoredVersion {
+            revision: stored.revision,
+            op: ChangeOp::Put,
+            at: stored.updated,
+            actor: stored.actor,
+            body: Some(stored.body),
+        }
+    }
+
+    /// The oldest version kept of a record.
+    async fn oldest_version(&self, kind: Kind, key: &str) -> Result<Option<Revision>> {
+        let scan = VersionScan {
+            after: None,
+            direction: Direction::Asc,
+            limit: 1,
+        };
+        let oldest = self.engine.history(kind, key, &scan).await?;
+        Ok(oldest.first().map(|v| v.revision))
+    }
+
+    pub(super) async fn history_of<R: Record>(
+        &self,
+        id: &R::Id,
+        page: PageRequest,
+    ) -> Result<Page<Version<R>>> {
+        let key = Self::check_id::<R>(id)?;
+        let store = R::KIND.store();
+        let cursor_key = page.cursor.as_ref().map(|c| c.to_string());
+        let invalid = |e: FieldError| e.into_error(store, cursor_key.clone().unwrap_or_default());
+        check_limit(page.limit).map_err(invalid)?;
+        let fingerprint = history_fingerprint(R::KIND, &key);
+        let after = match &page.cursor {
+            Some(c) => {
+                let position = decode_cursor(c, fingerprint).map_err(invalid)?;
+                match position.values.first() {
+                    Some(IndexValue::Int(r)) if *r > 0 => Some(Revision::new(*r as u64)),
+                    _ => {
+                        return Err(invalid(FieldError::new(
+                            "cursor",
+                            "is malformed or has been altered",
+                        )));
+                    }
+                }
+            }
+            None => None,
+        };
+        let limit = page.limit as usize;
+        let scan = VersionScan {
+            after,
+            direction: Direction::Desc,
+            limit: limit + 1,
+        };
+        let mut versions = self.engine.history(R::KIND, &key, &scan).await?;
+        match after {
+            None => {
+                let current = self
+                    .engine
+                    .get(R::KIND, std::slice::from_ref(&key))
+                    .await?
+                    .pop()
+                    .flatten();
+                match current {
+                    Some(c) if versions.first().map(|v| v.revision) != Some(c.revision) => {
+                        versions.insert(0, Self::current_version(c))
+                    }
+                    None if versions.is_empty() => return Err(Error::not_found(store, &key)),
+                    _ => {}
+                }
+            }
+            Some(r) if versions.is_empty() => {
+                if let Some(oldest) = self.oldest_version(R::KIND, &key).await?
+                    && oldest > r
+                {
+                    return Err(Error::VersionExpired {
+                        store,
+                        key,
+                        revision: r,
+                        oldest_kept: Some(oldest),
+                    });
+                }
+            }
+            Some(_) => {}
+        }
+        let more = versions.len() > limit;
+        versions.truncate(limit);
+        let next = match (more, versions.last()) {
+            (true, Some(last)) => Some(encode_cursor(
+                fingerprint,
+                &Position {
+                    values: vec![IndexValue::Int(last.revision.get() as i64)],
+                    id: key.clone(),
+                },
+            )),
+            _ => None,
+        };
+        let items = versions
+            .into_iter()
+            .map(|v| Self::decode_version(&key, v))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Page { items, next })
+    }
+
+    pub(super) async fn version_of<R: Record>(
+        &self,
+        id: &R::Id,
+        revision: Revision,
+    ) -> Result<Version<R>> {
+        let key = Self::check_id::<R>(id)?;
+        let store = R::KIND.store();
+        let scan = VersionScan {
+            after: Some(Revision::new(revision.get().saturating_add(1))),
+            direction: Direction::Desc,
+            limit: 1,
+        };
+        let found = self.engine.history(R::KIND, &key, &scan).await?.pop();
+        if let Some(v) = found.filter(|v| v.revision == revision) {
+            return Self::decode_version(&key, v);
+        }
+        let current = self
+            .engine
+            .get(R::KIND, std::slice::from_ref(&key))
+            .await?
+            .pop()
+            .flatten();
+        let current_revision = current.as_ref().map(|c| c.revision);
+        if let Some(c) = current.filter(|c| c.revision == revision) {
+            return Self::decode_version(&key, Self::current_version(c));
+        }
+        let oldest = self
+            .oldest_version(R::KIND, &key)
+            .await?
+            .or(current_revision);
+        if oldest.is_some_and(|o| revision < o) {
+            return Err(Error::VersionExpired {
+                store,
+                key,
+                revision,
+                oldest_kept: oldest,
+            });
+        }
+        Err(Error::not_found(store, format!("{key} version {revision}")))
+    }
+
     /// Every record a filter selects, read page by page.
     pub(super) async fn all_records<R: Record>(
         &self,
@@ -394,5 +565,13 @@ impl<E: Engine, R: Editable> RecordStore<R> for EngineStore<E> {
 
     async fn list(&self, query: Query<R>) -> Result<Page<Versioned<R>>> {
         self.list_records(query).await
+    }
+
+    async fn history(&self, id: &R::Id, page: PageRequest) -> Result<Page<Version<R>>> {
+        self.history_of(id, page).await
+    }
+
+    async fn get_at(&self, id: &R::Id, revision: Revision) -> Result<Version<R>> {
+        self.version_of(id, revision).await
     }
 }

@@ -6,13 +6,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datastore_core::{
-    AnyRecord, Batch, BatchOp, Capabilities, Change, ChangeFeed, ChangeStream, CollectionEntry,
-    CollectionPatch, CollectionStore, Compaction, Datastore, Editable, FeedCursor, FeedFilter,
-    InitId, KeyStore, Kind, LogEntry, LogId, LogOp, LogStore, Page, PageRequest, Precondition,
-    Profile, ProfileId, ProfileStore, Query, Record, RecordId, RecordStore, Renamed, Result,
-    Retention, Revision, Run, RunEvent, RunId, RunStatus, RunStore, StoreName, Substore, Versioned,
-    Workflow, WorkflowId, WorkflowStore,
+    Actor, AnyRecord, Batch, BatchOp, Capabilities, Change, ChangeFeed, ChangeStream,
+    CollectionEntry, CollectionPatch, CollectionStore, Compaction, Datastore, Editable, FeedCursor,
+    FeedFilter, InitId, KeyStore, Kind, LogEntry, LogId, LogOp, LogStore, Page, PageRequest,
+    Precondition, Profile, ProfileId, ProfileStore, Query, Record, RecordId, RecordStore, Renamed,
+    Result, Retention, Revision, Run, RunEvent, RunId, RunStatus, RunStore, StoreName, Substore,
+    Version, Versioned, Workflow, WorkflowId, WorkflowStore,
 };
+use datastore_core::{HistoryCompaction, HistoryPolicy};
 use futures::future::BoxFuture;
 
 use super::layer::{Call, Layer, Loader};
@@ -71,6 +72,37 @@ impl<L: Layer> Layered<L> {
         let out = self.layer.outbound(written)?;
         self.layer.wrote(&out).await;
         Ok(out)
+    }
+
+    /// [`Layer::outbound`] for a version's record (unsealing it as a read would).
+    fn outbound_version<R: Editable>(&self, version: Version<R>) -> Result<Version<R>> {
+        let Version {
+            revision,
+            at,
+            actor,
+            op,
+            value,
+        } = version;
+        let value = match value {
+            Some(value) => {
+                let read = Versioned {
+                    value,
+                    revision,
+                    created: at,
+                    updated: at,
+                    actor: actor.clone(),
+                };
+                Some(self.layer.outbound(read)?.value)
+            }
+            None => None,
+        };
+        Ok(Version {
+            revision,
+            at,
+            actor,
+            op,
+            value,
+        })
     }
 
     /// [`Layer::inbound`] for a record of any kind (a batch's puts).
@@ -159,6 +191,28 @@ impl<L: Layer, R: Substore> RecordStore<R> for Layered<L> {
             .call(R::KIND.store(), "list", "", store.list(query))
             .await?;
         self.outbound_page(page)
+    }
+
+    async fn history(&self, id: &R::Id, page: PageRequest) -> Result<Page<Version<R>>> {
+        let key = id.key();
+        let store = R::of(&*self.inner);
+        let Page { items, next } = self
+            .call(R::KIND.store(), "history", &key, store.history(id, page))
+            .await?;
+        let items = items
+            .into_iter()
+            .map(|v| self.outbound_version(v))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Page { items, next })
+    }
+
+    async fn get_at(&self, id: &R::Id, revision: Revision) -> Result<Version<R>> {
+        let key = id.key();
+        let store = R::of(&*self.inner);
+        let version = self
+            .call(R::KIND.store(), "get_at", &key, store.get_at(id, revision))
+            .await?;
+        self.outbound_version(version)
     }
 }
 
@@ -502,6 +556,27 @@ impl<L: Layer> Datastore for Layered<L> {
 
     async fn snapshot(&self) -> Result<std::sync::Arc<dyn Datastore>> {
         self.inner.snapshot().await
+    }
+
+    fn with_actor(&self, actor: Actor) -> Arc<dyn Datastore> {
+        Arc::new(Layered {
+            inner: self.inner.with_actor(actor),
+            layer: self.layer.clone(),
+        })
+    }
+
+    fn actor(&self) -> Option<Actor> {
+        self.inner.actor()
+    }
+
+    async fn compact_history(&self, policy: &HistoryPolicy) -> Result<HistoryCompaction> {
+        self.call(
+            StoreName::Datastore,
+            "compact_history",
+            "",
+            self.inner.compact_history(policy),
+        )
+        .await
     }
 
     async fn close(&self) -> Result<()> {
