@@ -1427,3 +1427,102 @@ fn tokens_are_issued_listed_used_and_revoked() {
         .unwrap();
     assert!(child.wait().unwrap().success());
 }
+
+/// `history` prints a record's versions newest first, each with its actor;
+/// `--at` one version, `--limit` the newest few; a store name that is not
+/// one, a log and a missing record are errors that say so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_prints_a_records_versions() {
+    use datastore::{Actor, Precondition, Profile, ProfileId};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("h.db").display());
+    let ds = datastore::open_url(&url).await.unwrap();
+    let mut p = Profile::new("alice");
+    p.id = ProfileId::new("p1");
+    let v1 = ds
+        .profiles()
+        .put(p.clone(), Precondition::MustNotExist)
+        .await
+        .unwrap();
+    p.name = "Alice".into();
+    let v2 = ds
+        .with_actor(Actor::service("cli-test"))
+        .profiles()
+        .put(p, v1.expect())
+        .await
+        .unwrap();
+    let gone = ds
+        .profiles()
+        .delete(&"p1".into(), v2.expect())
+        .await
+        .unwrap();
+    ds.close().await.unwrap();
+    drop(ds);
+
+    let out = datastore()
+        .args(["history", &url, "profiles", "p1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let seen: Vec<(u64, &str)> = lines
+        .iter()
+        .map(|v| (v["revision"].as_u64().unwrap(), v["op"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (gone.get(), "delete"),
+            (v2.revision.get(), "put"),
+            (v1.revision.get(), "put")
+        ]
+    );
+    assert_eq!(lines[1]["actor"], "service:cli-test");
+    assert_eq!(lines[1]["value"]["name"], "Alice");
+    assert!(
+        stderr(&out).contains("3 versions of profiles/p1"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = datastore()
+        .args([
+            "history",
+            &url,
+            "profile",
+            "p1",
+            "--at",
+            &v1.revision.to_string(),
+        ])
+        .output()
+        .unwrap();
+    let one: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(one["revision"], v1.revision.get());
+    assert_ne!(one["value"]["name"], "Alice");
+    let out = datastore()
+        .args(["history", &url, "profiles", "p1", "--limit", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&out).lines().count(), 1);
+    // The store from DATASTORE_URL.
+    let out = datastore()
+        .env("DATASTORE_URL", &url)
+        .args(["history", "profiles", "p1"])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&out).lines().count(), 3, "{}", stderr(&out));
+
+    for (args, named) in [
+        (vec!["history", &url, "profilez", "p1"], "profilez"),
+        (vec!["history", &url, "logs", "l1"], "no history"),
+        (vec!["history", &url, "profiles", "nobody"], "nobody"),
+        (vec!["history", &url, "profiles", "p1", "--at", "0"], "--at"),
+    ] {
+        let out = datastore().args(&args).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr(&out).contains(named), "{args:?}: {}", stderr(&out));
+    }
+}

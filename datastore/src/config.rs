@@ -449,6 +449,21 @@ mod tests {
     }
 
     #[test]
+    fn history_settings_read_from_toml_as_documented() {
+        let config = Config::from_toml(
+            "[history]\ncompact_every_secs = 60\n[history.kinds.runs]\nmax_versions = 20\n\
+             [history.kinds.keys]\nenabled = false\n",
+        )
+        .unwrap();
+        let policy = config.history.policy().unwrap();
+        assert_eq!(policy.get(Kind::Run), HistoryRetention::keep_last(20));
+        assert!(!policy.records(Kind::Key));
+        assert!(policy.records(Kind::Workflow), "kinds left out keep all");
+        let err = Config::from_toml("[history.kinds.runs]\nmax_version = 3\n").unwrap_err();
+        assert!(err.to_string().contains("max_version"), "{err}");
+    }
+
+    #[test]
     fn every_override_is_documented() {
         let doc = include_str!("../../docs/configuration.md");
         for (name, option) in ENV_OVERRIDES {

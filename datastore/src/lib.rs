@@ -31,7 +31,8 @@ mod schema;
 pub mod transfer;
 
 pub use config::{
-    Config, ENV_OVERRIDES, FeedConfig, RemoteSettings, RocksSettings, SealingConfig, SqlSettings,
+    Config, ENV_OVERRIDES, FeedConfig, HistoryConfig, HistoryKindConfig, RemoteSettings,
+    RocksSettings, SealingConfig, SqlSettings,
 };
 pub use datastore_core::*;
 pub use error::OpenError;
