@@ -92,6 +92,7 @@ pub async fn run(config: Option<&PathBuf>, args: &HistoryArgs) -> Result<ExitCod
     out.flush()?;
     ds.close().await?;
     let printed = printed?;
-    eprintln!("{printed} versions of {}/{id}, newest first", kind.as_str());
+    let noun = if printed == 1 { "version" } else { "versions" };
+    eprintln!("{printed} {noun} of {}/{id}, newest first", kind.as_str());
     Ok(ExitCode::SUCCESS)
 }
