@@ -132,7 +132,7 @@ impl HistoryRetention {
 
 /// The history retention of every kind. By default every editable kind
 /// keeps every version except access tokens (their versions would keep
-/// revoked hashes) ; log entries are append-only and have none.
+/// revoked hashes); log entries are append-only and have none.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryPolicy {
     kinds: BTreeMap<Kind, HistoryRetention>,
