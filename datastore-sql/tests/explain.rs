@@ -6,6 +6,9 @@ mod common;
 use datastore_core::{Direction, IndexValue, Kind, Position, Scan};
 use sqlx::{AssertSqlSafe, Connection, Row};
 
+/// The parameters of [`deep_scan`]'s SQL.
+const DEEP_SCAN_VALUES: [&str; 4] = ["'w1'", "100000", "'r100000'", "101"];
+
 fn deep_scan() -> Scan {
     Scan {
         index: Some("workflow_number"),
@@ -19,9 +22,8 @@ fn deep_scan() -> Scan {
     }
 }
 
-/// The scan's SQL with its parameters written in, for EXPLAIN.
-fn inline(sql: &str) -> String {
-    let values = ["'w1'", "100000", "'r100000'", "101"];
+/// SQL with its `?` parameters written in, in order, for EXPLAIN.
+fn inline(sql: &str, values: &[&str]) -> String {
     let mut out = String::new();
     let mut n = 0;
     for c in sql.chars() {
@@ -45,7 +47,7 @@ async fn sqlite_deep_pages_search_the_index() {
         .unwrap();
     let rows = sqlx::query(AssertSqlSafe(format!(
         "EXPLAIN QUERY PLAN {}",
-        inline(&sql)
+        inline(&sql, &DEEP_SCAN_VALUES)
     )))
     .fetch_all(&mut conn)
     .await
@@ -83,10 +85,13 @@ async fn postgres_deep_pages_search_the_index() {
         .execute(&mut conn)
         .await
         .unwrap();
-    let rows = sqlx::query(AssertSqlSafe(format!("EXPLAIN {}", inline(&sql))))
-        .fetch_all(&mut conn)
-        .await
-        .unwrap();
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "EXPLAIN {}",
+        inline(&sql, &DEEP_SCAN_VALUES)
+    )))
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
     let plan: Vec<String> = rows.iter().map(|r| r.get::<String, _>(0)).collect();
     let plan = plan.join("\n");
     eprintln!("{plan}");
@@ -213,17 +218,7 @@ async fn sqlite_deep_history_pages_search_the_key() {
     let fixture = common::SqliteFixture::new().await;
     let path = fixture.dir.path().join("data.db");
     let sql = datastore_sql::schema::history_sql(Direction::Desc, true);
-    let values = ["'profiles'", "'p1'", "100000", "101"];
-    let mut inlined = String::new();
-    let mut n = 0;
-    for c in sql.chars() {
-        if c == '?' {
-            inlined.push_str(values[n]);
-            n += 1;
-        } else {
-            inlined.push(c);
-        }
-    }
+    let inlined = inline(&sql, &["'profiles'", "'p1'", "100000", "101"]);
     let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
         .await
         .unwrap();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use datastore_core::{
     Actor, Batch, ChangeOp, Datastore, Error, HistoryPolicy, HistoryRetention, Kind, PageRequest,
-    Precondition, Profile, ProfileId, StoreName, Version, Workflow,
+    Precondition, Profile, ProfileId, Revision, StoreName, Version, Workflow,
 };
 
 use crate::support::*;
@@ -28,6 +28,26 @@ fn named(id: &str, name: &str) -> Profile {
     p.id = ProfileId::new(id);
     p.name = name.into();
     p
+}
+
+/// Creates profile `id` and edits it until it has `n` versions; their
+/// revisions, oldest first.
+async fn edited(ds: &Arc<dyn Datastore>, id: &str, n: usize) -> Vec<Revision> {
+    let mut last = ds
+        .profiles()
+        .put(named(id, "v0"), Precondition::MustNotExist)
+        .await
+        .unwrap();
+    let mut written = vec![last.revision];
+    for i in 1..n {
+        last = ds
+            .profiles()
+            .put(named(id, &format!("v{i}")), last.expect())
+            .await
+            .unwrap();
+        written.push(last.revision);
+    }
+    written
 }
 
 /// Writes through `with_actor` name their actor on the record, its
@@ -224,20 +244,7 @@ pub async fn batches_write_one_version_per_op_or_none(ds: Arc<dyn Datastore>) {
 /// History pages are keyset pages: walked at any size they give every
 /// version once, newest first; a cursor belongs to its record.
 pub async fn history_pages_are_keyset_pages(ds: Arc<dyn Datastore>) {
-    let mut last = ds
-        .profiles()
-        .put(named("p1", "v0"), Precondition::MustNotExist)
-        .await
-        .unwrap();
-    let mut written = vec![last.revision];
-    for i in 1..9 {
-        last = ds
-            .profiles()
-            .put(named("p1", &format!("v{i}")), last.expect())
-            .await
-            .unwrap();
-        written.push(last.revision);
-    }
+    let mut written = edited(&ds, "p1", 9).await;
     ds.profiles()
         .put(named("p2", "x"), Precondition::MustNotExist)
         .await
@@ -276,20 +283,7 @@ pub async fn history_pages_are_keyset_pages(ds: Arc<dyn Datastore>) {
 /// into it.
 pub async fn retention_compacts_and_expired_versions_say_so(ds: Arc<dyn Datastore>) {
     let id = ProfileId::new("p1");
-    let mut last = ds
-        .profiles()
-        .put(named("p1", "v0"), Precondition::MustNotExist)
-        .await
-        .unwrap();
-    let mut written = vec![last.revision];
-    for i in 1..5 {
-        last = ds
-            .profiles()
-            .put(named("p1", &format!("v{i}")), last.expect())
-            .await
-            .unwrap();
-        written.push(last.revision);
-    }
+    let written = edited(&ds, "p1", 5).await;
     let w = workflow(&ds, "ds1", "p1").await;
     let page = ds
         .profiles()
