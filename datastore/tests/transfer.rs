@@ -141,3 +141,101 @@ async fn check_finds_repeats_and_clashes_within_the_file() {
     );
     assert_eq!(transfer::count_items(&*dest).await.unwrap(), 0);
 }
+
+/// A file large enough that the check keeps what it has seen in temporary
+/// files (over 4 MiB of it) finds the same first failure a line-by-line
+/// check does: the earliest failing line, whichever check it fails, and
+/// whether it fails within the file or against the destination.
+#[tokio::test]
+async fn a_check_too_big_for_memory_finds_the_earliest_failing_line() {
+    const LINES: usize = 40_000;
+    let profile = |i: usize, user: &str, name: &str| {
+        format!(
+            r#"{{"kind":"profile","record":{{"id":"p{i}","username":"{user}","name":"{name}","created":"2026-12-01T10:00:00Z","updated":"2026-12-01T10:00:00Z"}}}}"#
+        )
+    };
+    let mut lines: Vec<String> = (0..LINES)
+        .map(|i| profile(i, &format!("user{i}"), "N"))
+        .collect();
+    lines.push(r#"{"kind":"workflow","record":{"id":"w1","init_id":"i1","owner_id":"p0"}}"#.into());
+    let dest = datastore::open_url("memory://").await.unwrap();
+    let check = async |lines: &[String]| {
+        transfer::check(&*dest, Cursor::new(lines.join("\n")), |_| {}).await
+    };
+    let checked = check(&lines).await.unwrap();
+    assert_eq!(checked.items, LINES as u64 + 1);
+
+    let with = |extra: &[String]| {
+        let mut all = lines.clone();
+        all.extend_from_slice(extra);
+        all
+    };
+    let run = |id: &str, workflow: &str| {
+        format!(
+            r#"{{"kind":"run","record":{{"id":"{id}","workflow_id":"{workflow}","number":1,"owner_id":"p0","steps":[]}}}}"#
+        )
+    };
+    let cases = [
+        // Line 40,002 repeats line 2 with other content; line 40,003
+        // claims line 40,000's username.
+        (
+            with(&[
+                profile(1, "user1", "Z"),
+                profile(LINES + 5, "user39999", "N"),
+            ]),
+            "line 40002",
+            "line 2",
+        ),
+        (
+            with(&[
+                profile(LINES + 5, "user39999", "N"),
+                profile(1, "user1", "Z"),
+            ]),
+            "line 40002",
+            "line 40000",
+        ),
+        // A run naming a workflow on a later line, then that workflow.
+        (
+            with(&[
+                run("r1", "w2"),
+                r#"{"kind":"workflow","record":{"id":"w2","init_id":"i2","owner_id":"p0"}}"#.into(),
+            ]),
+            "line 40002",
+            "w2",
+        ),
+        (with(&[run("r1", "w1")]), "", ""),
+    ];
+    for (file, line, named) in cases {
+        match check(&file).await {
+            Ok(_) => assert!(line.is_empty(), "{line} passed"),
+            Err(e) => {
+                let e = e.to_string();
+                assert!(!line.is_empty(), "{e}");
+                assert!(
+                    e.starts_with(&format!("{line}:")) && e.contains(named),
+                    "{e}"
+                );
+            }
+        }
+    }
+
+    // Against the destination: a record it holds with other content on a
+    // late line, after a repeat within the file on an earlier one.
+    let mut held = Profile::new("user30000");
+    held.id = ProfileId::new("p30000");
+    held.name = "Other".into();
+    dest.profiles()
+        .put(held, Precondition::MustNotExist)
+        .await
+        .unwrap();
+    let mut file = lines.clone();
+    file[20_000] = profile(3, "user3", "Z");
+    let e = check(&file).await.unwrap_err().to_string();
+    assert!(e.starts_with("line 20001:") && e.contains("line 4"), "{e}");
+    file[20_000] = profile(20_000, "user20000", "N");
+    let e = check(&file).await.unwrap_err().to_string();
+    assert!(
+        e.starts_with("line 30001:") && e.contains("destination"),
+        "{e}"
+    );
+}

@@ -11,6 +11,7 @@ use datastore_core::{
     dispatch_any, dispatch_editable, index_entries_of,
 };
 
+use super::spill::{Entry, Failure, STAGE_CONFLICT, STAGE_REPEAT, Spill, earliest, stage_claim};
 use super::{Item, PAGE_SIZE, TransferError, numbered_lines, parse_line};
 
 /// What [`check`] found.
@@ -78,14 +79,6 @@ fn facts(item: &Item) -> Facts {
     }
 }
 
-/// Where a record or claim was first seen: a line of the file.
-#[derive(Clone, Copy)]
-struct Seen {
-    line: u64,
-    /// A hash of the record's content (records), or of its key (claims).
-    hash: u64,
-}
-
 /// What the destination holds that a chunk of lines touches.
 #[derive(Default)]
 struct Held {
@@ -104,10 +97,8 @@ struct Checker<'a> {
     dest: &'a dyn Datastore,
     /// Nothing to look up when the destination holds nothing.
     dest_empty: bool,
-    /// Records seen, by [`record_slot`].
-    records: HashMap<u64, Seen>,
-    /// Unique claims seen, by [`claim_slot`].
-    claims: HashMap<u64, Seen>,
+    /// What each line declares, for the checks within the file.
+    spill: Spill,
     /// The next sequence number each log must continue with.
     logs: HashMap<LogId, u64>,
     /// Run numbers the destination holds per workflow (loaded once each).
@@ -255,17 +246,30 @@ impl Checker<'_> {
         }
     }
 
-    /// Checks a chunk of lines, in order, and empties it.
-    async fn chunk(&mut self, chunk: &mut Vec<(u64, Item)>) -> Result<(), TransferError> {
+    /// Checks a chunk of lines against the destination, in order, and
+    /// empties it; the first line that fails.
+    async fn chunk(
+        &mut self,
+        chunk: &mut Vec<(u64, Item)>,
+    ) -> Result<Option<Failure>, TransferError> {
         let held = self.held(chunk).await?;
         for (line, item) in chunk.drain(..) {
-            self.line(line, &item, &held)?;
+            // Returning drops the drain, which empties the chunk.
+            if let Some(failure) = self.line(line, &item, &held)? {
+                return Ok(Some(failure));
+            }
         }
-        Ok(())
+        Ok(None)
     }
 
-    /// Checks one line against the lines before it and the destination.
-    fn line(&mut self, line: u64, item: &Item, held: &Held) -> Result<(), TransferError> {
+    /// Checks one line against the destination, and hands what it declares
+    /// to the spill for the checks within the file.
+    fn line(
+        &mut self,
+        line: u64,
+        item: &Item,
+        held: &Held,
+    ) -> Result<Option<Failure>, TransferError> {
         let what = item.describe();
         self.checked.items += 1;
         if let Item::LogEntry(entry) = item {
@@ -277,67 +281,82 @@ impl Checker<'_> {
             let has = held.log_lengths.get(&entry.log_id).copied().unwrap_or(0);
             if entry.seq < has && !self.logs.contains_key(&entry.log_id) {
                 self.checked.present += 1;
-                return Ok(());
+                return Ok(None);
             }
             if entry.seq != next {
-                return Err(TransferError::LogGap {
+                let gap = TransferError::LogGap {
                     line,
                     what,
                     has: next,
                     seq: entry.seq,
-                });
+                };
+                return Ok(Some((line, STAGE_REPEAT, gap)));
             }
             self.logs.insert(entry.log_id.clone(), next + 1);
-            return Ok(());
+            return Ok(None);
         }
+        let spill_err = |source| TransferError::Io {
+            context: format!("line {line}: writing the import's check to a temporary file"),
+            source,
+        };
         let f = facts(item);
         let content = content_hash(item);
-        let slot = record_slot(f.kind, &f.key);
-        if let Some(seen) = self.records.get(&slot) {
-            return if seen.hash == content {
-                Ok(())
-            } else {
-                Err(TransferError::Duplicate {
-                    line,
-                    what,
-                    earlier: seen.line,
-                })
-            };
-        }
         // A line that leaves the write times out matches a record the
         // store filled them in for.
         let same = |(full, created_left_out): &(u64, u64)| {
             *full == content || (item.leaves_write_times_out() && *created_left_out == content)
         };
-        match held.records.get(&(f.kind, f.key.clone())) {
-            Some(h) if same(h) => self.checked.present += 1,
-            Some(_) => return Err(TransferError::Conflict { line, what }),
-            None => {}
-        }
-        for (field, kind, key) in &f.references {
-            let in_file = self.records.contains_key(&record_slot(*kind, key));
-            if !in_file && !held.referenced.contains(&(*kind, key.clone())) {
-                return Err(TransferError::MissingReference {
+        let (present, mut failure) = match held.records.get(&(f.kind, f.key.clone())) {
+            Some(h) if same(h) => (true, None),
+            Some(_) => (
+                false,
+                Some((
                     line,
-                    what,
-                    field,
-                    target: format!("{} {key:?}", Kind::noun(*kind)),
-                });
+                    STAGE_CONFLICT,
+                    TransferError::Conflict {
+                        line,
+                        what: what.clone(),
+                    },
+                )),
+            ),
+            None => (false, None),
+        };
+        self.spill
+            .push(&Entry::Record {
+                line,
+                slot: record_slot(f.kind, &f.key),
+                content,
+                present,
+                what: what.clone(),
+            })
+            .map_err(spill_err)?;
+        for (order, (field, kind, key)) in f.references.iter().enumerate() {
+            if !held.referenced.contains(&(*kind, key.clone())) {
+                self.spill
+                    .push(&Entry::Reference {
+                        line,
+                        slot: record_slot(*kind, key),
+                        order: order as u32,
+                        field,
+                        target: format!("{} {key:?}", Kind::noun(*kind)),
+                        what: what.clone(),
+                    })
+                    .map_err(spill_err)?;
             }
         }
         let key_hash = hash_of(&f.key);
-        for (index, values) in &f.claims {
-            let claim = claim_slot(f.kind, index, values);
-            if let Some(seen) = self.claims.get(&claim)
-                && seen.hash != key_hash
-            {
-                return Err(TransferError::Clash {
+        for (order, (index, values)) in f.claims.iter().enumerate() {
+            let claim = format!("{index} {values:?}");
+            self.spill
+                .push(&Entry::Claim {
                     line,
-                    what,
-                    claim: format!("{index} {values:?}"),
-                    holder: format!("line {}", seen.line),
-                });
-            }
+                    slot: claim_slot(f.kind, index, values),
+                    key: key_hash,
+                    order: order as u32,
+                    claim: claim.clone(),
+                    what: what.clone(),
+                })
+                .map_err(spill_err)?;
             let holder = match item {
                 Item::Record(AnyRecord::Run(r)) => self
                     .run_numbers
@@ -346,32 +365,20 @@ impl Checker<'_> {
                     .cloned(),
                 _ => held.claims.get(&(f.kind, *index, values.clone())).cloned(),
             };
-            if let Some(holder) = holder
+            if failure.is_none()
+                && let Some(holder) = holder
                 && holder != f.key
             {
-                return Err(TransferError::Clash {
+                let clash = TransferError::Clash {
                     line,
-                    what,
-                    claim: format!("{index} {values:?}"),
+                    what: what.clone(),
+                    claim,
                     holder: format!("{} {holder:?} in the destination", Kind::noun(f.kind)),
-                });
+                };
+                failure = Some((line, stage_claim(order, true), clash));
             }
-            self.claims.insert(
-                claim,
-                Seen {
-                    line,
-                    hash: key_hash,
-                },
-            );
         }
-        self.records.insert(
-            slot,
-            Seen {
-                line,
-                hash: content,
-            },
-        );
-        Ok(())
+        Ok(failure)
     }
 }
 
@@ -389,10 +396,11 @@ fn content_hash(item: &Item) -> u64 {
 /// destination holds with other content is a conflict. `progress` gets the
 /// bytes read so far.
 ///
-/// Memory grows with the file: for each record and each unique value, a
-/// hash, the line it was seen on and a content hash (24 bytes a slot; about
-/// 100 bytes a record with one unique value, counting the tables' spare
-/// room).
+/// Memory stays flat in the file's size: what each line declares (its
+/// record, unique values and references, by hash, with its line) goes to
+/// temporary files past a few MiB, and the checks within the file then run
+/// one of 64 partitions at a time. The destination is read a chunk of
+/// lines at a time.
 pub async fn check(
     dest: &dyn Datastore,
     input: impl BufRead,
@@ -409,14 +417,14 @@ pub async fn check(
     let mut checker = Checker {
         dest,
         dest_empty: head.0 == 0,
-        records: HashMap::new(),
-        claims: HashMap::new(),
+        spill: Spill::new(),
         logs: HashMap::new(),
         run_numbers: HashMap::new(),
         checked: Checked::default(),
     };
     let mut chunk: Vec<(u64, Item)> = Vec::with_capacity(PAGE_SIZE);
     let mut bytes = 0;
+    let mut failure = None;
     for numbered in numbered_lines(input) {
         let (line, text) = numbered?;
         bytes += text.len() as u64 + 1;
@@ -424,11 +432,31 @@ pub async fn check(
             chunk.push((line, item));
         }
         if chunk.len() >= PAGE_SIZE {
-            checker.chunk(&mut chunk).await?;
+            failure = checker.chunk(&mut chunk).await?;
             progress(bytes);
+            if failure.is_some() {
+                break;
+            }
         }
     }
-    checker.chunk(&mut chunk).await?;
+    if failure.is_none() {
+        failure = checker.chunk(&mut chunk).await?;
+    }
     progress(bytes);
-    Ok(checker.checked)
+    // The checks within the file, over the lines read: a line that failed
+    // against the destination may come after one that fails within the file.
+    let (within, present) = checker
+        .spill
+        .resolve()
+        .map_err(|source| TransferError::Io {
+            context: "reading back the import's check from its temporary files".into(),
+            source,
+        })?;
+    match earliest(failure, within) {
+        Some((_, _, error)) => Err(error),
+        None => {
+            checker.checked.present += present;
+            Ok(checker.checked)
+        }
+    }
 }

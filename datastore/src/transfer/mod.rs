@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 mod backup;
 mod check;
+mod spill;
 pub use backup::{BackupHeader, Verified, export_snapshot, read_header, start_restore, verify};
 pub use check::{Checked, check};
 
