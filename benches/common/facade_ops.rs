@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use datastore_core::{
-    Batch, BatchOp, Datastore, PageRequest, Precondition, Profile, ProfileId, Run, RunId, Workflow,
-    WorkflowId,
+    Batch, BatchOp, Datastore, LogId, LogOp, PageRequest, Precondition, Profile, ProfileId, Run,
+    RunId, Workflow, WorkflowId,
 };
 use tokio::runtime::Runtime;
 
@@ -83,6 +83,98 @@ pub fn puts(rt: &Runtime, ds: &dyn Datastore, n: u64) -> Duration {
     start.elapsed()
 }
 
+/// How many runs one `get_many` reads.
+pub const GET_MANY: usize = 20;
+
+/// The ids the `k`th `get_many` of a bench reads: [`GET_MANY`] runs spread
+/// over `ids` (not neighbours, so not one block).
+pub fn many_ids(ids: &[RunId], k: usize) -> Vec<RunId> {
+    (0..GET_MANY)
+        .map(|j| ids[(k * 7 + j * 499) % ids.len()].clone())
+        .collect()
+}
+
+/// `n` reads of [`GET_MANY`] runs at once, cycling from `*next`; the id
+/// lists are made before the clock starts.
+pub fn get_manys(
+    rt: &Runtime,
+    ds: &dyn Datastore,
+    ids: &[RunId],
+    next: &mut usize,
+    n: u64,
+) -> Duration {
+    let lists: Vec<Vec<RunId>> = (0..n)
+        .map(|_| {
+            *next += 1;
+            many_ids(ids, *next)
+        })
+        .collect();
+    let start = Instant::now();
+    for list in &lists {
+        black_box(rt.block_on(ds.runs().get_many(list)).unwrap());
+    }
+    start.elapsed()
+}
+
+/// `n` new runs of `workflow` (`RunStore::create`: the store reads the
+/// workflow and its run count and assigns the next number), with ids made
+/// before the clock starts.
+pub fn run_creates(rt: &Runtime, ds: &dyn Datastore, workflow: &WorkflowId, n: u64) -> Duration {
+    let runs = new_runs("facade", workflow, n);
+    let start = Instant::now();
+    for run in runs {
+        black_box(rt.block_on(ds.runs().create(run)).unwrap());
+    }
+    start.elapsed()
+}
+
+/// `n` new runs of `workflow` with ids of their own, named after the side
+/// that creates them.
+pub fn new_runs(side: &str, workflow: &WorkflowId, n: u64) -> Vec<Run> {
+    static MADE: AtomicU64 = AtomicU64::new(0);
+    (0..n)
+        .map(|_| {
+            let mut run = Run::new(workflow.clone(), vec![]);
+            run.id = RunId::new(format!(
+                "{side}-run-{}",
+                MADE.fetch_add(1, Ordering::Relaxed)
+            ));
+            run
+        })
+        .collect()
+}
+
+/// The `seq`th op of a bench log: about 200 bytes of JSON.
+pub fn log_op(seq: u64) -> LogOp {
+    LogOp {
+        model: 1,
+        reference: format!("/ipfs/Qm{seq:044}"),
+        prev: format!("/ipfs/Qm{:044}", seq.saturating_sub(1)),
+        name: "bench/dataset".into(),
+        author_id: "owner".into(),
+        timestamp: chrono::DateTime::from_timestamp(1_700_000_000 + seq as i64, 0).unwrap(),
+        size: 4096,
+        ..LogOp::default()
+    }
+}
+
+/// `n` appends of one op each to `log`, whose length is `*len`.
+pub fn log_appends(
+    rt: &Runtime,
+    ds: &dyn Datastore,
+    log: &LogId,
+    len: &mut u64,
+    n: u64,
+) -> Duration {
+    let ops: Vec<LogOp> = (*len..*len + n).map(log_op).collect();
+    let start = Instant::now();
+    for op in ops {
+        black_box(rt.block_on(ds.logs().append(log, *len, vec![op])).unwrap());
+        *len += 1;
+    }
+    start.elapsed()
+}
+
 /// `n` first pages of 100 runs of `workflow`, newest first.
 pub fn pages(rt: &Runtime, ds: &dyn Datastore, workflow: &WorkflowId, n: u64) -> Duration {
     let start = Instant::now();
@@ -106,7 +198,7 @@ pub fn seed_runs(
     count: usize,
 ) -> Vec<RunId> {
     rt.block_on(async {
-        let mut w = Workflow::new("bench-init", "owner");
+        let mut w = Workflow::new(format!("{workflow}-init"), "owner");
         w.id = workflow.clone();
         ds.workflows().put(w, Precondition::Any).await.unwrap();
         let mut ids = Vec::with_capacity(count);

@@ -5,8 +5,10 @@
 //! cargo bench -p datastore-rocks --bench facade_vs_raw
 //! ```
 //!
-//! Operations: a point get of a run by id, a put of a new profile, and a page
-//! of 100 runs of one workflow (newest first). A last group reads pages of
+//! Operations: a point get of a run by id, a put of a new profile, a page
+//! of 100 runs of one workflow (newest first), a `get_many` of 20 runs, a
+//! run create (the workflow read for its owner, the run count read, the
+//! run written with the new count) and a log append of one op. A last group reads pages of
 //! 100 runs at depths 0, 10,000, 300,000 and 900,000 (`DEEP_PAGE_DEPTH` sets
 //! the deepest) of one workflow, to show a keyset page's cost does not grow
 //! with its depth. The raw side decodes the same envelope and JSON; for a
@@ -24,7 +26,8 @@ use std::time::Instant;
 
 use datastore_core::keycodec::{encode_values, prefix_end};
 use datastore_core::{
-    Datastore, EngineStore, IndexValue, Kind, Record, Run, Versioned, WorkflowId,
+    Datastore, EngineStore, IndexValue, Kind, LogEntry, LogEntryKey, LogId, LogOp, Record,
+    RecordId, Run, RunId, Versioned, Workflow, WorkflowId,
 };
 use datastore_rocks::layout::{self, Envelope};
 use datastore_rocks::{RocksConfig, RocksEngine};
@@ -38,8 +41,11 @@ mod facade_ops;
 mod rocks_raw;
 #[path = "../../benches/common/rounds.rs"]
 mod rounds;
-use facade_ops::{deep_pages, gets, new_profiles, pages, puts, seed_runs};
-use rocks_raw::raw_rocks_put;
+use facade_ops::{
+    deep_pages, get_manys, gets, log_appends, log_op, many_ids, new_profiles, new_runs, pages,
+    puts, run_creates, seed_runs,
+};
+use rocks_raw::{add_new, raw_rocks_put, write};
 use rounds::{compare, env, print_table, time_n};
 
 /// Decodes a stored value as the facade does: the envelope's header and
@@ -63,6 +69,81 @@ fn raw_get(db: &DB, id: &str) -> Versioned<Run> {
         .unwrap()
         .unwrap();
     decode(&bytes)
+}
+
+/// Raw get-many: one `multi_get` of the records and their decodes, in
+/// the ids' order.
+fn raw_get_many(db: &DB, ids: &[RunId]) -> Vec<Option<Versioned<Run>>> {
+    let cf = db.cf_handle(layout::RECORDS).unwrap();
+    let keys: Vec<Vec<u8>> = ids
+        .iter()
+        .map(|id| layout::record_key(Kind::Run, id.as_str()))
+        .collect();
+    db.multi_get_cf(keys.iter().map(|k| (cf, k.as_slice())))
+        .into_iter()
+        .map(|v| v.unwrap().map(|bytes| decode(&bytes)))
+        .collect()
+}
+
+/// Raw run create: read and decode the workflow (for its owner), read its
+/// run count, then, as a put, check the run's key and its
+/// (workflow, number) claim are free and write the record, index entries,
+/// claim, history version, the new count, the feed entry and the head in
+/// one `WriteBatch`.
+fn raw_run_create(db: &DB, seq: u64, mut run: Run) {
+    let records = db.cf_handle(layout::RECORDS).unwrap();
+    let stored = db
+        .get_pinned_cf(
+            records,
+            layout::record_key(Kind::Workflow, run.workflow_id.as_str()),
+        )
+        .unwrap()
+        .unwrap();
+    let (_, body) = Envelope::decode(&stored).unwrap();
+    let workflow: Workflow = serde_json::from_slice(body).unwrap();
+    let meta = db.cf_handle(layout::META).unwrap();
+    let counter = layout::counter_key(&Run::counter_name(&run.workflow_id));
+    let count = db
+        .get_cf(meta, &counter)
+        .unwrap()
+        .and_then(|v| layout::read_u64(&v))
+        .unwrap_or(0);
+    run.owner_id = workflow.owner_id;
+    run.number = count + 1;
+    run.created = chrono::Utc::now();
+    run.validate().unwrap();
+    let mut batch = rocksdb::WriteBatch::default();
+    add_new(db, &mut batch, seq, &run, true);
+    batch.put_cf(meta, counter, run.number.to_be_bytes());
+    write(db, batch, seq, false);
+}
+
+/// Raw log append of one op at `len`: check the entry before it exists and
+/// (as a put) that the entry's key and its (log, seq) claim are free, then
+/// write the entry, its index entries, claim, feed entry and head in one
+/// `WriteBatch` (logs keep no history).
+fn raw_log_append(db: &DB, seq: u64, log: &LogId, len: u64, op: LogOp) {
+    let entry = LogEntry {
+        log_id: log.clone(),
+        seq: len,
+        op,
+    };
+    entry.validate().unwrap();
+    if len > 0 {
+        let prev = LogEntryKey {
+            log_id: log.clone(),
+            seq: len - 1,
+        };
+        let records = db.cf_handle(layout::RECORDS).unwrap();
+        assert!(
+            db.get_pinned_cf(records, layout::record_key(Kind::Log, &prev.key()))
+                .unwrap()
+                .is_some()
+        );
+    }
+    let mut batch = rocksdb::WriteBatch::default();
+    add_new(db, &mut batch, seq, &entry, false);
+    write(db, batch, seq, false);
 }
 
 /// Raw page: scan the (workflow, number) index backwards, multi-get, decode.
@@ -133,6 +214,61 @@ fn main() {
         "page of 100 runs",
         &mut |n| pages(&rt, &*ds, &workflow, n),
         &mut |n| time_n(n, || drop(black_box(raw_page(db, workflow.as_str(), 100)))),
+    ));
+
+    let (mut fi, mut ri) = (0, 0);
+    measured.push(compare(
+        &format!("get_many of {} runs", facade_ops::GET_MANY),
+        &mut |n| get_manys(&rt, &*ds, &run_ids, &mut fi, n),
+        &mut |n| {
+            let lists: Vec<_> = (0..n)
+                .map(|_| {
+                    ri += 1;
+                    many_ids(&run_ids, ri)
+                })
+                .collect();
+            let start = Instant::now();
+            for list in &lists {
+                black_box(raw_get_many(db, list));
+            }
+            start.elapsed()
+        },
+    ));
+
+    // Each side creates runs of a workflow of its own.
+    let facade_workflow = WorkflowId::new("create-facade");
+    let raw_workflow = WorkflowId::new("create-raw");
+    seed_runs(&rt, &*ds, &facade_workflow, 0);
+    seed_runs(&rt, &*ds, &raw_workflow, 0);
+    measured.push(compare(
+        "run create",
+        &mut |n| run_creates(&rt, &*ds, &facade_workflow, n),
+        &mut |n| {
+            let runs = new_runs("raw", &raw_workflow, n);
+            let start = Instant::now();
+            for run in runs {
+                seq += 1;
+                raw_run_create(db, seq, run);
+            }
+            start.elapsed()
+        },
+    ));
+
+    let (facade_log, raw_log) = (LogId::new("append-facade"), LogId::new("append-raw"));
+    let (mut facade_len, mut raw_len) = (0, 0);
+    measured.push(compare(
+        "log append of one op",
+        &mut |n| log_appends(&rt, &*ds, &facade_log, &mut facade_len, n),
+        &mut |n| {
+            let ops: Vec<LogOp> = (raw_len..raw_len + n).map(log_op).collect();
+            let start = Instant::now();
+            for op in ops {
+                seq += 1;
+                raw_log_append(db, seq, &raw_log, raw_len, op);
+                raw_len += 1;
+            }
+            start.elapsed()
+        },
     ));
 
     let (total, deep_pages) = deep_pages(&rt, &*ds, env("DEEP_PAGE_DEPTH", 900_000));

@@ -10,19 +10,25 @@
 //!
 //! Operations: a point get of a run by id; a put of a new profile (the raw
 //! side runs the same transaction: lock, head, insert the row with its index
-//! columns, the feed row, the head update); a page of 100 runs of one
-//! workflow, newest first. PostgreSQL comes from
+//! columns, its history version, the feed row, the head update); a page of
+//! 100 runs of one workflow, newest first; a `get_many` of 20 runs; a run
+//! create (the workflow read for its owner, the run count read, the run and
+//! the new count written); a log append of one op. PostgreSQL comes from
 //! `DATASTORE_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`)
 //! and is skipped if none answers. Each operation runs in rounds that
 //! alternate facade and raw (`BENCH_ROUNDS`, default 7; `BENCH_ROUND_MS`,
 //! default 300); the table gives each side's median round and the facade's
 //! throughput as a fraction of raw.
 
+use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Instant;
 
-use datastore_core::{Datastore, Profile, Record, Revision, Run, Versioned, WorkflowId};
+use datastore_core::{
+    Datastore, Kind, LogEntry, LogEntryKey, LogId, LogOp, Profile, Record, RecordId, Revision, Run,
+    RunId, Versioned, Workflow, WorkflowId,
+};
 use datastore_sql::SqlConfig;
 use sqlx::{Connection, Row};
 
@@ -32,7 +38,10 @@ const RUNS: usize = 5_000;
 mod facade_ops;
 #[path = "../../benches/common/rounds.rs"]
 mod rounds;
-use facade_ops::{deep_pages, gets, new_profiles, pages, puts, seed_runs};
+use facade_ops::{
+    deep_pages, get_manys, gets, log_appends, log_op, many_ids, new_profiles, new_runs, pages,
+    puts, run_creates, seed_runs,
+};
 use rounds::{Measured, compare, env, print_table, time_n};
 
 /// What the raw side needs: a pool of either kind.
@@ -105,98 +114,347 @@ async fn raw_page(raw: &Raw, workflow: &str) -> Vec<Versioned<Run>> {
     rows
 }
 
-/// The statements of a put inside a write transaction, on either database
-/// (the SQL text carries the database's placeholders): read the head,
-/// insert the row with its index columns, its history version and the
-/// feed row, store the new head. Evaluates to the new head.
-macro_rules! put_statements {
-    ($tx:ident, $profile:expr, $body:expr, $now:expr, $insert:literal, $version:literal, $feed:literal, $head:literal) => {{
-        let p: &Profile = $profile;
-        let head: i64 = sqlx::query("SELECT value FROM ds_meta WHERE name = 'head'")
-            .fetch_one(&mut *$tx)
-            .await
-            .unwrap()
-            .get(0);
-        let seq = head + 1;
-        sqlx::query($insert)
-            .bind(p.id.as_str())
-            .bind(seq)
-            .bind($now)
-            .bind($now)
-            .bind($body)
-            .bind(&p.username)
-            .bind(p.created.timestamp_micros())
-            .execute(&mut *$tx)
-            .await
-            .unwrap();
-        sqlx::query($version)
-            .bind(p.id.as_str())
-            .bind(seq)
-            .bind($now)
-            .bind($body)
-            .execute(&mut *$tx)
-            .await
-            .unwrap();
-        sqlx::query($feed)
-            .bind(seq)
-            .bind(p.id.as_str())
-            .bind(seq)
-            .bind($now)
-            .execute(&mut *$tx)
-            .await
-            .unwrap();
-        sqlx::query($head)
-            .bind(seq)
-            .execute(&mut *$tx)
-            .await
-            .unwrap();
-        seq
+/// A statement parameter of the raw side.
+enum Arg {
+    Int(i64),
+    Text(String),
+    Null,
+}
+
+/// A statement in one database's dialect: `?` placeholders become `$1, $2,
+/// …` on PostgreSQL, `{json}` is a JSON-body parameter (`CAST(? AS JSONB)`
+/// there) and `{body}` the body column read as text.
+fn dialect_sql(postgres: bool, sql: &str) -> String {
+    if !postgres {
+        return sql.replace("{json}", "?").replace("{body}", "body");
+    }
+    let sql = sql
+        .replace("{json}", "CAST(? AS JSONB)")
+        .replace("{body}", "body::text");
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push_str(&format!("${n}"));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Binds [`Arg`]s to a query of this text.
+macro_rules! bind {
+    ($sql:expr, $args:expr) => {{
+        let mut q = sqlx::query(sqlx::AssertSqlSafe($sql));
+        for a in $args {
+            q = match a {
+                Arg::Int(v) => q.bind(v),
+                Arg::Text(t) => q.bind(t),
+                Arg::Null => q.bind(None::<String>),
+            };
+        }
+        q
     }};
 }
 
+/// The raw side's write transaction.
+enum RawTx {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+impl RawTx {
+    /// Runs a statement.
+    async fn exec(&mut self, sql: &str, args: Vec<Arg>) {
+        match self {
+            RawTx::Sqlite(tx) => {
+                bind!(dialect_sql(false, sql), args)
+                    .execute(&mut **tx)
+                    .await
+                    .unwrap();
+            }
+            RawTx::Postgres(tx) => {
+                bind!(dialect_sql(true, sql), args)
+                    .execute(&mut **tx)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
+    /// The first column of the row a select returns, if any.
+    async fn one<T>(&mut self, sql: &str, args: Vec<Arg>) -> Option<T>
+    where
+        T: for<'r> sqlx::Decode<'r, sqlx::Sqlite>
+            + sqlx::Type<sqlx::Sqlite>
+            + for<'r> sqlx::Decode<'r, sqlx::Postgres>
+            + sqlx::Type<sqlx::Postgres>,
+    {
+        match self {
+            RawTx::Sqlite(tx) => bind!(dialect_sql(false, sql), args)
+                .fetch_optional(&mut **tx)
+                .await
+                .unwrap()
+                .map(|r| r.get(0)),
+            RawTx::Postgres(tx) => bind!(dialect_sql(true, sql), args)
+                .fetch_optional(&mut **tx)
+                .await
+                .unwrap()
+                .map(|r| r.get(0)),
+        }
+    }
+
+    fn postgres(&self) -> bool {
+        matches!(self, RawTx::Postgres(_))
+    }
+
+    /// Ends a write at head `seq`: the feed row of `key` (with its parent)
+    /// and the head, on PostgreSQL with the notification, in one statement
+    /// there as the facade's writer does (two on SQLite); then commits.
+    async fn finish(mut self, kind: Kind, key: &str, parent: Option<String>, seq: i64, now: i64) {
+        let feed = "INSERT INTO ds_changes (seq, kind, key, op, revision, at, parent) VALUES (?, ?, ?, 'put', ?, ?, ?)";
+        let args = vec![
+            Arg::Int(seq),
+            Arg::Text(kind.as_str().into()),
+            Arg::Text(key.into()),
+            Arg::Int(seq),
+            Arg::Int(now),
+            parent.map_or(Arg::Null, Arg::Text),
+        ];
+        if self.postgres() {
+            let sql = format!(
+                "WITH feed AS ({feed}), head AS (UPDATE ds_meta SET value = {seq} WHERE name = 'head') SELECT pg_notify('bench', '{seq}')"
+            );
+            self.exec(&sql, args).await;
+        } else {
+            self.exec(feed, args).await;
+            self.exec(
+                "UPDATE ds_meta SET value = ? WHERE name = 'head'",
+                vec![Arg::Int(seq)],
+            )
+            .await;
+        }
+        match self {
+            RawTx::Sqlite(tx) => tx.commit().await.unwrap(),
+            RawTx::Postgres(tx) => tx.commit().await.unwrap(),
+        }
+    }
+
+    /// Inserts a new record's row, with its index columns (`columns`, set
+    /// to `values`), and its history version when `history`.
+    #[allow(clippy::too_many_arguments)]
+    async fn insert(
+        &mut self,
+        kind: Kind,
+        key: &str,
+        seq: i64,
+        now: i64,
+        body: &str,
+        columns: &str,
+        values: Vec<Arg>,
+        history: bool,
+    ) {
+        let marks = vec!["?"; values.len()].join(", ");
+        let sql = format!(
+            "INSERT INTO ds_{} (key, revision, stored_created, stored_updated, body, {columns}) VALUES (?, ?, ?, ?, {{json}}, {marks})",
+            kind.as_str()
+        );
+        let mut args = vec![
+            Arg::Text(key.into()),
+            Arg::Int(seq),
+            Arg::Int(now),
+            Arg::Int(now),
+            Arg::Text(body.into()),
+        ];
+        args.extend(values);
+        self.exec(&sql, args).await;
+        if history {
+            self.exec(
+                "INSERT INTO ds_history (kind, key, revision, op, at, body) VALUES (?, ?, ?, 'put', ?, ?)",
+                vec![
+                    Arg::Text(kind.as_str().into()),
+                    Arg::Text(key.into()),
+                    Arg::Int(seq),
+                    Arg::Int(now),
+                    Arg::Text(body.into()),
+                ],
+            )
+            .await;
+        }
+    }
+}
+
+impl Raw {
+    /// Begins a write transaction holding the store's lock, as the
+    /// facade's writer does (`BEGIN IMMEDIATE`; on PostgreSQL `BEGIN` and
+    /// the head row's lock, which reads the head), and reads the head.
+    async fn begin(&self) -> (RawTx, i64) {
+        let (mut tx, head) = match self {
+            Raw::Sqlite(p) => (
+                RawTx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await.unwrap()),
+                "SELECT value FROM ds_meta WHERE name = 'head'",
+            ),
+            Raw::Postgres(p) => (
+                RawTx::Postgres(p.begin().await.unwrap()),
+                "UPDATE ds_meta SET value = value WHERE name = 'head' RETURNING value",
+            ),
+        };
+        let head = tx.one(head, Vec::new()).await.unwrap();
+        (tx, head)
+    }
+}
+
+/// Raw put of a new profile: one write transaction (lock and head, the row
+/// with its index columns, its history version, the feed row and head),
+/// without the facade's unique-username read (the unique index refuses a
+/// taken one).
 async fn raw_put(raw: &Raw, profile: &Profile) {
     profile.validate().unwrap();
     let body = serde_json::to_string(profile).unwrap();
     let now = datastore_core::commit_time().timestamp_micros();
-    match raw {
-        Raw::Sqlite(p) => {
-            let mut tx = p.begin_with("BEGIN IMMEDIATE").await.unwrap();
-            put_statements!(
-                tx,
-                profile,
-                &body,
-                now,
-                "INSERT INTO ds_profiles (key, revision, stored_created, stored_updated, body, username, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                "INSERT INTO ds_history (kind, key, revision, op, at, body) VALUES ('profiles', ?, ?, 'put', ?, ?)",
-                "INSERT INTO ds_changes (seq, kind, key, op, revision, at) VALUES (?, 'profiles', ?, 'put', ?, ?)",
-                "UPDATE ds_meta SET value = ? WHERE name = 'head'"
-            );
-            tx.commit().await.unwrap();
-        }
-        Raw::Postgres(p) => {
-            let mut tx = p.begin().await.unwrap();
-            sqlx::query("SELECT pg_advisory_xact_lock(42)")
-                .execute(&mut *tx)
-                .await
-                .unwrap();
-            let seq = put_statements!(
-                tx,
-                profile,
-                &body,
-                now,
-                "INSERT INTO ds_profiles (key, revision, stored_created, stored_updated, body, username, created) VALUES ($1, $2, $3, $4, CAST($5 AS JSONB), $6, $7)",
-                "INSERT INTO ds_history (kind, key, revision, op, at, body) VALUES ('profiles', $1, $2, 'put', $3, $4)",
-                "INSERT INTO ds_changes (seq, kind, key, op, revision, at) VALUES ($1, 'profiles', $2, 'put', $3, $4)",
-                "UPDATE ds_meta SET value = $1 WHERE name = 'head'"
-            );
-            sqlx::query("SELECT pg_notify('bench', $1)")
-                .bind(seq.to_string())
-                .execute(&mut *tx)
-                .await
-                .unwrap();
-            tx.commit().await.unwrap();
-        }
+    let (mut tx, head) = raw.begin().await;
+    let seq = head + 1;
+    let key = profile.id.as_str();
+    tx.insert(
+        Kind::Profile,
+        key,
+        seq,
+        now,
+        &body,
+        "username, created",
+        vec![
+            Arg::Text(profile.username.clone()),
+            Arg::Int(profile.created.timestamp_micros()),
+        ],
+        true,
+    )
+    .await;
+    tx.finish(Kind::Profile, key, None, seq, now).await;
+}
+
+/// Raw get-many: one select of the rows by key, decoded, in the ids' order.
+async fn raw_get_many(raw: &Raw, ids: &[RunId]) -> Vec<Option<Versioned<Run>>> {
+    let sql = format!(
+        "SELECT key, revision, stored_created, stored_updated, {{body}} FROM ds_runs WHERE key IN ({})",
+        vec!["?"; ids.len()].join(", ")
+    );
+    let args = ids.iter().map(|id| Arg::Text(id.to_string()));
+    let rows: Vec<(String, Versioned<Run>)> = match raw {
+        Raw::Sqlite(p) => bind!(dialect_sql(false, &sql), args)
+            .fetch_all(p)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), decode_row(r.get(1), r.get(2), r.get(3), r.get(4))))
+            .collect(),
+        Raw::Postgres(p) => bind!(dialect_sql(true, &sql), args)
+            .fetch_all(p)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), decode_row(r.get(1), r.get(2), r.get(3), r.get(4))))
+            .collect(),
+    };
+    let mut found: HashMap<String, Versioned<Run>> = rows.into_iter().collect();
+    ids.iter().map(|id| found.remove(id.as_str())).collect()
+}
+
+/// Raw run create, in one write transaction: read the workflow (for its
+/// owner) and its run count, insert the run's row with its index columns
+/// and its history version, raise the count, the feed row and head.
+async fn raw_run_create(raw: &Raw, mut run: Run) {
+    let (mut tx, head) = raw.begin().await;
+    let workflow: String = tx
+        .one(
+            "SELECT {body} FROM ds_workflows WHERE key = ?",
+            vec![Arg::Text(run.workflow_id.to_string())],
+        )
+        .await
+        .unwrap();
+    let workflow: Workflow = serde_json::from_str(&workflow).unwrap();
+    let counter = Run::counter_name(&run.workflow_id);
+    let count: i64 = tx
+        .one(
+            "SELECT value FROM ds_counters WHERE name = ?",
+            vec![Arg::Text(counter.clone())],
+        )
+        .await
+        .unwrap_or(0);
+    let now = datastore_core::commit_time();
+    run.owner_id = workflow.owner_id;
+    run.number = count as u64 + 1;
+    run.created = now;
+    run.validate().unwrap();
+    let body = serde_json::to_string(&run).unwrap();
+    let (seq, now) = (head + 1, now.timestamp_micros());
+    let key = run.id.as_str();
+    tx.insert(
+        Kind::Run,
+        key,
+        seq,
+        now,
+        &body,
+        "workflow_id, number, owner_id, status, created",
+        vec![
+            Arg::Text(run.workflow_id.to_string()),
+            Arg::Int(run.number as i64),
+            Arg::Text(run.owner_id.to_string()),
+            Arg::Text(run.status.as_str().into()),
+            Arg::Int(now),
+        ],
+        true,
+    )
+    .await;
+    tx.exec(
+        "INSERT INTO ds_counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        vec![Arg::Text(counter), Arg::Int(run.number as i64)],
+    )
+    .await;
+    tx.finish(Kind::Run, key, Some(run.workflow_id.to_string()), seq, now)
+        .await;
+}
+
+/// Raw log append of one op at `len`, in one write transaction: check the
+/// entry before it exists, insert the entry's row with its index columns
+/// (logs keep no history), the feed row and head.
+async fn raw_log_append(raw: &Raw, log: &LogId, len: u64, op: LogOp) {
+    let entry = LogEntry {
+        log_id: log.clone(),
+        seq: len,
+        op,
+    };
+    entry.validate().unwrap();
+    let body = serde_json::to_string(&entry).unwrap();
+    let key = entry.id().key();
+    let (mut tx, head) = raw.begin().await;
+    if len > 0 {
+        let prev = LogEntryKey {
+            log_id: log.clone(),
+            seq: len - 1,
+        };
+        let found: Option<i64> = tx
+            .one(
+                "SELECT revision FROM ds_logs WHERE key = ?",
+                vec![Arg::Text(prev.key())],
+            )
+            .await;
+        assert!(found.is_some());
     }
+    let (seq, now) = (head + 1, datastore_core::commit_time().timestamp_micros());
+    tx.insert(
+        Kind::Log,
+        &key,
+        seq,
+        now,
+        &body,
+        "log_id, seq",
+        vec![Arg::Text(log.to_string()), Arg::Int(len as i64)],
+        false,
+    )
+    .await;
+    tx.finish(Kind::Log, &key, Some(log.key()), seq, now).await;
 }
 
 /// Measures get, put and page on one backend, facade and raw in
@@ -240,6 +498,56 @@ fn bench_backend(
             time_n(n, || {
                 drop(black_box(rt.block_on(raw_page(&raw, workflow.as_str()))))
             })
+        },
+    ));
+    let (mut fi, mut ri) = (0, 0);
+    measured.push(compare(
+        &format!("{name} get_many of {} runs", facade_ops::GET_MANY),
+        &mut |n| get_manys(rt, &*ds, &run_ids, &mut fi, n),
+        &mut |n| {
+            let lists: Vec<_> = (0..n)
+                .map(|_| {
+                    ri += 1;
+                    many_ids(&run_ids, ri)
+                })
+                .collect();
+            let start = Instant::now();
+            for list in &lists {
+                black_box(rt.block_on(raw_get_many(&raw, list)));
+            }
+            start.elapsed()
+        },
+    ));
+    // Each side creates runs of a workflow, and appends to a log, of its own.
+    let facade_workflow = WorkflowId::new("create-facade");
+    let raw_workflow = WorkflowId::new("create-raw");
+    seed_runs(rt, &*ds, &facade_workflow, 0);
+    seed_runs(rt, &*ds, &raw_workflow, 0);
+    measured.push(compare(
+        &format!("{name} run create"),
+        &mut |n| run_creates(rt, &*ds, &facade_workflow, n),
+        &mut |n| {
+            let runs = new_runs("raw", &raw_workflow, n);
+            let start = Instant::now();
+            for run in runs {
+                rt.block_on(raw_run_create(&raw, run));
+            }
+            start.elapsed()
+        },
+    ));
+    let (facade_log, raw_log) = (LogId::new("append-facade"), LogId::new("append-raw"));
+    let (mut facade_len, mut raw_len) = (0, 0);
+    measured.push(compare(
+        &format!("{name} log append of one op"),
+        &mut |n| log_appends(rt, &*ds, &facade_log, &mut facade_len, n),
+        &mut |n| {
+            let ops: Vec<LogOp> = (raw_len..raw_len + n).map(log_op).collect();
+            let start = Instant::now();
+            for op in ops {
+                rt.block_on(raw_log_append(&raw, &raw_log, raw_len, op));
+                raw_len += 1;
+            }
+            start.elapsed()
         },
     ));
     // Keyset pages at depth, on a workflow of their own.
