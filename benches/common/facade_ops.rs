@@ -1,10 +1,13 @@
 //! The facade's side of the facade-against-raw benches, the same for every
-//! engine: `n` gets, puts or pages through a `Datastore`, timed. Included by
+//! engine: `n` gets, puts or pages through a `Datastore`, timed on a
+//! runtime worker ([`on_worker`]). Included by
 //! path (`#[path]`) from the RocksDB and SQL benches.
 
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::hint::black_box;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -13,6 +16,19 @@ use datastore_core::{
     RunId, Workflow, WorkflowId,
 };
 use tokio::runtime::Runtime;
+
+/// Runs one side's timed loop as a task on the runtime's workers, as a
+/// service's request handlers run, and returns the time it measured. Both
+/// sides of an async comparison go through this: a future driven by
+/// `block_on` from the main thread instead waits for a worker to pass on
+/// every socket wake-up, which costs a side with several round trips more
+/// than one whose writer already runs as a task.
+pub fn on_worker<F>(rt: &Runtime, timed: F) -> Duration
+where
+    F: Future<Output = Duration> + Send + 'static,
+{
+    rt.block_on(rt.spawn(timed)).expect("a bench task panicked")
+}
 
 /// `n` new profiles, named after the side that writes them, never the same
 /// id twice in a process.
@@ -60,27 +76,52 @@ pub async fn bulk_load(ds: &dyn Datastore, records: usize, batch: usize) -> Dura
     took
 }
 
-/// `n` point gets of runs, cycling over `ids` from `*next`.
-pub fn gets(rt: &Runtime, ds: &dyn Datastore, ids: &[RunId], next: &mut usize, n: u64) -> Duration {
-    let start = Instant::now();
-    for _ in 0..n {
-        *next += 1;
-        black_box(rt.block_on(ds.runs().get(&ids[*next % ids.len()])).unwrap());
-    }
-    start.elapsed()
+/// `n` point gets of runs, cycling over `ids` from `*next` (on a worker,
+/// see [`on_worker`]).
+pub fn gets(
+    rt: &Runtime,
+    ds: &Arc<dyn Datastore>,
+    ids: &[RunId],
+    next: &mut usize,
+    n: u64,
+) -> Duration {
+    let list = cycle(ids, next, n);
+    let ds = ds.clone();
+    on_worker(rt, async move {
+        let start = Instant::now();
+        for id in &list {
+            black_box(ds.runs().get(id).await.unwrap());
+        }
+        start.elapsed()
+    })
+}
+
+/// The next `n` of `ids` from `*next`, cycling (made before a clock starts).
+pub fn cycle(ids: &[RunId], next: &mut usize, n: u64) -> Vec<RunId> {
+    (0..n)
+        .map(|_| {
+            *next += 1;
+            ids[*next % ids.len()].clone()
+        })
+        .collect()
 }
 
 /// `n` puts of new profiles (made before the clock starts).
-pub fn puts(rt: &Runtime, ds: &dyn Datastore, n: u64) -> Duration {
+pub fn puts(rt: &Runtime, ds: &Arc<dyn Datastore>, n: u64) -> Duration {
     let profiles = new_profiles("facade", n);
-    let start = Instant::now();
-    for p in profiles {
-        black_box(
-            rt.block_on(ds.profiles().put(p, Precondition::MustNotExist))
-                .unwrap(),
-        );
-    }
-    start.elapsed()
+    let ds = ds.clone();
+    on_worker(rt, async move {
+        let start = Instant::now();
+        for p in profiles {
+            black_box(
+                ds.profiles()
+                    .put(p, Precondition::MustNotExist)
+                    .await
+                    .unwrap(),
+            );
+        }
+        start.elapsed()
+    })
 }
 
 /// How many runs one `get_many` reads.
@@ -94,38 +135,69 @@ pub fn many_ids(ids: &[RunId], k: usize) -> Vec<RunId> {
         .collect()
 }
 
-/// `n` reads of [`GET_MANY`] runs at once, cycling from `*next`; the id
-/// lists are made before the clock starts.
-pub fn get_manys(
+/// `n` awaited calls of `read` (on a worker, see [`on_worker`]) with
+/// [`GET_MANY`] run ids each, cycling from `*next`; the id lists are made
+/// before the clock starts. Both sides of a get-many comparison time their
+/// reads through this.
+pub fn many_reads<F, Fut>(
     rt: &Runtime,
-    ds: &dyn Datastore,
     ids: &[RunId],
     next: &mut usize,
     n: u64,
-) -> Duration {
+    read: F,
+) -> Duration
+where
+    F: Fn(Vec<RunId>) -> Fut + Send + 'static,
+    Fut: Future + Send,
+{
     let lists: Vec<Vec<RunId>> = (0..n)
         .map(|_| {
             *next += 1;
             many_ids(ids, *next)
         })
         .collect();
-    let start = Instant::now();
-    for list in &lists {
-        black_box(rt.block_on(ds.runs().get_many(list)).unwrap());
-    }
-    start.elapsed()
+    on_worker(rt, async move {
+        let start = Instant::now();
+        for list in lists {
+            black_box(read(list).await);
+        }
+        start.elapsed()
+    })
+}
+
+/// `n` reads of [`GET_MANY`] runs at once through the facade ([`many_reads`]).
+pub fn get_manys(
+    rt: &Runtime,
+    ds: &Arc<dyn Datastore>,
+    ids: &[RunId],
+    next: &mut usize,
+    n: u64,
+) -> Duration {
+    let ds = ds.clone();
+    many_reads(rt, ids, next, n, move |list| {
+        let ds = ds.clone();
+        async move { ds.runs().get_many(&list).await.unwrap() }
+    })
 }
 
 /// `n` new runs of `workflow` (`RunStore::create`: the store reads the
 /// workflow and its run count and assigns the next number), with ids made
 /// before the clock starts.
-pub fn run_creates(rt: &Runtime, ds: &dyn Datastore, workflow: &WorkflowId, n: u64) -> Duration {
+pub fn run_creates(
+    rt: &Runtime,
+    ds: &Arc<dyn Datastore>,
+    workflow: &WorkflowId,
+    n: u64,
+) -> Duration {
     let runs = new_runs("facade", workflow, n);
-    let start = Instant::now();
-    for run in runs {
-        black_box(rt.block_on(ds.runs().create(run)).unwrap());
-    }
-    start.elapsed()
+    let ds = ds.clone();
+    on_worker(rt, async move {
+        let start = Instant::now();
+        for run in runs {
+            black_box(ds.runs().create(run).await.unwrap());
+        }
+        start.elapsed()
+    })
 }
 
 /// `n` new runs of `workflow` with ids of their own, named after the side
@@ -161,33 +233,38 @@ pub fn log_op(seq: u64) -> LogOp {
 /// `n` appends of one op each to `log`, whose length is `*len`.
 pub fn log_appends(
     rt: &Runtime,
-    ds: &dyn Datastore,
+    ds: &Arc<dyn Datastore>,
     log: &LogId,
     len: &mut u64,
     n: u64,
 ) -> Duration {
     let ops: Vec<LogOp> = (*len..*len + n).map(log_op).collect();
-    let start = Instant::now();
-    for op in ops {
-        black_box(rt.block_on(ds.logs().append(log, *len, vec![op])).unwrap());
-        *len += 1;
-    }
-    start.elapsed()
+    let (ds, log, first) = (ds.clone(), log.clone(), *len);
+    *len += n;
+    on_worker(rt, async move {
+        let start = Instant::now();
+        for (at, op) in (first..).zip(ops) {
+            black_box(ds.logs().append(&log, at, vec![op]).await.unwrap());
+        }
+        start.elapsed()
+    })
 }
 
 /// `n` first pages of 100 runs of `workflow`, newest first.
-pub fn pages(rt: &Runtime, ds: &dyn Datastore, workflow: &WorkflowId, n: u64) -> Duration {
-    let start = Instant::now();
-    for _ in 0..n {
-        black_box(
-            rt.block_on(
+pub fn pages(rt: &Runtime, ds: &Arc<dyn Datastore>, workflow: &WorkflowId, n: u64) -> Duration {
+    let (ds, workflow) = (ds.clone(), workflow.clone());
+    on_worker(rt, async move {
+        let start = Instant::now();
+        for _ in 0..n {
+            black_box(
                 ds.runs()
-                    .list_by_workflow(workflow, PageRequest::first(100)),
-            )
-            .unwrap(),
-        );
-    }
-    start.elapsed()
+                    .list_by_workflow(&workflow, PageRequest::first(100))
+                    .await
+                    .unwrap(),
+            );
+        }
+        start.elapsed()
+    })
 }
 
 /// Puts `workflow` and creates `count` runs of it; returns their ids.

@@ -55,7 +55,7 @@ pub fn add_new<R: Record>(db: &DB, batch: &mut WriteBatch, seq: u64, r: &R, hist
             layout::VersionValue::encode(false, now, None, Some(&body)),
         );
     }
-    let change = serde_json::json!({"seq": seq, "kind": R::KIND.as_str(), "id": key, "op": "put", "revision": seq, "at": now, "parent": r.parent()});
+    let change = serde_json::json!({"seq": seq, "kind": R::KIND, "id": key, "op": "put", "revision": seq, "at": now, "parent": r.parent()});
     batch.put_cf(
         db.cf_handle(layout::FEED).unwrap(),
         layout::feed_key(seq),

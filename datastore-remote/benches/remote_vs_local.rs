@@ -49,18 +49,18 @@ fn bench_store(rt: &tokio::runtime::Runtime, local: Arc<dyn Datastore>) -> Vec<M
     vec![
         compare(
             "point get of a run",
-            &mut |n| gets(rt, &*remote, &ids, &mut a, n),
-            &mut |n| gets(rt, &*local, &ids, &mut b, n),
+            &mut |n| gets(rt, &remote, &ids, &mut a, n),
+            &mut |n| gets(rt, &local, &ids, &mut b, n),
         ),
         compare(
             "put of a new profile",
-            &mut |n| puts(rt, &*remote, n),
-            &mut |n| puts(rt, &*local, n),
+            &mut |n| puts(rt, &remote, n),
+            &mut |n| puts(rt, &local, n),
         ),
         compare(
             "page of 100 runs",
-            &mut |n| pages(rt, &*remote, &workflow, n),
-            &mut |n| pages(rt, &*local, &workflow, n),
+            &mut |n| pages(rt, &remote, &workflow, n),
+            &mut |n| pages(rt, &local, &workflow, n),
         ),
     ]
 }

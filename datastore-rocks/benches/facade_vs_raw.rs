@@ -42,7 +42,7 @@ mod rocks_raw;
 #[path = "../../benches/common/rounds.rs"]
 mod rounds;
 use facade_ops::{
-    deep_pages, get_manys, gets, log_appends, log_op, many_ids, new_profiles, new_runs, pages,
+    deep_pages, get_manys, gets, log_appends, log_op, many_reads, new_profiles, new_runs, pages,
     puts, run_creates, seed_runs,
 };
 use rocks_raw::{add_new, raw_rocks_put, write};
@@ -189,7 +189,7 @@ fn main() {
     let (mut fi, mut ri) = (0, 0);
     measured.push(compare(
         "get",
-        &mut |n| gets(&rt, &*ds, &run_ids, &mut fi, n),
+        &mut |n| gets(&rt, &ds, &run_ids, &mut fi, n),
         &mut |n| {
             time_n(n, || {
                 ri += 1;
@@ -199,7 +199,7 @@ fn main() {
     ));
 
     let mut seq = 1u64 << 60;
-    measured.push(compare("put", &mut |n| puts(&rt, &*ds, n), &mut |n| {
+    measured.push(compare("put", &mut |n| puts(&rt, &ds, n), &mut |n| {
         let batch = new_profiles("raw", n);
         let start = Instant::now();
         for p in &batch {
@@ -212,26 +212,21 @@ fn main() {
 
     measured.push(compare(
         "page of 100 runs",
-        &mut |n| pages(&rt, &*ds, &workflow, n),
+        &mut |n| pages(&rt, &ds, &workflow, n),
         &mut |n| time_n(n, || drop(black_box(raw_page(db, workflow.as_str(), 100)))),
     ));
 
     let (mut fi, mut ri) = (0, 0);
     measured.push(compare(
         &format!("get_many of {} runs", facade_ops::GET_MANY),
-        &mut |n| get_manys(&rt, &*ds, &run_ids, &mut fi, n),
+        &mut |n| get_manys(&rt, &ds, &run_ids, &mut fi, n),
         &mut |n| {
-            let lists: Vec<_> = (0..n)
-                .map(|_| {
-                    ri += 1;
-                    many_ids(&run_ids, ri)
-                })
-                .collect();
-            let start = Instant::now();
-            for list in &lists {
-                black_box(raw_get_many(db, list));
-            }
-            start.elapsed()
+            // The same loop as the facade's, on the same (one) thread.
+            let store = store.clone();
+            many_reads(&rt, &run_ids, &mut ri, n, move |list| {
+                let store = store.clone();
+                async move { raw_get_many(store.engine().db(), &list) }
+            })
         },
     ));
 
@@ -242,7 +237,7 @@ fn main() {
     seed_runs(&rt, &*ds, &raw_workflow, 0);
     measured.push(compare(
         "run create",
-        &mut |n| run_creates(&rt, &*ds, &facade_workflow, n),
+        &mut |n| run_creates(&rt, &ds, &facade_workflow, n),
         &mut |n| {
             let runs = new_runs("raw", &raw_workflow, n);
             let start = Instant::now();
@@ -258,7 +253,7 @@ fn main() {
     let (mut facade_len, mut raw_len) = (0, 0);
     measured.push(compare(
         "log append of one op",
-        &mut |n| log_appends(&rt, &*ds, &facade_log, &mut facade_len, n),
+        &mut |n| log_appends(&rt, &ds, &facade_log, &mut facade_len, n),
         &mut |n| {
             let ops: Vec<LogOp> = (raw_len..raw_len + n).map(log_op).collect();
             let start = Instant::now();

@@ -13,7 +13,9 @@
 //! columns, its history version, the feed row, the head update); a page of
 //! 100 runs of one workflow, newest first; a `get_many` of 20 runs; a run
 //! create (the workflow read for its owner, the run count read, the run and
-//! the new count written); a log append of one op. PostgreSQL comes from
+//! the new count written); a log append of one op. On SQLite the raw side
+//! reads on a pool and writes on one connection of its own, as the facade
+//! does. PostgreSQL comes from
 //! `DATASTORE_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`)
 //! and is skipped if none answers. Each operation runs in rounds that
 //! alternate facade and raw (`BENCH_ROUNDS`, default 7; `BENCH_ROUND_MS`,
@@ -39,15 +41,20 @@ mod facade_ops;
 #[path = "../../benches/common/rounds.rs"]
 mod rounds;
 use facade_ops::{
-    deep_pages, get_manys, gets, log_appends, log_op, many_ids, new_profiles, new_runs, pages,
-    puts, run_creates, seed_runs,
+    cycle, deep_pages, get_manys, gets, log_appends, log_op, many_reads, new_profiles, new_runs,
+    on_worker, pages, puts, run_creates, seed_runs,
 };
-use rounds::{Measured, compare, env, print_table, time_n};
+use rounds::{Measured, compare, env, print_table};
 
-/// What the raw side needs: a pool of either kind.
+/// What the raw side needs: on SQLite, as the facade has, a pool of
+/// readers and one writer connection of its own (so the writer's page cache
+/// survives its own commits); on PostgreSQL one pool.
 #[derive(Clone)]
 enum Raw {
-    Sqlite(sqlx::SqlitePool),
+    Sqlite {
+        reader: sqlx::SqlitePool,
+        writer: sqlx::SqlitePool,
+    },
     Postgres(sqlx::PgPool),
 }
 
@@ -80,7 +87,7 @@ macro_rules! select_runs {
 
 async fn raw_get(raw: &Raw, id: &str) -> Versioned<Run> {
     let mut rows = match raw {
-        Raw::Sqlite(p) => select_runs!(
+        Raw::Sqlite { reader: p, .. } => select_runs!(
             p,
             "SELECT key, revision, stored_created, stored_updated, body FROM ds_runs WHERE key IN (?)",
             id
@@ -97,7 +104,7 @@ async fn raw_get(raw: &Raw, id: &str) -> Versioned<Run> {
 /// A keyset page of 100: 101 rows, so the 101st tells there is a next page.
 async fn raw_page(raw: &Raw, workflow: &str) -> Vec<Versioned<Run>> {
     let mut rows = match raw {
-        Raw::Sqlite(p) => select_runs!(
+        Raw::Sqlite { reader: p, .. } => select_runs!(
             p,
             "SELECT key, revision, stored_created, stored_updated, body FROM ds_runs WHERE workflow_id = ? ORDER BY number DESC, key DESC LIMIT ?",
             workflow,
@@ -215,7 +222,7 @@ impl RawTx {
     /// there as the facade's writer does (two on SQLite); then commits.
     async fn finish(mut self, kind: Kind, key: &str, parent: Option<String>, seq: i64, now: i64) {
         let feed = "INSERT INTO ds_changes (seq, kind, key, op, revision, at, parent) VALUES (?, ?, ?, 'put', ?, ?, ?)";
-        let args = vec![
+        let mut args = vec![
             Arg::Int(seq),
             Arg::Text(kind.as_str().into()),
             Arg::Text(key.into()),
@@ -225,8 +232,9 @@ impl RawTx {
         ];
         if self.postgres() {
             let sql = format!(
-                "WITH feed AS ({feed}), head AS (UPDATE ds_meta SET value = {seq} WHERE name = 'head') SELECT pg_notify('bench', '{seq}')"
+                "WITH feed AS ({feed}), head AS (UPDATE ds_meta SET value = ? WHERE name = 'head') SELECT pg_notify('bench', ?)"
             );
+            args.extend([Arg::Int(seq), Arg::Text(seq.to_string())]);
             self.exec(&sql, args).await;
         } else {
             self.exec(feed, args).await;
@@ -292,8 +300,8 @@ impl Raw {
     /// the head row's lock, which reads the head), and reads the head.
     async fn begin(&self) -> (RawTx, i64) {
         let (mut tx, head) = match self {
-            Raw::Sqlite(p) => (
-                RawTx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await.unwrap()),
+            Raw::Sqlite { writer, .. } => (
+                RawTx::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await.unwrap()),
                 "SELECT value FROM ds_meta WHERE name = 'head'",
             ),
             Raw::Postgres(p) => (
@@ -342,7 +350,7 @@ async fn raw_get_many(raw: &Raw, ids: &[RunId]) -> Vec<Option<Versioned<Run>>> {
     );
     let args = ids.iter().map(|id| Arg::Text(id.to_string()));
     let rows: Vec<(String, Versioned<Run>)> = match raw {
-        Raw::Sqlite(p) => bind!(dialect_sql(false, &sql), args)
+        Raw::Sqlite { reader: p, .. } => bind!(dialect_sql(false, &sql), args)
             .fetch_all(p)
             .await
             .unwrap()
@@ -471,51 +479,56 @@ fn bench_backend(
     let (mut fi, mut ri) = (0, 0);
     measured.push(compare(
         &format!("{name} get"),
-        &mut |n| gets(rt, &*ds, &run_ids, &mut fi, n),
+        &mut |n| gets(rt, &ds, &run_ids, &mut fi, n),
         &mut |n| {
-            time_n(n, || {
-                ri += 1;
-                black_box(rt.block_on(raw_get(&raw, run_ids[ri % RUNS].as_str())));
+            let (raw, list) = (raw.clone(), cycle(&run_ids, &mut ri, n));
+            on_worker(rt, async move {
+                let start = Instant::now();
+                for id in &list {
+                    black_box(raw_get(&raw, id.as_str()).await);
+                }
+                start.elapsed()
             })
         },
     ));
     measured.push(compare(
         &format!("{name} put"),
-        &mut |n| puts(rt, &*ds, n),
+        &mut |n| puts(rt, &ds, n),
         &mut |n| {
-            let batch = new_profiles("raw", n);
-            let start = Instant::now();
-            for p in &batch {
-                rt.block_on(raw_put(&raw, p));
-            }
-            start.elapsed()
+            let (raw, batch) = (raw.clone(), new_profiles("raw", n));
+            on_worker(rt, async move {
+                let start = Instant::now();
+                for p in &batch {
+                    raw_put(&raw, p).await;
+                }
+                start.elapsed()
+            })
         },
     ));
     measured.push(compare(
         &format!("{name} page of 100 runs"),
-        &mut |n| pages(rt, &*ds, &workflow, n),
+        &mut |n| pages(rt, &ds, &workflow, n),
         &mut |n| {
-            time_n(n, || {
-                drop(black_box(rt.block_on(raw_page(&raw, workflow.as_str()))))
+            let (raw, workflow) = (raw.clone(), workflow.clone());
+            on_worker(rt, async move {
+                let start = Instant::now();
+                for _ in 0..n {
+                    black_box(raw_page(&raw, workflow.as_str()).await);
+                }
+                start.elapsed()
             })
         },
     ));
     let (mut fi, mut ri) = (0, 0);
     measured.push(compare(
         &format!("{name} get_many of {} runs", facade_ops::GET_MANY),
-        &mut |n| get_manys(rt, &*ds, &run_ids, &mut fi, n),
+        &mut |n| get_manys(rt, &ds, &run_ids, &mut fi, n),
         &mut |n| {
-            let lists: Vec<_> = (0..n)
-                .map(|_| {
-                    ri += 1;
-                    many_ids(&run_ids, ri)
-                })
-                .collect();
-            let start = Instant::now();
-            for list in &lists {
-                black_box(rt.block_on(raw_get_many(&raw, list)));
-            }
-            start.elapsed()
+            let raw = raw.clone();
+            many_reads(rt, &run_ids, &mut ri, n, move |list| {
+                let raw = raw.clone();
+                async move { raw_get_many(&raw, &list).await }
+            })
         },
     ));
     // Each side creates runs of a workflow, and appends to a log, of its own.
@@ -525,29 +538,34 @@ fn bench_backend(
     seed_runs(rt, &*ds, &raw_workflow, 0);
     measured.push(compare(
         &format!("{name} run create"),
-        &mut |n| run_creates(rt, &*ds, &facade_workflow, n),
+        &mut |n| run_creates(rt, &ds, &facade_workflow, n),
         &mut |n| {
-            let runs = new_runs("raw", &raw_workflow, n);
-            let start = Instant::now();
-            for run in runs {
-                rt.block_on(raw_run_create(&raw, run));
-            }
-            start.elapsed()
+            let (raw, runs) = (raw.clone(), new_runs("raw", &raw_workflow, n));
+            on_worker(rt, async move {
+                let start = Instant::now();
+                for run in runs {
+                    raw_run_create(&raw, run).await;
+                }
+                start.elapsed()
+            })
         },
     ));
     let (facade_log, raw_log) = (LogId::new("append-facade"), LogId::new("append-raw"));
     let (mut facade_len, mut raw_len) = (0, 0);
     measured.push(compare(
         &format!("{name} log append of one op"),
-        &mut |n| log_appends(rt, &*ds, &facade_log, &mut facade_len, n),
+        &mut |n| log_appends(rt, &ds, &facade_log, &mut facade_len, n),
         &mut |n| {
             let ops: Vec<LogOp> = (raw_len..raw_len + n).map(log_op).collect();
-            let start = Instant::now();
-            for op in ops {
-                rt.block_on(raw_log_append(&raw, &raw_log, raw_len, op));
-                raw_len += 1;
-            }
-            start.elapsed()
+            let (raw, log, first) = (raw.clone(), raw_log.clone(), raw_len);
+            raw_len += n;
+            on_worker(rt, async move {
+                let start = Instant::now();
+                for (at, op) in (first..).zip(ops) {
+                    raw_log_append(&raw, &log, at, op).await;
+                }
+                start.elapsed()
+            })
         },
     ));
     // Keyset pages at depth, on a workflow of their own.
@@ -570,21 +588,27 @@ fn main() {
     let ds = rt
         .block_on(datastore_sql::open(SqlConfig::new(&url)))
         .unwrap();
-    // The raw pools get the facade's settings: no ping before each acquire,
-    // WAL with a synced commit.
-    let raw = rt
-        .block_on(
+    // The raw pools get the facade's settings: as many readers, one writer
+    // connection, no ping before each acquire, WAL with a synced commit.
+    let options = url
+        .parse::<sqlx::sqlite::SqliteConnectOptions>()
+        .unwrap()
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+        .synchronous(sqlx::sqlite::SqliteSynchronous::Full);
+    let pool = |connections: u32| {
+        rt.block_on(
             sqlx::sqlite::SqlitePoolOptions::new()
+                .max_connections(connections)
                 .test_before_acquire(false)
-                .connect_with(
-                    url.parse::<sqlx::sqlite::SqliteConnectOptions>()
-                        .unwrap()
-                        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-                        .synchronous(sqlx::sqlite::SqliteSynchronous::Full),
-                ),
+                .connect_with(options.clone()),
         )
-        .unwrap();
-    measured.extend(bench_backend(&rt, "sqlite", ds.clone(), Raw::Sqlite(raw)));
+        .unwrap()
+    };
+    let raw = Raw::Sqlite {
+        reader: pool(SqlConfig::new(&url).pool_size),
+        writer: pool(1),
+    };
+    measured.extend(bench_backend(&rt, "sqlite", ds.clone(), raw));
 
     let pg_url = std::env::var("DATASTORE_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());

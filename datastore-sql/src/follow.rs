@@ -6,9 +6,10 @@
 //! case one was lost). SQLite has no notifications between processes: the
 //! follower asks `PRAGMA data_version` on a connection of its own, which
 //! changes whenever another connection commits, a few times a second.
-//! On SQLite this process's own writer also publishes its groups at once,
-//! so they do not wait for the next look; [`Published`] keeps the two from
-//! publishing a change twice or out of order.
+//! This process's own writer also publishes its groups at once, so they do
+//! not wait for the next look (and on PostgreSQL the notification of a
+//! group already published reads nothing); [`Published`] keeps the two
+//! from publishing a change twice or out of order.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,6 +52,11 @@ impl Published {
     pub(crate) async fn catch_up(&self) -> bool {
         let mut through = self.through.lock().await;
         self.read_after(&mut through, None).await
+    }
+
+    /// Whether every change through `head` is published already.
+    pub(crate) async fn covers(&self, head: u64) -> bool {
+        *self.through.lock().await >= head
     }
 
     /// Publishes a group this process just committed, after publishing
@@ -103,11 +109,12 @@ impl Published {
     }
 }
 
-/// PostgreSQL: a notification (or a second's wait) means read the table.
-/// When the LISTEN connection is lost, the follower says so (readiness
-/// reports it) and connects again every second until it is back; the feed
-/// table is read after each attempt, so nothing committed meanwhile is
-/// missed.
+/// PostgreSQL: a notification (or a second's wait) means read the table,
+/// unless the notification's head (its payload) is published already, as
+/// this process's own groups are. When the LISTEN connection is lost, the
+/// follower says so (readiness reports it) and connects again every second
+/// until it is back; the feed table is read after each attempt, so nothing
+/// committed meanwhile is missed.
 pub(crate) async fn follow_postgres(
     mut listener: PgListener,
     pool: sqlx::PgPool,
@@ -118,11 +125,20 @@ pub(crate) async fn follow_postgres(
 ) {
     use std::sync::atomic::Ordering;
     loop {
-        let lost = tokio::select! {
+        let (lost, head) = tokio::select! {
             _ = shutdown.notified() => return,
-            r = listener.try_recv() => !matches!(r, Ok(Some(_))),
-            _ = tokio::time::sleep(Duration::from_secs(1)) => false,
+            r = listener.try_recv() => match r {
+                Ok(Some(n)) => (false, n.payload().parse::<u64>().ok()),
+                _ => (true, None),
+            },
+            _ = tokio::time::sleep(Duration::from_secs(1)) => (false, None),
         };
+        if let Some(head) = head
+            && published.covers(head).await
+        {
+            published.pools.sample_metrics();
+            continue;
+        }
         if lost {
             published.listening.store(false, Ordering::Release);
             tracing::warn!(url = %shown, "the feed listener lost its connection; connecting again");

@@ -84,12 +84,11 @@ impl Writer {
             .collect();
         let results = match self.run_group(batches).await {
             Ok((results, changes, start)) => {
-                // PostgreSQL publishes from the listener, for every process
-                // alike; SQLite here at once, in commit order after what
-                // other processes committed before the group.
-                if self.dialect == Dialect::Sqlite {
-                    self.published.group(start, changes).await;
-                }
+                // Published here at once, before anyone is answered, in
+                // commit order after what other processes committed before
+                // the group; the follower then skips the notification of
+                // this group (PostgreSQL) or finds nothing new (SQLite).
+                self.published.group(start, changes).await;
                 results
             }
             Err(e) => commits.iter().map(|_| Err(group_failure(&e))).collect(),
@@ -223,25 +222,32 @@ impl Writer {
             Self::insert_changes(tx, changes, None).await?;
             return Self::set_meta(tx, "head", head).await;
         }
-        let finish = format!(
-            "head AS (UPDATE ds_meta SET value = {head} WHERE name = 'head') SELECT pg_notify(?, '{head}')"
+        // The head goes in as a parameter, so the statement's text is the
+        // same every commit and stays prepared on the connection.
+        let finish = (
+            "head AS (UPDATE ds_meta SET value = ? WHERE name = 'head') SELECT pg_notify(?, ?)",
+            [
+                Value::Int(head as i64),
+                Value::Text(self.channel.clone()),
+                Value::Text(head.to_string()),
+            ],
         );
-        Self::insert_changes(tx, changes, Some((finish, self.channel.clone()))).await
+        Self::insert_changes(tx, changes, Some(finish)).await
     }
 
     /// The group's feed rows, in multi-row inserts; `then` (PostgreSQL)
-    /// joins the last insert as a CTE with a final statement and its one
-    /// parameter.
+    /// joins the last insert as a CTE with a final statement and its
+    /// parameters.
     async fn insert_changes(
         tx: &mut Tx,
         changes: &[Change],
-        then: Option<(String, String)>,
+        then: Option<(&str, [Value; 3])>,
     ) -> Result<()> {
         let chunks: Vec<&[Change]> = changes.chunks(FEED_ROWS_PER_INSERT).collect();
         let last = chunks.len().saturating_sub(1);
-        if let (true, Some((finish, arg))) = (chunks.is_empty(), &then) {
+        if let (true, Some((finish, finish_args))) = (chunks.is_empty(), &then) {
             let sql = format!("WITH {finish}");
-            tx.execute(&sql, &[Value::Text(arg.clone())])
+            tx.execute(&sql, finish_args)
                 .await
                 .map_err(|e| db_error(StoreName::Changes, "", e))?;
         }
@@ -267,8 +273,8 @@ impl Writer {
                     actor_value(c.actor.as_ref()),
                 ]);
             }
-            if let (Some((_, arg)), true) = (&then, i == last) {
-                args.push(Value::Text(arg.clone()));
+            if let (Some((_, finish_args)), true) = (&then, i == last) {
+                args.extend(finish_args.iter().cloned());
             }
             tx.execute(&sql, &args)
                 .await
