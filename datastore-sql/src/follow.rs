@@ -133,10 +133,10 @@ pub(crate) async fn follow_postgres(
             },
             _ = tokio::time::sleep(Duration::from_secs(1)) => (false, None),
         };
+        published.pools.sample_metrics();
         if let Some(head) = head
             && published.covers(head).await
         {
-            published.pools.sample_metrics();
             continue;
         }
         if lost {
@@ -161,7 +161,6 @@ pub(crate) async fn follow_postgres(
             }
         }
         published.catch_up().await;
-        published.pools.sample_metrics();
     }
 }
 
