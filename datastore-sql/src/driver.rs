@@ -67,7 +67,7 @@ macro_rules! bound {
         for a in $args {
             q = match a {
                 Value::Int(v) => q.bind(*v),
-                Value::Text(s) => q.bind(s.clone()),
+                Value::Text(s) => q.bind(s.as_str()),
                 Value::NullInt => q.bind(None::<i64>),
                 Value::NullText => q.bind(None::<String>),
             };

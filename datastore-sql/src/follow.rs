@@ -12,6 +12,7 @@
 //! from publishing a change twice or out of order.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use datastore_core::{Change, LiveChanges, StoreName};
@@ -35,6 +36,10 @@ pub(crate) struct Published {
     /// Whether the follower hears other processes' commits (PostgreSQL:
     /// its LISTEN connection is up; SQLite: always).
     pub(crate) listening: std::sync::atomic::AtomicBool,
+    /// The head of the last group this process's writer sent to commit;
+    /// the writer publishes it (and what other processes committed before
+    /// it), so a notification at or below it reads nothing.
+    committing: AtomicU64,
 }
 
 impl Published {
@@ -44,6 +49,7 @@ impl Published {
             live,
             pools,
             listening: std::sync::atomic::AtomicBool::new(true),
+            committing: AtomicU64::new(0),
         })
     }
 
@@ -54,9 +60,22 @@ impl Published {
         self.read_after(&mut through, None).await
     }
 
-    /// Whether every change through `head` is published already.
+    /// Marks a group of this process's writer as about to commit at
+    /// `head`: its notification need not be read (see [`Published::covers`]).
+    pub(crate) fn committing(&self, head: u64) {
+        self.committing.store(head, Ordering::Release);
+    }
+
+    /// Whether every change through `head` is published already, or will
+    /// be by this process's writer: a group it is committing, with what
+    /// other processes committed before it. (Should that commit fail, the
+    /// writer marks its start again; the follower's look once a second
+    /// reads the table in any case.) Without
+    /// this, the notification of the writer's own group often arrived
+    /// before the writer published it, and the follower read the table,
+    /// holding the lock the writer then waited on before answering.
     pub(crate) async fn covers(&self, head: u64) -> bool {
-        *self.through.lock().await >= head
+        head <= self.committing.load(Ordering::Acquire) || *self.through.lock().await >= head
     }
 
     /// Publishes a group this process just committed, after publishing
@@ -123,7 +142,6 @@ pub(crate) async fn follow_postgres(
     shutdown: Arc<Notify>,
     shown: String,
 ) {
-    use std::sync::atomic::Ordering;
     loop {
         let (lost, head) = tokio::select! {
             _ = shutdown.notified() => return,

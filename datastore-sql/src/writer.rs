@@ -185,8 +185,12 @@ impl Writer {
                 Self::cut_feed(&mut tx, head, &self.retention).await?;
             }
             self.finish_group(&mut tx, &changes, head).await?;
+            self.published.committing(head);
         }
-        tx.commit().await.map_err(group_error)?;
+        if let Err(e) = tx.commit().await {
+            self.published.committing(start);
+            return Err(group_error(e));
+        }
         Ok(Some((results, changes, start)))
     }
 
