@@ -12,7 +12,7 @@
 //! from publishing a change twice or out of order.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use datastore_core::{Change, LiveChanges, StoreName};
@@ -35,7 +35,7 @@ pub(crate) struct Published {
     pub(crate) pools: Pools,
     /// Whether the follower hears other processes' commits (PostgreSQL:
     /// its LISTEN connection is up; SQLite: always).
-    pub(crate) listening: std::sync::atomic::AtomicBool,
+    pub(crate) listening: AtomicBool,
     /// The head of the last group this process's writer sent to commit;
     /// the writer publishes it (and what other processes committed before
     /// it), so a notification at or below it reads nothing.
@@ -48,7 +48,7 @@ impl Published {
             through: Mutex::new(through),
             live,
             pools,
-            listening: std::sync::atomic::AtomicBool::new(true),
+            listening: AtomicBool::new(true),
             committing: AtomicU64::new(0),
         })
     }
@@ -70,10 +70,10 @@ impl Published {
     /// be by this process's writer: a group it is committing, with what
     /// other processes committed before it. (Should that commit fail, the
     /// writer marks its start again; the follower's look once a second
-    /// reads the table in any case.) Without
-    /// this, the notification of the writer's own group often arrived
-    /// before the writer published it, and the follower read the table,
-    /// holding the lock the writer then waited on before answering.
+    /// reads the table in any case.) Without this, the notification of
+    /// the writer's own group often arrived before the writer published
+    /// it, and the follower read the table, holding the lock the writer
+    /// then waited on before answering.
     pub(crate) async fn covers(&self, head: u64) -> bool {
         head <= self.committing.load(Ordering::Acquire) || *self.through.lock().await >= head
     }
