@@ -15,8 +15,9 @@
 //! `copy` write) and once by hand (the raw side): per batch one
 //! transaction that takes the store's lock and head, validates and encodes
 //! each profile, inserts the rows with their index columns in multi-row
-//! `INSERT`s, inserts one feed row per record the same way, and stores the
-//! new head. Rounds alternate facade and raw so a busy machine slows both
+//! `INSERT`s, inserts one history version (the record's body again: every
+//! editable kind keeps history by default) and one feed row per record the
+//! same way, and stores the new head. Rounds alternate facade and raw so a busy machine slows both
 //! alike; the table gives the median of each and their ratio.
 
 use std::time::{Duration, Instant};
@@ -122,7 +123,7 @@ fn multi_insert(postgres: bool, table: &str, cols: &str, width: usize, rows: usi
             let params: Vec<String> = (0..width)
                 .map(|col| {
                     n += 1;
-                    match (postgres, col == 4 && table != "ds_changes") {
+                    match (postgres, col == 4 && table.starts_with("ds_profiles")) {
                         (true, true) => format!("${n}::jsonb"),
                         (true, false) => format!("${n}"),
                         _ => "?".to_string(),
@@ -176,6 +177,7 @@ async fn raw_round(target: &Target, records: usize, batch: usize) -> Duration {
     };
     let record_cols = "key, revision, stored_created, stored_updated, body, username, created";
     let feed_cols = "seq, kind, key, op, revision, at, parent";
+    let history_cols = "kind, key, revision, op, at, actor, body";
     let start = Instant::now();
     let mut head: i64 = 0;
     let mut i = 0;
@@ -183,11 +185,21 @@ async fn raw_round(target: &Target, records: usize, batch: usize) -> Duration {
         let now = datastore_core::commit_time().timestamp_micros();
         let mut rows = Vec::new();
         let mut feed = Vec::new();
+        let mut history = Vec::new();
         for n in i..(i + batch).min(records) {
             let p = bulk_profile(n);
             p.validate().unwrap();
             let body = serde_json::to_string(&p).unwrap();
             head += 1;
+            history.push([
+                Val::Text("profiles".into()),
+                Val::Text(p.id.as_str().to_string()),
+                Val::Int(head),
+                Val::Text("put".into()),
+                Val::Int(now),
+                Val::Null,
+                Val::Text(body.clone()),
+            ]);
             rows.push([
                 Val::Text(p.id.as_str().to_string()),
                 Val::Int(head),
@@ -210,6 +222,7 @@ async fn raw_round(target: &Target, records: usize, batch: usize) -> Duration {
         let mut statements: Vec<(String, Vec<Val>)> = Vec::new();
         for (table, cols, rows) in [
             ("ds_profiles", record_cols, rows),
+            ("ds_history", history_cols, history),
             ("ds_changes", feed_cols, feed),
         ] {
             for chunk in drain_chunks(rows, ROWS_PER_INSERT) {
