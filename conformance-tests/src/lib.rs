@@ -241,6 +241,7 @@ macro_rules! __with_cases {
                 unique_username_race,
                 must_not_exist_race,
                 concurrent_commits_keep_their_own_results,
+                pinned_batch_puts_retry,
             },
             batches {
                 applies_across_substores,

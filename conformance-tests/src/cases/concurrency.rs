@@ -154,6 +154,49 @@ pub async fn unique_username_race(ds: Arc<dyn Datastore>) {
     assert!(owner.value.id.as_str().starts_with("claimant-"));
 }
 
+/// 8 tasks × 10 batches each putting one workflow with `Any`: a batch
+/// put of a kind with fixed fields is pinned to the revision it checked, and
+/// when another task's write moves the record first, the batch is prepared
+/// again and committed, never failing. Every batch succeeds with its own
+/// revision and the record ends at the newest of them.
+pub async fn pinned_batch_puts_retry(ds: Arc<dyn Datastore>) {
+    const TASKS: usize = 8;
+    const ROUNDS: usize = 10;
+    let created = workflow(&ds, "init-pinned", "o1").await;
+    let barrier = Arc::new(Barrier::new(TASKS));
+    let mut tasks = Vec::new();
+    for t in 0..TASKS {
+        let (ds, barrier, mut w) = (ds.clone(), barrier.clone(), created.value.clone());
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let mut revisions = Vec::new();
+            for r in 0..ROUNDS {
+                w.active = (t + r) % 2 == 0;
+                let revs = ds
+                    .apply(Batch::new().put(w.clone(), Precondition::Any))
+                    .await
+                    .unwrap_or_else(|e| panic!("task {t} round {r}: {e}"));
+                revisions.extend(revs);
+            }
+            revisions
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort();
+    all.dedup();
+    assert_eq!(
+        all.len(),
+        TASKS * ROUNDS,
+        "every batch has its own revision"
+    );
+    let stored = ds.workflows().get(&created.value.id).await.unwrap();
+    assert_eq!(Some(&stored.revision), all.last());
+    assert_eq!(stored.value.owner_id, created.value.owner_id);
+}
+
 /// 8 tasks creating one id with must-not-exist: exactly one succeeds.
 pub async fn must_not_exist_race(ds: Arc<dyn Datastore>) {
     let barrier = Arc::new(Barrier::new(8));

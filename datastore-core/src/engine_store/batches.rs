@@ -163,12 +163,24 @@ impl<E: Engine> EngineStore<E> {
 
     /// Commits a batch, checking again when a pinned record moved.
     pub(super) async fn apply_batch(&self, batch: Batch) -> Result<Vec<Revision>> {
+        // Only a put that may find the record stored is pinned and can lose
+        // a race; a batch of creates (what `import` and `copy` write) is
+        // prepared once, without a copy kept for another try.
+        let may_retry = batch.ops.iter().any(|op| {
+            matches!(op, BatchOp::Put { precondition, .. }
+                if *precondition != Precondition::MustNotExist)
+        });
+        let mut next = Some(batch);
         Ok(retry_on_contention!(
             StoreName::Batch,
             "",
             "writing the batch",
             {
-                let prepared = self.prepare_batch(batch.clone()).await?;
+                let batch = next.take().expect("a batch is retried only when kept");
+                if may_retry {
+                    next = Some(batch.clone());
+                }
+                let prepared = self.prepare_batch(batch).await?;
                 let committed = match self.commit(prepared.mutations, &prepared.references).await {
                     Err(e)
                         if prepared
