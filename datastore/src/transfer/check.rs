@@ -11,8 +11,9 @@ use datastore_core::{
     dispatch_any, dispatch_editable, index_entries_of,
 };
 
+use super::parsed::parsed_lines;
 use super::spill::{Entry, Failure, STAGE_CONFLICT, STAGE_REPEAT, Spill, earliest, stage_claim};
-use super::{Item, PAGE_SIZE, TransferError, numbered_lines, parse_line};
+use super::{Item, PAGE_SIZE, TransferError};
 
 /// What [`check`] found.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -400,7 +401,8 @@ fn content_hash(item: &Item) -> u64 {
 /// record, unique values and references, by hash, with its line) goes to
 /// temporary files past a few MiB, and the checks within the file then run
 /// one of 64 partitions at a time. The destination is read a chunk of
-/// lines at a time.
+/// lines at a time. Lines are parsed on a helper thread, ahead of the
+/// line being checked.
 pub async fn check(
     dest: &dyn Datastore,
     input: impl BufRead,
@@ -425,17 +427,21 @@ pub async fn check(
     let mut chunk: Vec<(u64, Item)> = Vec::with_capacity(PAGE_SIZE);
     let mut bytes = 0;
     let mut failure = None;
-    for numbered in numbered_lines(input) {
-        let (line, text) = numbered?;
-        bytes += text.len() as u64 + 1;
-        if let Some(item) = parse_line(line, &text)? {
-            chunk.push((line, item));
-        }
-        if chunk.len() >= PAGE_SIZE {
-            failure = checker.chunk(&mut chunk).await?;
-            progress(bytes);
-            if failure.is_some() {
-                break;
+    // Lines are parsed on a helper thread while the ones before them are
+    // checked here.
+    let mut lines = parsed_lines(input);
+    'read: while let Some(parsed) = lines.next_chunk().await {
+        for (line, len, parsed) in parsed {
+            bytes += len;
+            if let Some(item) = parsed? {
+                chunk.push((line, item));
+            }
+            if chunk.len() >= PAGE_SIZE {
+                failure = checker.chunk(&mut chunk).await?;
+                progress(bytes);
+                if failure.is_some() {
+                    break 'read;
+                }
             }
         }
     }

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 mod backup;
 mod check;
+mod parsed;
 mod spill;
 pub use backup::{BackupHeader, Verified, export_snapshot, read_header, start_restore, verify};
 pub use check::{Checked, check};
@@ -446,21 +447,25 @@ pub fn validate(input: impl BufRead) -> Result<u64, TransferError> {
 }
 
 /// Imports JSON Lines into `dest`, a batch at a time. A malformed line stops
-/// the import before its batch is written. Run [`check`] first to refuse a
-/// file with any line that would fail before anything is written (the
-/// program does).
+/// the import before its batch is written. Lines are parsed on a helper
+/// thread, a batch ahead of the one being written. Run [`check`] first to
+/// refuse a file with any line that would fail before anything is written
+/// (the program does).
 pub async fn import(
     dest: &dyn Datastore,
     input: impl BufRead,
     mut progress: impl FnMut(&TransferStats),
 ) -> Result<TransferStats, TransferError> {
     let mut writer = BatchWriter::new(dest);
-    for numbered in numbered_lines(input) {
-        let (line, text) = numbered?;
-        writer.stats.bytes += text.len() as u64 + 1;
-        if let Some(item) = parse_line(line, &text)? {
-            writer.push(line, item).await?;
-            progress(&writer.stats);
+    // The next lines are parsed while a batch is written.
+    let mut lines = parsed::parsed_lines(input);
+    while let Some(chunk) = lines.next_chunk().await {
+        for (line, bytes, parsed) in chunk {
+            writer.stats.bytes += bytes;
+            if let Some(item) = parsed? {
+                writer.push(line, item).await?;
+                progress(&writer.stats);
+            }
         }
     }
     writer.flush().await?;
