@@ -36,56 +36,85 @@ pub fn from_str_strict<T: DeserializeOwned + Serialize>(text: &str) -> Result<T,
 
 /// [`from_str_strict`] for a document already parsed.
 pub fn from_value_strict<T: DeserializeOwned + Serialize>(input: Value) -> Result<T, StrictError> {
-    let value: T = serde_path_to_error::deserialize(&input).map_err(|e| StrictError {
-        path: e.path().to_string(),
-        reason: e.inner().to_string(),
-    })?;
+    // Most input is well formed: read it plainly, and only when that fails
+    // read it again tracking the path, to name where.
+    let value: T = match T::deserialize(&input) {
+        Ok(value) => value,
+        Err(_) => serde_path_to_error::deserialize(&input).map_err(|e| StrictError {
+            path: e.path().to_string(),
+            reason: e.inner().to_string(),
+        })?,
+    };
     let known = serde_json::to_value(&value).map_err(|e| StrictError {
         path: ".".into(),
         reason: e.to_string(),
     })?;
-    match first_unknown(&input, &known, "") {
+    match first_unknown(&input, &known, &mut Vec::new()) {
         Some(refused) => Err(refused),
         None => Ok(value),
     }
 }
 
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
+/// One step of the path to a field: an object's key or an array's index.
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// `steps` as a dotted path (`record.steps[0].colour`), `.` when empty.
+/// Built only for an error, so a good document allocates no paths.
+fn path_of(steps: &[Step]) -> String {
+    let mut path = String::new();
+    for step in steps {
+        match step {
+            Step::Key(key) => {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+            }
+            Step::Index(i) => path.push_str(&format!("[{i}]")),
+        }
     }
+    if path.is_empty() {
+        path.push('.');
+    }
+    path
 }
 
 /// The first field of `input` that `known` (the value written back out)
 /// does not have, or an array where `known` has an object (serde reads a
 /// struct from an array of its fields in order; people mean no such thing).
-fn first_unknown(input: &Value, known: &Value, path: &str) -> Option<StrictError> {
+fn first_unknown<'a>(
+    input: &'a Value,
+    known: &Value,
+    steps: &mut Vec<Step<'a>>,
+) -> Option<StrictError> {
     match (input, known) {
         (Value::Object(given), Value::Object(kept)) => given.iter().find_map(|(key, v)| {
-            let at = join(path, key);
-            match kept.get(key) {
-                Some(k) => first_unknown(v, k, &at),
+            steps.push(Step::Key(key));
+            let found = match kept.get(key) {
+                Some(k) => first_unknown(v, k, steps),
                 None => Some(StrictError {
-                    path: at,
+                    path: path_of(steps),
                     reason: "unknown field".into(),
                 }),
-            }
+            };
+            steps.pop();
+            found
         }),
         (Value::Array(_), Value::Object(_)) => Some(StrictError {
-            path: if path.is_empty() {
-                ".".into()
-            } else {
-                path.into()
-            },
+            path: path_of(steps),
             reason: "expected an object, found an array".into(),
         }),
-        (Value::Array(given), Value::Array(kept)) => given
-            .iter()
-            .zip(kept)
-            .enumerate()
-            .find_map(|(i, (v, k))| first_unknown(v, k, &format!("{path}[{i}]"))),
+        (Value::Array(given), Value::Array(kept)) => {
+            given.iter().zip(kept).enumerate().find_map(|(i, (v, k))| {
+                steps.push(Step::Index(i));
+                let found = first_unknown(v, k, steps);
+                steps.pop();
+                found
+            })
+        }
         _ => None,
     }
 }
