@@ -5,6 +5,8 @@
 //! (an HTTP body, an import line) is read strictly, so a misspelt field is
 //! an error naming it instead of a silently empty value.
 
+use std::fmt::Write;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -73,7 +75,9 @@ fn path_of(steps: &[Step]) -> String {
                 }
                 path.push_str(key);
             }
-            Step::Index(i) => path.push_str(&format!("[{i}]")),
+            Step::Index(i) => {
+                let _ = write!(path, "[{i}]");
+            }
         }
     }
     if path.is_empty() {

@@ -74,9 +74,13 @@ impl<I: Iterator<Item = Read>> ParsedLines<I> {
                 Some(parser) => match parser.send(chunk) {
                     Ok(()) => self.in_flight += 1,
                     // The parser is gone (it panicked): take what it
-                    // finished, then report it stopped, in order.
+                    // finished, then report it stopped, in order; never
+                    // end as if the input had.
                     Err(_) => {
                         self.read_all = true;
+                        if self.in_flight == 0 {
+                            return Some(parser_stopped());
+                        }
                         break;
                     }
                 },
@@ -92,14 +96,7 @@ impl<I: Iterator<Item = Read>> ParsedLines<I> {
             None => {
                 self.read_all = true;
                 self.in_flight = 0;
-                Some(vec![(
-                    0,
-                    0,
-                    Err(TransferError::Io {
-                        context: "parsing the input".into(),
-                        source: std::io::Error::other("the parsing thread stopped"),
-                    }),
-                )])
+                Some(parser_stopped())
             }
         }
     }
@@ -125,6 +122,19 @@ impl<I: Iterator<Item = Read>> ParsedLines<I> {
         }
         chunk
     }
+}
+
+/// The error that takes the place of lines the parsing thread did not
+/// return.
+fn parser_stopped() -> Vec<Parsed> {
+    vec![(
+        0,
+        0,
+        Err(TransferError::Io {
+            context: "parsing the input".into(),
+            source: std::io::Error::other("the parsing thread stopped"),
+        }),
+    )]
 }
 
 fn parse_read(read: Read) -> Parsed {
