@@ -383,8 +383,22 @@ impl Checker<'_> {
     }
 }
 
+/// A hash of an item's JSON, written straight into the hasher (no buffer).
 fn content_hash(item: &Item) -> u64 {
-    hash_of(serde_json::to_vec(item).unwrap_or_default())
+    struct Hashing(std::collections::hash_map::DefaultHasher);
+    impl std::io::Write for Hashing {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.write(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut hashing = Hashing(Default::default());
+    // Writing to a hasher cannot fail, and an item always serializes.
+    let _ = serde_json::to_writer(&mut hashing, item);
+    hashing.0.finish()
 }
 
 /// Checks every line of an import before anything is written: each line
