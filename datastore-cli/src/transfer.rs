@@ -176,7 +176,9 @@ pub(crate) async fn import_into(
         checked.items, checked.present
     ));
     let mut last = TransferStats::default();
-    let work = run_interruptible(transfer::import(dest, open()?, |s| {
+    // The lines the check passed are compared with what it read, not
+    // checked again.
+    let work = run_interruptible(transfer::import_checked(dest, open()?, &checked, |s| {
         last = *s;
         bar.set_position(s.bytes)
     }))

@@ -53,6 +53,24 @@ pub struct StoredRecord {
     pub actor: Option<Actor>,
 }
 
+/// A record as a backend holds it, borrowed from the engine: what
+/// [`Engine::get_now`] hands its reader, without the body copied out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredRef<'a> {
+    /// Its key.
+    pub key: &'a str,
+    /// The record, JSON-encoded.
+    pub body: &'a [u8],
+    /// Its revision.
+    pub revision: Revision,
+    /// When the key was first written.
+    pub created: DateTime<Utc>,
+    /// When it was last written.
+    pub updated: DateTime<Utc>,
+    /// Who made the last write, when it named someone.
+    pub actor: Option<&'a Actor>,
+}
+
 /// One index entry a record declares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexEntry {
@@ -282,6 +300,21 @@ pub struct VersionScan {
 pub trait Engine: Send + Sync + 'static {
     /// The records at these keys, in the same order; `None` for a missing key.
     async fn get(&self, kind: Kind, keys: &[String]) -> Result<Vec<Option<StoredRecord>>>;
+
+    /// Reads one record without waiting, where this engine's reads never
+    /// wait (an embedded engine): hands it to `read` borrowed from the
+    /// engine, nothing copied out, and returns whether the key was there.
+    /// `None` (the default) where a read waits on a server; the caller
+    /// then uses [`Engine::get`]. An error from `read` is returned as is.
+    fn get_now(
+        &self,
+        kind: Kind,
+        key: &str,
+        read: &mut dyn FnMut(StoredRef<'_>) -> Result<()>,
+    ) -> Option<Result<bool>> {
+        let _ = (kind, key, read);
+        None
+    }
 
     /// The records of a range of an index (or the key order).
     async fn scan(&self, kind: Kind, scan: &Scan) -> Result<Vec<StoredRecord>>;

@@ -45,7 +45,7 @@ pub use batch::{AnyRecord, Batch, BatchOp};
 pub use capabilities::{Capabilities, DEFAULT_MAX_RECORD_BYTES, DEFAULT_SUBSCRIBER_BUFFER};
 pub use engine::{
     Committed, CounterRaise, DeleteRecord, Engine, IndexEntry, Mutation, PutRecord, Requirement,
-    Scan, StoredRecord, VersionScan, check_precondition, commit_time, unique_violation,
+    Scan, StoredRecord, StoredRef, VersionScan, check_precondition, commit_time, unique_violation,
 };
 pub use engine_store::{EngineStore, MAX_APPEND_OPS, MAX_GET_MANY};
 pub use error::{BoxError, Error, FieldError, Result, StoreName};

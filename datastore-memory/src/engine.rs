@@ -11,8 +11,8 @@ use datastore_core::{
     Actor, Capabilities, Change, Committed, Compaction, CounterRaise, DEFAULT_MAX_RECORD_BYTES,
     DEFAULT_SUBSCRIBER_BUFFER, DeleteRecord, Direction, Engine, Error, FeedFilter, HistoryPolicy,
     HistoryRetention, IndexEntry, IndexValue, Kind, LiveChanges, LiveReceiver, Mutation, PutRecord,
-    Requirement, Result, Retention, Revision, Scan, StoreName, StoredRecord, StoredVersion,
-    VersionScan, check_precondition, unique_violation,
+    Requirement, Result, Retention, Revision, Scan, StoreName, StoredRecord, StoredRef,
+    StoredVersion, VersionScan, check_precondition, unique_violation,
 };
 
 /// Settings of an in-memory store.
@@ -396,6 +396,32 @@ impl Engine for MemoryEngine {
             .iter()
             .map(|k| table.and_then(|t| t.stored(k)))
             .collect())
+    }
+
+    fn get_now(
+        &self,
+        kind: Kind,
+        key: &str,
+        read: &mut dyn FnMut(StoredRef<'_>) -> Result<()>,
+    ) -> Option<Result<bool>> {
+        let inner = match self.read() {
+            Ok(inner) => inner,
+            Err(e) => return Some(Err(e)),
+        };
+        let Some(s) = inner.tables.get(&kind).and_then(|t| t.records.get(key)) else {
+            return Some(Ok(false));
+        };
+        Some(
+            read(StoredRef {
+                key,
+                body: &s.body,
+                revision: s.revision,
+                created: s.created,
+                updated: s.updated,
+                actor: s.actor.as_ref(),
+            })
+            .map(|()| true),
+        )
     }
 
     async fn scan(&self, kind: Kind, scan: &Scan) -> Result<Vec<StoredRecord>> {

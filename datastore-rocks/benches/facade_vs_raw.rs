@@ -48,10 +48,11 @@ use facade_ops::{
 use rocks_raw::{add_new, raw_rocks_put, write};
 use rounds::{compare, env, print_table, time_n};
 
-/// Decodes a stored value as the facade does: the envelope's header and
-/// the JSON body into a `Versioned` run.
+/// Decodes a stored value as the facade does: what a read needs of the
+/// envelope's header (index keys skipped) and the JSON body into a
+/// `Versioned` run.
 fn decode(bytes: &[u8]) -> Versioned<Run> {
-    let (header, body) = Envelope::decode(bytes).unwrap();
+    let (header, body) = Envelope::decode_read(bytes).unwrap();
     Versioned {
         value: serde_json::from_slice(body).unwrap(),
         revision: header.revision,
@@ -99,7 +100,7 @@ fn raw_run_create(db: &DB, seq: u64, mut run: Run) {
         )
         .unwrap()
         .unwrap();
-    let (_, body) = Envelope::decode(&stored).unwrap();
+    let (_, body) = Envelope::decode_read(&stored).unwrap();
     let workflow: Workflow = serde_json::from_slice(body).unwrap();
     let meta = db.cf_handle(layout::META).unwrap();
     let counter = layout::counter_key(&Run::counter_name(&run.workflow_id));

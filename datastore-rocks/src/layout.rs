@@ -194,6 +194,36 @@ impl Envelope {
 
     /// Decodes a value into its header and body, or says what is wrong.
     pub fn decode(bytes: &[u8]) -> Result<(Header, &[u8]), String> {
+        let (read, mut r) = Self::head(bytes)?;
+        let n = r.u16()?;
+        let mut index_keys = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let len = r.u32()? as usize;
+            index_keys.push(r.take(len)?.to_vec());
+        }
+        let header = Header {
+            revision: read.revision,
+            created: read.created,
+            updated: read.updated,
+            index_keys,
+            actor: read.actor.map(str::to_owned),
+        };
+        Ok((header, r.0))
+    }
+
+    /// Decodes what a read needs: the header without its index keys
+    /// (skipped, not copied) and the body, both borrowed from `bytes`.
+    pub fn decode_read(bytes: &[u8]) -> Result<(ReadHeader<'_>, &[u8]), String> {
+        let (read, mut r) = Self::head(bytes)?;
+        for _ in 0..r.u16()? {
+            let len = r.u32()? as usize;
+            r.take(len)?;
+        }
+        Ok((read, r.0))
+    }
+
+    /// The header up to its index keys, and the reader at them.
+    fn head(bytes: &[u8]) -> Result<(ReadHeader<'_>, Reader<'_>), String> {
         let mut r = Reader(bytes);
         let version = r.take(1)?[0];
         if version != ENVELOPE_V1 && version != ENVELOPE_V2 {
@@ -207,21 +237,27 @@ impl Envelope {
         } else {
             None
         };
-        let n = u16::from_be_bytes(r.take(2)?.try_into().expect("2 bytes"));
-        let mut index_keys = Vec::with_capacity(n as usize);
-        for _ in 0..n {
-            let len = u32::from_be_bytes(r.take(4)?.try_into().expect("4 bytes")) as usize;
-            index_keys.push(r.take(len)?.to_vec());
-        }
-        let header = Header {
+        let read = ReadHeader {
             revision,
             created,
             updated,
-            index_keys,
             actor,
         };
-        Ok((header, r.0))
+        Ok((read, r))
     }
+}
+
+/// What [`Envelope::decode_read`] gives of a header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadHeader<'a> {
+    /// The record's revision.
+    pub revision: Revision,
+    /// When the key was first written.
+    pub created: DateTime<Utc>,
+    /// When it was last written.
+    pub updated: DateTime<Utc>,
+    /// Who made the last write, as stored.
+    pub actor: Option<&'a str>,
 }
 
 /// Appends an actor: its length (u16, 0 for none) and its text.
@@ -261,7 +297,7 @@ impl VersionValue {
             other => return Err(format!("unknown version operation {other}")),
         };
         let at = r.time()?;
-        let actor = r.actor()?;
+        let actor = r.actor()?.map(str::to_owned);
         Ok(StoredVersionValue {
             delete,
             at,
@@ -305,12 +341,24 @@ impl<'a> Reader<'a> {
         ))
     }
 
-    fn actor(&mut self) -> Result<Option<String>, String> {
-        let len = u16::from_be_bytes(self.take(2)?.try_into().expect("2 bytes")) as usize;
+    fn u16(&mut self) -> Result<u16, String> {
+        Ok(u16::from_be_bytes(
+            self.take(2)?.try_into().expect("2 bytes"),
+        ))
+    }
+
+    fn u32(&mut self) -> Result<u32, String> {
+        Ok(u32::from_be_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
+    }
+
+    fn actor(&mut self) -> Result<Option<&'a str>, String> {
+        let len = self.u16()? as usize;
         if len == 0 {
             return Ok(None);
         }
-        String::from_utf8(self.take(len)?.to_vec())
+        std::str::from_utf8(self.take(len)?)
             .map(Some)
             .map_err(|_| "actor is not UTF-8".to_string())
     }
@@ -348,6 +396,37 @@ mod tests {
         v1.extend_from_slice(b"{}");
         let (old, body) = Envelope::decode(&v1).unwrap();
         assert_eq!((old.actor, body), (None, &b"{}"[..]));
+    }
+
+    #[test]
+    fn a_read_decodes_what_the_full_decode_does_without_the_index_keys() {
+        for actor in [Some("service:scheduler".to_string()), None] {
+            let header = Header {
+                revision: Revision::new(7),
+                created: DateTime::from_timestamp_micros(1_700_000_000_000_003).unwrap(),
+                updated: DateTime::from_timestamp_micros(1_700_000_000_000_004).unwrap(),
+                index_keys: vec![b"one".to_vec(), b"two keys".to_vec(), vec![]],
+                actor: actor.clone(),
+            };
+            let bytes = Envelope::encode(&header, b"{\"y\":2}");
+            let (read, body) = Envelope::decode_read(&bytes).unwrap();
+            assert_eq!(
+                (read.revision, read.created, read.updated, read.actor),
+                (
+                    header.revision,
+                    header.created,
+                    header.updated,
+                    actor.as_deref()
+                )
+            );
+            assert_eq!(body, b"{\"y\":2}");
+            // Cut inside the index keys: both refuse it.
+            let cut = &bytes[..bytes.len() - 12];
+            assert!(Envelope::decode(cut).is_err());
+            assert!(Envelope::decode_read(cut).is_err());
+        }
+        assert!(Envelope::decode_read(b"garbage").is_err());
+        assert!(Envelope::decode_read(&[]).is_err());
     }
 
     #[test]

@@ -232,7 +232,7 @@ impl Writer {
         Ok(match value {
             Some(v) => {
                 let (_, body) =
-                    Envelope::decode(&v).map_err(|reason| corrupt(kind, raw, reason))?;
+                    Envelope::decode_read(&v).map_err(|reason| corrupt(kind, raw, reason))?;
                 kind.parent_of(body)
             }
             None => None,

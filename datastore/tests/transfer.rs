@@ -239,3 +239,89 @@ async fn a_check_too_big_for_memory_finds_the_earliest_failing_line() {
         "{e}"
     );
 }
+
+/// A file the check passed with a record repeated (same content) in one
+/// batch and again in a later one imports whole: each record once, the
+/// repeats skipped.
+#[tokio::test]
+async fn a_repeated_record_imports_once_whichever_batch_repeats_it() {
+    let profile = |i: usize| {
+        format!(
+            r#"{{"kind":"profile","record":{{"id":"p{i}","username":"user{i}","created":"2026-12-01T10:00:00Z","updated":"2026-12-01T10:00:00Z"}}}}"#
+        )
+    };
+    let mut lines: Vec<String> = (0..BATCH_SIZE + 10).map(profile).collect();
+    lines.insert(5, profile(2)); // again in the first batch
+    lines.push(profile(3)); // again in the second
+    let text = lines.join("\n");
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("repeats.db").display());
+    let dest = datastore::open_url(&url).await.unwrap();
+    let checked = transfer::check(&*dest, Cursor::new(&text), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(checked.items, lines.len() as u64);
+    let stats = transfer::import_checked(&*dest, Cursor::new(&text), &checked, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        (stats.written, stats.skipped),
+        ((BATCH_SIZE + 10) as u64, 2)
+    );
+    assert_eq!(
+        transfer::count_items(&*dest).await.unwrap(),
+        (BATCH_SIZE + 10) as u64
+    );
+}
+
+/// A file changed between the check and the write: the batches before the
+/// change are written, nothing of the batch holding it or after, and the
+/// error says the input changed; run again, the import finishes.
+#[tokio::test]
+async fn a_file_changed_after_its_check_is_written_only_up_to_the_change() {
+    let profile = |i: usize, name: &str| {
+        format!(
+            r#"{{"kind":"profile","record":{{"id":"p{i}","username":"user{i}","name":"{name}"}}}}"#
+        )
+    };
+    let lines: Vec<String> = (0..2 * BATCH_SIZE + 500).map(|i| profile(i, "N")).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("profiles.jsonl");
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let url = format!("sqlite://{}", dir.path().join("changed.db").display());
+    let dest = datastore::open_url(&url).await.unwrap();
+    let open = || std::io::BufReader::new(std::fs::File::open(&file).unwrap());
+    let checked = transfer::check(&*dest, open(), |_| {}).await.unwrap();
+
+    // A line of the second batch now names a username another line holds:
+    // a file the check would refuse.
+    let mut changed = lines.clone();
+    changed[BATCH_SIZE + 7] =
+        profile(BATCH_SIZE + 7, "N").replace(&format!("user{}", BATCH_SIZE + 7), "user0");
+    std::fs::write(&file, changed.join("\n")).unwrap();
+    let e = transfer::import_checked(&*dest, open(), &checked, |_| {})
+        .await
+        .unwrap_err();
+    assert!(matches!(e, transfer::TransferError::Changed { .. }), "{e}");
+    assert!(
+        e.to_string().contains("changed after it was checked"),
+        "{e}"
+    );
+    assert_eq!(
+        transfer::count_items(&*dest).await.unwrap(),
+        BATCH_SIZE as u64,
+        "the first batch, nothing of the second"
+    );
+
+    // Put back, checked anew, the rest goes in.
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let checked = transfer::check(&*dest, open(), |_| {}).await.unwrap();
+    assert_eq!(checked.present, BATCH_SIZE as u64);
+    let stats = transfer::import_checked(&*dest, open(), &checked, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        (stats.written, stats.skipped),
+        ((BATCH_SIZE + 500) as u64, BATCH_SIZE as u64)
+    );
+}

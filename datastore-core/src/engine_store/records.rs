@@ -3,7 +3,9 @@
 
 use async_trait::async_trait;
 
-use crate::engine::{Committed, Engine, Mutation, PutRecord, Scan, StoredRecord, VersionScan};
+use crate::engine::{
+    Committed, Engine, Mutation, PutRecord, Scan, StoredRecord, StoredRef, VersionScan,
+};
 use crate::error::{Error, FieldError, Result, StoreName};
 use crate::feed::ChangeOp;
 use crate::history::{StoredVersion, Version};
@@ -34,6 +36,22 @@ impl<E: Engine> EngineStore<E> {
             created: stored.created,
             updated: stored.updated,
             actor: stored.actor,
+        })
+    }
+
+    /// [`Self::decode`] of a record borrowed from the engine.
+    fn decode_ref<R: Record>(stored: StoredRef<'_>) -> Result<Versioned<R>> {
+        let value: R = serde_json::from_slice(stored.body).map_err(|e| Error::Corrupt {
+            store: R::KIND.store(),
+            key: stored.key.to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(Versioned {
+            value,
+            revision: stored.revision,
+            created: stored.created,
+            updated: stored.updated,
+            actor: stored.actor.cloned(),
         })
     }
 
@@ -222,6 +240,17 @@ impl<E: Engine> EngineStore<E> {
 
     pub(super) async fn get_record<R: Record>(&self, id: &R::Id) -> Result<Versioned<R>> {
         let key = Self::check_id::<R>(id)?;
+        // An embedded engine reads without waiting, and the record is
+        // decoded from the engine's own copy.
+        let mut found = None;
+        let mut decode = |stored: StoredRef<'_>| {
+            found = Some(Self::decode_ref::<R>(stored)?);
+            Ok(())
+        };
+        if let Some(read) = self.engine.get_now(R::KIND, &key, &mut decode) {
+            read?;
+            return found.ok_or_else(|| Error::not_found(R::KIND.store(), key));
+        }
         match self
             .engine
             .get(R::KIND, std::slice::from_ref(&key))

@@ -5,24 +5,31 @@
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::io::BufRead;
+use std::sync::Arc;
 
 use datastore_core::{
     AnyRecord, Datastore, Error, Kind, LogId, PageRequest, Record, RecordId, Substore, WorkflowId,
     dispatch_any, dispatch_editable, index_entries_of,
 };
 
-use super::parsed::parsed_lines;
+use super::parsed::{Fingerprints, parsed_lines};
 use super::spill::{Entry, Failure, STAGE_CONFLICT, STAGE_REPEAT, Spill, earliest, stage_claim};
 use super::{Item, PAGE_SIZE, TransferError};
 
 /// What [`check`] found.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Checked {
     /// Items in the file.
     pub items: u64,
     /// Of those, items the destination already holds with the same content
     /// (an import skips them).
     pub present: u64,
+    /// Of those, items repeating an earlier line's record with the same
+    /// content (an import skips them too).
+    pub repeated: u64,
+    /// What was read, for [`super::import_checked`]: a hash of each chunk
+    /// of lines.
+    pub(super) input: Arc<Fingerprints>,
 }
 
 fn hash_of(value: impl Hash) -> u64 {
@@ -443,9 +450,11 @@ pub async fn check(
     let mut failure = None;
     // Lines are parsed on a helper thread while the ones before them are
     // checked here.
-    let mut lines = parsed_lines(input);
+    let mut read = Fingerprints::default();
+    let mut lines = parsed_lines(input, read.clone());
     'read: while let Some(parsed) = lines.next_chunk().await {
-        for (line, len, parsed) in parsed {
+        read.chunks.push(parsed.fingerprint);
+        for (line, len, parsed) in parsed.lines {
             bytes += len;
             if let Some(item) = parsed? {
                 chunk.push((line, item));
@@ -465,17 +474,20 @@ pub async fn check(
     progress(bytes);
     // The checks within the file, over the lines read: a line that failed
     // against the destination may come after one that fails within the file.
-    let (within, present) = checker
-        .spill
-        .resolve()
-        .map_err(|source| TransferError::Io {
-            context: "reading back the import's check from its temporary files".into(),
-            source,
-        })?;
+    let (within, present, repeated) =
+        checker
+            .spill
+            .resolve()
+            .map_err(|source| TransferError::Io {
+                context: "reading back the import's check from its temporary files".into(),
+                source,
+            })?;
     match earliest(failure, within) {
         Some((_, _, error)) => Err(error),
         None => {
             checker.checked.present += present;
+            checker.checked.repeated = repeated;
+            checker.checked.input = Arc::new(read);
             Ok(checker.checked)
         }
     }

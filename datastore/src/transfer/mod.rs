@@ -241,6 +241,16 @@ pub enum TransferError {
         /// The record named.
         target: String,
     },
+    /// The input is not what [`check`] read (it was changed, cut short or
+    /// added to since): the write stops before the batch holding the
+    /// change.
+    #[error(
+        "{lines}: the input changed after it was checked; nothing from the batch holding the change on is written (run the import again: it checks the input anew and skips what is written)"
+    )]
+    Changed {
+        /// Which lines differ, or where the input now ends.
+        lines: String,
+    },
     /// A log entry cannot be appended where it belongs.
     #[error(
         "line {line}: {what}: the destination log has {has} entries, so entry {seq} cannot be appended"
@@ -449,18 +459,44 @@ pub fn validate(input: impl BufRead) -> Result<u64, TransferError> {
 /// Imports JSON Lines into `dest`, a batch at a time. A malformed line stops
 /// the import before its batch is written. Lines are parsed on a helper
 /// thread, a batch ahead of the one being written. Run [`check`] first to
-/// refuse a file with any line that would fail before anything is written
-/// (the program does).
+/// refuse a file with any line that would fail before anything is written,
+/// then [`import_checked`] (the program does).
 pub async fn import(
     dest: &dyn Datastore,
     input: impl BufRead,
+    progress: impl FnMut(&TransferStats),
+) -> Result<TransferStats, TransferError> {
+    let lines = parsed::parsed_lines(input, Default::default());
+    write_lines(BatchWriter::new(dest), lines, progress).await
+}
+
+/// Imports JSON Lines that [`check`] passed (`checked` is its answer), as
+/// [`import`] does, without checking each line again: each chunk of lines
+/// is compared with what the check read (a hash of its text) and then read
+/// plainly. A line changed since the check stops the import before its
+/// batch is written ([`TransferError::Changed`]); so does an input that now
+/// ends sooner.
+pub async fn import_checked(
+    dest: &dyn Datastore,
+    input: impl BufRead,
+    checked: &Checked,
+    progress: impl FnMut(&TransferStats),
+) -> Result<TransferStats, TransferError> {
+    let lines = parsed::checked_lines(input, checked.input.clone());
+    let mut writer = BatchWriter::new(dest);
+    writer.lookups = checked.present > 0 || checked.repeated > 0;
+    write_lines(writer, lines, progress).await
+}
+
+/// Writes parsed lines in batches.
+async fn write_lines(
+    mut writer: BatchWriter<'_>,
+    mut lines: parsed::ParsedLines<impl Iterator<Item = parsed::Read>>,
     mut progress: impl FnMut(&TransferStats),
 ) -> Result<TransferStats, TransferError> {
-    let mut writer = BatchWriter::new(dest);
     // The next lines are parsed while a batch is written.
-    let mut lines = parsed::parsed_lines(input);
     while let Some(chunk) = lines.next_chunk().await {
-        for (line, bytes, parsed) in chunk {
+        for (line, bytes, parsed) in chunk.lines {
             writer.stats.bytes += bytes;
             if let Some(item) = parsed? {
                 writer.push(line, item).await?;
@@ -515,6 +551,11 @@ struct BatchWriter<'a> {
     dest: &'a dyn Datastore,
     pending: Vec<(u64, Item)>,
     stats: TransferStats,
+    /// Whether each batch's records are looked up in the destination (to
+    /// skip the ones there): off when a check found none of the input's
+    /// records there and none repeated (a record another writer adds since
+    /// then is refused by the write's `MustNotExist`).
+    lookups: bool,
 }
 
 impl<'a> BatchWriter<'a> {
@@ -523,6 +564,7 @@ impl<'a> BatchWriter<'a> {
             dest,
             pending: Vec::with_capacity(BATCH_SIZE),
             stats: TransferStats::default(),
+            lookups: true,
         }
     }
 
@@ -551,9 +593,13 @@ impl<'a> BatchWriter<'a> {
             }
         };
 
-        // What the destination already holds, kind by kind.
-        let mut existing: HashMap<String, Item> = HashMap::new();
+        // What the destination already holds, kind by kind (nothing to
+        // look up when a check found nothing of the file there).
+        let mut existing: HashMap<(Kind, String), Item> = HashMap::new();
         for kind in Kind::ALL {
+            if !self.lookups {
+                break;
+            }
             let keys: Vec<String> = items
                 .iter()
                 .filter(|(_, i)| matches!(i, Item::Record(r) if r.kind() == kind))
@@ -576,18 +622,19 @@ impl<'a> BatchWriter<'a> {
                 found
             }, _ => Vec::new());
             for item in found {
-                existing.insert(item.describe(), item);
+                existing.insert((item.kind(), item.key()), item);
             }
         }
 
         let mut ops = Vec::new();
         let mut lines = Vec::new();
+        // Records put by this batch: (kind, key) → (line, place in `ops`).
+        let mut batched: HashMap<(Kind, String), (u64, usize)> = HashMap::new();
         let mut skipped = 0;
         // Log appends: per log, its length in the destination and the ops
         // to append after it.
         let mut logs: Vec<(LogId, u64, Vec<datastore_core::LogOp>, u64)> = Vec::new();
         for (line, item) in items {
-            let what = item.describe();
             if let Item::LogEntry(entry) = item {
                 let at = match logs.iter().position(|(l, ..)| *l == entry.log_id) {
                     Some(at) => at,
@@ -611,25 +658,47 @@ impl<'a> BatchWriter<'a> {
                 } else {
                     return Err(TransferError::LogGap {
                         line,
-                        what,
+                        what: Item::LogEntry(entry.clone()).describe(),
                         has: next,
                         seq: entry.seq,
                     });
                 }
                 continue;
             }
-            match existing.get(&what) {
+            let slot = (item.kind(), item.key());
+            match existing.get(&slot) {
                 Some(held) if item.same_as_held(held) => {
                     skipped += 1;
                     continue;
                 }
-                Some(_) => return Err(TransferError::Conflict { line, what }),
+                Some(_) => {
+                    let what = item.describe();
+                    return Err(TransferError::Conflict { line, what });
+                }
                 None => {}
             }
             let Item::Record(record) = item else {
                 unreachable!("log entries are handled above")
             };
-            lines.push((record.key(), line));
+            // The same record again in this batch: once is enough.
+            if let Some(&(earlier, at)) = batched.get(&slot) {
+                match &ops[at] {
+                    BatchOp::Put { record: first, .. } if *first == record => {
+                        skipped += 1;
+                        continue;
+                    }
+                    _ => {
+                        let what = Item::Record(record).describe();
+                        return Err(TransferError::Duplicate {
+                            line,
+                            what,
+                            earlier,
+                        });
+                    }
+                }
+            }
+            batched.insert(slot.clone(), (line, ops.len()));
+            lines.push((slot.1, line));
             ops.push(BatchOp::Put {
                 record,
                 precondition: Precondition::MustNotExist,

@@ -282,10 +282,12 @@ impl Spill {
     }
 
     /// Checks every partition and returns the earliest failure, with the
-    /// number of distinct records the destination already holds.
-    pub(super) fn resolve(mut self) -> io::Result<(Option<Failure>, u64)> {
+    /// number of distinct records the destination already holds and the
+    /// number of lines repeating an earlier one's record (same content).
+    pub(super) fn resolve(mut self) -> io::Result<(Option<Failure>, u64, u64)> {
         let mut failure = None;
         let mut present = 0;
+        let mut repeated = 0;
         for p in 0..PARTITIONS {
             let mut bytes = Vec::new();
             if let Some(files) = &mut self.files {
@@ -296,11 +298,12 @@ impl Spill {
             bytes.append(&mut self.buffers[p]);
             let entries = Entry::decode_all(&bytes, &self.fields)?;
             drop(bytes);
-            let (found, held) = check_partition(entries);
+            let (found, held, again) = check_partition(entries);
             present += held;
+            repeated += again;
             failure = earliest(failure, found);
         }
-        Ok((failure, present))
+        Ok((failure, present, repeated))
     }
 }
 
@@ -308,14 +311,16 @@ fn partition(slot: u64) -> usize {
     (slot >> (64 - PARTITIONS.trailing_zeros())) as usize
 }
 
-/// Checks one partition's entries line by line; the first failure, and
-/// how many distinct records of it the destination holds.
-fn check_partition(mut entries: Vec<Entry>) -> (Option<Failure>, u64) {
+/// Checks one partition's entries line by line; the first failure, how
+/// many distinct records of it the destination holds, and how many lines
+/// repeat an earlier line's record with the same content.
+fn check_partition(mut entries: Vec<Entry>) -> (Option<Failure>, u64, u64) {
     entries.sort_by_key(Entry::position);
     // Record slot → (first line, content hash); claim slot → (first line, key hash).
     let mut records: HashMap<u64, (u64, u64)> = HashMap::new();
     let mut claims: HashMap<u64, (u64, u64)> = HashMap::new();
     let mut present = 0;
+    let mut repeated = 0;
     for entry in entries {
         let (line, stage) = entry.position();
         let error = match entry {
@@ -331,7 +336,10 @@ fn check_partition(mut entries: Vec<Entry>) -> (Option<Failure>, u64) {
                     what,
                     earlier,
                 }),
-                Some(_) => None,
+                Some(_) => {
+                    repeated += 1;
+                    None
+                }
                 None => {
                     records.insert(slot, (line, content));
                     present += u64::from(held);
@@ -374,10 +382,10 @@ fn check_partition(mut entries: Vec<Entry>) -> (Option<Failure>, u64) {
             },
         };
         if let Some(error) = error {
-            return (Some((line, stage, error)), present);
+            return (Some((line, stage, error)), present, repeated);
         }
     }
-    (None, present)
+    (None, present, repeated)
 }
 
 #[cfg(test)]
@@ -444,13 +452,28 @@ mod tests {
         spill.push(&record(records + 1, u64::MAX, 2)).unwrap();
         spill.push(&record(records + 2, 1, 2)).unwrap();
         assert!(spill.spilled());
-        let (failure, _) = spill.resolve().unwrap();
+        let (failure, ..) = spill.resolve().unwrap();
         let (line, stage, error) = failure.unwrap();
         assert_eq!((line, stage), (records + 1, STAGE_REPEAT));
         assert!(
             matches!(error, TransferError::Duplicate { earlier, .. } if earlier == records),
             "{error}"
         );
+    }
+
+    /// A record on a later line with the same content is a repeat, counted
+    /// once per line; the first line of each record is not.
+    #[test]
+    fn repeats_with_the_same_content_are_counted() {
+        let entries = vec![
+            record(1, 5, 1),
+            record(2, 6, 1),
+            record(3, 5, 1),
+            record(4, 5, 1),
+        ];
+        let (failure, present, repeated) = check_partition(entries);
+        assert!(failure.is_none());
+        assert_eq!((present, repeated), (0, 2));
     }
 
     /// A reference is met only by a record on an earlier line; a claim
@@ -465,12 +488,12 @@ mod tests {
             target: "workflow \"w1\"".into(),
             what: "run \"r1\"".into(),
         };
-        let (failure, _) = check_partition(vec![reference(3), record(3, 9, 1)]);
+        let (failure, ..) = check_partition(vec![reference(3), record(3, 9, 1)]);
         assert!(matches!(
             failure,
             Some((3, _, TransferError::MissingReference { .. }))
         ));
-        let (failure, _) = check_partition(vec![reference(4), record(3, 9, 1)]);
+        let (failure, ..) = check_partition(vec![reference(4), record(3, 9, 1)]);
         assert!(failure.is_none());
         let claim = |line, key| Entry::Claim {
             line,
@@ -481,7 +504,7 @@ mod tests {
             what: "profile".into(),
         };
         assert!(check_partition(vec![claim(1, 1), claim(2, 1)]).0.is_none());
-        let (failure, _) = check_partition(vec![claim(1, 1), claim(2, 2)]);
+        let (failure, ..) = check_partition(vec![claim(1, 1), claim(2, 2)]);
         assert!(matches!(
             failure,
             Some((2, _, TransferError::Clash { ref holder, .. })) if holder == "line 1"
