@@ -53,6 +53,20 @@ pub struct StoredRecord {
     pub actor: Option<Actor>,
 }
 
+impl StoredRecord {
+    /// The record borrowed, as [`Engine::get_now`] hands it over.
+    pub fn as_ref(&self) -> StoredRef<'_> {
+        StoredRef {
+            key: &self.key,
+            body: &self.body,
+            revision: self.revision,
+            created: self.created,
+            updated: self.updated,
+            actor: self.actor.as_ref(),
+        }
+    }
+}
+
 /// A record as a backend holds it, borrowed from the engine: what
 /// [`Engine::get_now`] hands its reader, without the body copied out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

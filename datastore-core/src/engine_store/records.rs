@@ -25,21 +25,10 @@ use super::{
 
 impl<E: Engine> EngineStore<E> {
     pub(super) fn decode<R: Record>(stored: StoredRecord) -> Result<Versioned<R>> {
-        let value: R = serde_json::from_slice(&stored.body).map_err(|e| Error::Corrupt {
-            store: R::KIND.store(),
-            key: stored.key.clone(),
-            reason: e.to_string(),
-        })?;
-        Ok(Versioned {
-            value,
-            revision: stored.revision,
-            created: stored.created,
-            updated: stored.updated,
-            actor: stored.actor,
-        })
+        Self::decode_ref(stored.as_ref())
     }
 
-    /// [`Self::decode`] of a record borrowed from the engine.
+    /// A record borrowed from the engine, decoded.
     fn decode_ref<R: Record>(stored: StoredRef<'_>) -> Result<Versioned<R>> {
         let value: R = serde_json::from_slice(stored.body).map_err(|e| Error::Corrupt {
             store: R::KIND.store(),
