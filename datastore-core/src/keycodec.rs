@@ -27,31 +27,68 @@ pub fn encode_value(value: &IndexValue, out: &mut Vec<u8>) {
     }
 }
 
+/// A string: its bytes with each zero byte escaped as `0 0xFF`, then `0 0`.
+/// The runs between zero bytes are copied whole (keys are built for every
+/// index entry of every write, so a byte-at-a-time copy showed in bulk loads).
 fn encode_str(s: &str, out: &mut Vec<u8>) {
+    out.reserve(s.len() + 3);
     out.push(STR);
-    for &b in s.as_bytes() {
-        out.push(b);
-        if b == 0 {
-            out.push(0xFF);
-        }
+    let mut parts = s.as_bytes().split(|&b| b == 0);
+    if let Some(first) = parts.next() {
+        out.extend_from_slice(first);
+    }
+    for part in parts {
+        out.extend_from_slice(&[0, 0xFF]);
+        out.extend_from_slice(part);
     }
     out.extend_from_slice(&[0, 0]);
 }
 
+/// The bytes one value's encoding takes, but for the escapes of zero bytes
+/// in a string (rare; the buffer then grows).
+fn size_hint(value: &IndexValue) -> usize {
+    match value {
+        IndexValue::Null | IndexValue::Bool(_) => 1,
+        IndexValue::Int(_) => 9,
+        IndexValue::Str(s) => s.len() + 3,
+    }
+}
+
+/// About the bytes [`append_entry_key`] adds (exact unless a string holds
+/// zero bytes), for sizing a buffer up front.
+pub fn entry_key_len(values: &[IndexValue], id: &str) -> usize {
+    values.iter().map(size_hint).sum::<usize>() + id.len() + 3
+}
+
+/// Appends the encoding of a tuple of values.
+pub fn append_values(values: &[IndexValue], out: &mut Vec<u8>) {
+    out.reserve(values.iter().map(size_hint).sum());
+    for v in values {
+        encode_value(v, out);
+    }
+}
+
 /// The encoding of a tuple of values.
 pub fn encode_values(values: &[IndexValue]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(values.len() * 10);
-    for v in values {
-        encode_value(v, &mut out);
-    }
+    let mut out = Vec::new();
+    append_values(values, &mut out);
     out
+}
+
+/// Appends the full key of an index entry (see [`entry_key`]).
+pub fn append_entry_key(values: &[IndexValue], id: &str, out: &mut Vec<u8>) {
+    out.reserve(entry_key_len(values, id));
+    for v in values {
+        encode_value(v, out);
+    }
+    encode_str(id, out);
 }
 
 /// The full key of an index entry: the values, then the record id as a
 /// tiebreak, so entries with equal values are ordered by id.
 pub fn entry_key(values: &[IndexValue], id: &str) -> Vec<u8> {
-    let mut out = encode_values(values);
-    encode_str(id, &mut out);
+    let mut out = Vec::new();
+    append_entry_key(values, id, &mut out);
     out
 }
 
@@ -95,6 +132,16 @@ mod tests {
                 w[1]
             );
         }
+    }
+
+    #[test]
+    fn zero_bytes_are_escaped() {
+        let key = entry_key(&[Str("\0a\0\0".into()), Int(0)], "i\0d");
+        let mut expected = vec![STR, 0, 0xFF, b'a', 0, 0xFF, 0, 0xFF, 0, 0, INT];
+        expected.extend_from_slice(&(1u64 << 63).to_be_bytes());
+        expected.extend_from_slice(&[STR, b'i', 0, 0xFF, b'd', 0, 0]);
+        assert_eq!(key, expected);
+        assert_eq!(encode_values(&[Str(String::new())]), vec![STR, 0, 0]);
     }
 
     #[test]

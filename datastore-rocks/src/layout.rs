@@ -15,7 +15,7 @@
 //! bounded by `iterate_lower_bound` / `iterate_upper_bound`.
 
 use chrono::{DateTime, Utc};
-use datastore_core::keycodec::{encode_values, entry_key};
+use datastore_core::keycodec::{append_entry_key, append_values, entry_key_len};
 use datastore_core::{IndexEntry, IndexValue, Kind, Revision};
 
 /// The column family of records.
@@ -76,7 +76,12 @@ pub fn records_end(kind: Kind) -> Vec<u8> {
 
 /// The common start of every entry of one index.
 pub fn index_base(kind: Kind, index: &str, unique: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(index.len() + 3);
+    index_base_with(kind, index, unique, 0)
+}
+
+/// [`index_base`] in a buffer with room for `extra` bytes more.
+fn index_base_with(kind: Kind, index: &str, unique: bool, extra: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(index.len() + 3 + extra);
     out.push(if unique { b'u' } else { b'i' });
     out.push(kind_tag(kind));
     out.extend_from_slice(index.as_bytes());
@@ -86,15 +91,15 @@ pub fn index_base(kind: Kind, index: &str, unique: bool) -> Vec<u8> {
 
 /// The key of an ordered index entry.
 pub fn index_key(kind: Kind, index: &str, values: &[IndexValue], key: &str) -> Vec<u8> {
-    let mut out = index_base(kind, index, false);
-    out.extend_from_slice(&entry_key(values, key));
+    let mut out = index_base_with(kind, index, false, entry_key_len(values, key));
+    append_entry_key(values, key, &mut out);
     out
 }
 
 /// The key of a unique index claim.
 pub fn unique_key(kind: Kind, index: &str, values: &[IndexValue]) -> Vec<u8> {
-    let mut out = index_base(kind, index, true);
-    out.extend_from_slice(&encode_values(values));
+    let mut out = index_base_with(kind, index, true, entry_key_len(values, ""));
+    append_values(values, &mut out);
     out
 }
 

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::task::Poll;
 
-use datastore_core::{Datastore, EngineStore, FeedCursor, Precondition, Profile, ProfileId};
+use datastore_core::{
+    Batch, Datastore, EngineStore, Error, FeedCursor, Precondition, Profile, ProfileId,
+};
 use datastore_rocks::{RocksConfig, RocksEngine};
 
 fn store(dir: &tempfile::TempDir) -> Arc<EngineStore<RocksEngine>> {
@@ -112,4 +114,92 @@ async fn close_finishes_queued_commits_then_refuses() {
     for id in acknowledged {
         reopened.profiles().get(&id).await.unwrap();
     }
+}
+
+/// A large batch (a bulk load's) is checked against the store as single
+/// puts are: a replaced record's old index entries go, a username held by a
+/// record outside the batch is refused, a `MustNotExist` on a stored record
+/// fails, and a refused batch writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_batch_replaces_frees_and_refuses_as_single_puts_do() {
+    const N: usize = 40;
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir);
+    let ds: Arc<dyn Datastore> = store.clone();
+    let mut first = Batch::new();
+    for i in 0..N {
+        first = first.put(profile(format!("a-{i}")), Precondition::MustNotExist);
+    }
+    ds.apply(first).await.unwrap();
+
+    // Replaces a-0 under a new username, adds N new records.
+    let mut renamed = profile("a-0".into());
+    renamed.username = "renamed".into();
+    let mut second = Batch::new().put(renamed, Precondition::Any);
+    for i in 0..N {
+        second = second.put(profile(format!("b-{i}")), Precondition::MustNotExist);
+    }
+    ds.apply(second).await.unwrap();
+    assert_eq!(
+        ds.profiles()
+            .get_by_username("renamed")
+            .await
+            .unwrap()
+            .value
+            .id,
+        ProfileId::new("a-0")
+    );
+    assert!(
+        ds.profiles().get_by_username("ax0").await.is_err(),
+        "the replaced record's old username is freed"
+    );
+    let head = ds.changes().head().await.unwrap();
+
+    // b-0's username claimed by a new record: the whole batch is refused.
+    let mut clash = Batch::new();
+    for i in 0..N {
+        clash = clash.put(profile(format!("c-{i}")), Precondition::MustNotExist);
+    }
+    let mut thief = profile("c-thief".into());
+    thief.username = "bx0".into();
+    let err = ds.apply(clash.put(thief, Precondition::MustNotExist)).await;
+    assert!(
+        matches!(&err, Err(Error::AlreadyExists { key, .. }) if key == "username=bx0"),
+        "{err:?}"
+    );
+
+    // A stored record under MustNotExist: refused.
+    let mut exists = Batch::new();
+    for i in 0..N {
+        exists = exists.put(profile(format!("d-{i}")), Precondition::MustNotExist);
+    }
+    let err = ds
+        .apply(exists.put(profile("b-7".into()), Precondition::MustNotExist))
+        .await;
+    assert!(
+        matches!(&err, Err(Error::AlreadyExists { key, .. }) if key == "b-7"),
+        "{err:?}"
+    );
+
+    // The old username is free again for a large batch to take.
+    let mut reuse = Batch::new();
+    for i in 0..N {
+        reuse = reuse.put(profile(format!("e-{i}")), Precondition::MustNotExist);
+    }
+    let mut taker = profile("e-taker".into());
+    taker.username = "ax0".into();
+    ds.apply(reuse.put(taker, Precondition::MustNotExist))
+        .await
+        .unwrap();
+    assert_eq!(
+        ds.profiles().get_by_username("ax0").await.unwrap().value.id,
+        ProfileId::new("e-taker")
+    );
+    assert_eq!(
+        ds.changes().head().await.unwrap().0,
+        head.0 + N as u64 + 1,
+        "the refused batches wrote nothing"
+    );
+    assert!(ds.profiles().get(&ProfileId::new("c-0")).await.is_err());
+    assert!(ds.profiles().get(&ProfileId::new("d-0")).await.is_err());
 }

@@ -31,6 +31,7 @@
 //!
 //! Rounds alternate the sides; the table gives each side's median and its
 //! ratio to raw. The time includes opening the store and reading the file.
+//! The process runs on the program's allocator (mimalloc), both sides alike.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -50,6 +51,10 @@ use facade_ops::bulk_profile;
 mod rocks_raw;
 #[path = "../../benches/common/sql_raw.rs"]
 mod sql_raw;
+
+/// The program's allocator: `import` is the program's command.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Records per batch on both sides (the program's batch).
 const BATCH: usize = transfer::BATCH_SIZE;
