@@ -116,6 +116,13 @@ async fn close_finishes_queued_commits_then_refuses() {
     }
 }
 
+/// A batch creating `n` profiles, `{prefix}-0` on.
+fn creates(prefix: &str, n: usize) -> Batch {
+    (0..n).fold(Batch::new(), |batch, i| {
+        batch.put(profile(format!("{prefix}-{i}")), Precondition::MustNotExist)
+    })
+}
+
 /// A large batch (a bulk load's) is checked against the store as single
 /// puts are: a replaced record's old index entries go, a username held by a
 /// record outside the batch is refused, a `MustNotExist` on a stored record
@@ -126,20 +133,14 @@ async fn a_large_batch_replaces_frees_and_refuses_as_single_puts_do() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir);
     let ds: Arc<dyn Datastore> = store.clone();
-    let mut first = Batch::new();
-    for i in 0..N {
-        first = first.put(profile(format!("a-{i}")), Precondition::MustNotExist);
-    }
-    ds.apply(first).await.unwrap();
+    ds.apply(creates("a", N)).await.unwrap();
 
     // Replaces a-0 under a new username, adds N new records.
     let mut renamed = profile("a-0".into());
     renamed.username = "renamed".into();
-    let mut second = Batch::new().put(renamed, Precondition::Any);
-    for i in 0..N {
-        second = second.put(profile(format!("b-{i}")), Precondition::MustNotExist);
-    }
-    ds.apply(second).await.unwrap();
+    ds.apply(creates("b", N).put(renamed, Precondition::Any))
+        .await
+        .unwrap();
     assert_eq!(
         ds.profiles()
             .get_by_username("renamed")
@@ -156,10 +157,7 @@ async fn a_large_batch_replaces_frees_and_refuses_as_single_puts_do() {
     let head = ds.changes().head().await.unwrap();
 
     // b-0's username claimed by a new record: the whole batch is refused.
-    let mut clash = Batch::new();
-    for i in 0..N {
-        clash = clash.put(profile(format!("c-{i}")), Precondition::MustNotExist);
-    }
+    let clash = creates("c", N);
     let mut thief = profile("c-thief".into());
     thief.username = "bx0".into();
     let err = ds.apply(clash.put(thief, Precondition::MustNotExist)).await;
@@ -169,10 +167,7 @@ async fn a_large_batch_replaces_frees_and_refuses_as_single_puts_do() {
     );
 
     // A stored record under MustNotExist: refused.
-    let mut exists = Batch::new();
-    for i in 0..N {
-        exists = exists.put(profile(format!("d-{i}")), Precondition::MustNotExist);
-    }
+    let exists = creates("d", N);
     let err = ds
         .apply(exists.put(profile("b-7".into()), Precondition::MustNotExist))
         .await;
@@ -182,10 +177,7 @@ async fn a_large_batch_replaces_frees_and_refuses_as_single_puts_do() {
     );
 
     // The old username is free again for a large batch to take.
-    let mut reuse = Batch::new();
-    for i in 0..N {
-        reuse = reuse.put(profile(format!("e-{i}")), Precondition::MustNotExist);
-    }
+    let reuse = creates("e", N);
     let mut taker = profile("e-taker".into());
     taker.username = "ax0".into();
     ds.apply(reuse.put(taker, Precondition::MustNotExist))
