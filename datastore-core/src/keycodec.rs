@@ -54,15 +54,20 @@ fn size_hint(value: &IndexValue) -> usize {
     }
 }
 
-/// About the bytes [`append_entry_key`] adds (exact unless a string holds
+/// About the bytes [`append_values`] adds (exact unless a string holds
 /// zero bytes), for sizing a buffer up front.
-pub fn entry_key_len(values: &[IndexValue], id: &str) -> usize {
-    values.iter().map(size_hint).sum::<usize>() + id.len() + 3
+pub fn values_len(values: &[IndexValue]) -> usize {
+    values.iter().map(size_hint).sum()
 }
 
-/// Appends the encoding of a tuple of values.
+/// About the bytes [`append_entry_key`] adds, as [`values_len`].
+pub fn entry_key_len(values: &[IndexValue], id: &str) -> usize {
+    values_len(values) + id.len() + 3
+}
+
+/// Appends the encoding of a tuple of values (size `out` with
+/// [`values_len`]).
 pub fn append_values(values: &[IndexValue], out: &mut Vec<u8>) {
-    out.reserve(values.iter().map(size_hint).sum());
     for v in values {
         encode_value(v, out);
     }
@@ -70,24 +75,22 @@ pub fn append_values(values: &[IndexValue], out: &mut Vec<u8>) {
 
 /// The encoding of a tuple of values.
 pub fn encode_values(values: &[IndexValue]) -> Vec<u8> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(values_len(values));
     append_values(values, &mut out);
     out
 }
 
-/// Appends the full key of an index entry (see [`entry_key`]).
+/// Appends the full key of an index entry (see [`entry_key`]; size `out`
+/// with [`entry_key_len`]).
 pub fn append_entry_key(values: &[IndexValue], id: &str, out: &mut Vec<u8>) {
-    out.reserve(entry_key_len(values, id));
-    for v in values {
-        encode_value(v, out);
-    }
+    append_values(values, out);
     encode_str(id, out);
 }
 
 /// The full key of an index entry: the values, then the record id as a
 /// tiebreak, so entries with equal values are ordered by id.
 pub fn entry_key(values: &[IndexValue], id: &str) -> Vec<u8> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(entry_key_len(values, id));
     append_entry_key(values, id, &mut out);
     out
 }

@@ -15,7 +15,7 @@
 //! bounded by `iterate_lower_bound` / `iterate_upper_bound`.
 
 use chrono::{DateTime, Utc};
-use datastore_core::keycodec::{append_entry_key, append_values, entry_key_len};
+use datastore_core::keycodec::{append_entry_key, append_values, entry_key_len, values_len};
 use datastore_core::{IndexEntry, IndexValue, Kind, Revision};
 
 /// The column family of records.
@@ -98,7 +98,7 @@ pub fn index_key(kind: Kind, index: &str, values: &[IndexValue], key: &str) -> V
 
 /// The key of a unique index claim.
 pub fn unique_key(kind: Kind, index: &str, values: &[IndexValue]) -> Vec<u8> {
-    let mut out = index_base_with(kind, index, true, entry_key_len(values, ""));
+    let mut out = index_base_with(kind, index, true, values_len(values));
     append_values(values, &mut out);
     out
 }
