@@ -57,6 +57,43 @@ pub fn from_value_strict<T: DeserializeOwned + Serialize>(input: Value) -> Resul
     }
 }
 
+/// Whether `text` is exactly the compact JSON `value` writes (what
+/// `serde_json::to_string` gives). A text read into a `T` that writes back
+/// byte for byte holds no field `T` does not know and no array where `T`
+/// has an object, so it reads strictly as it reads plainly: a reader of
+/// many such texts (an export's lines) can read each plainly, check it
+/// with this, and skip [`from_str_strict`]'s JSON tree. Compared as it is
+/// written, stopping at the first byte that differs; nothing is built.
+pub fn writes_exactly<T: Serialize + ?Sized>(value: &T, text: &str) -> bool {
+    /// The text not yet matched.
+    struct Same<'t>(&'t [u8]);
+    impl std::io::Write for Same<'_> {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            let n = bytes.len();
+            let same = self.0.len() >= n && {
+                let head = &self.0[..n];
+                // Most writes are a byte or a few (a date is written a
+                // character at a time): a loop, not a call to `memcmp`.
+                if n <= 16 {
+                    head.iter().zip(bytes).all(|(a, b)| a == b)
+                } else {
+                    head == bytes
+                }
+            };
+            if !same {
+                return Err(std::io::Error::other("differs"));
+            }
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut same = Same(text.as_bytes());
+    serde_json::to_writer(&mut same, value).is_ok() && same.0.is_empty()
+}
+
 /// One step of the path to a field: an object's key or an array's index.
 enum Step<'a> {
     Key(&'a str),
@@ -153,6 +190,25 @@ mod tests {
             from_str_strict::<AnyRecord>(nested).unwrap_err().path,
             "record.steps[0].colour"
         );
+    }
+
+    #[test]
+    fn a_text_writes_exactly_only_when_every_byte_is_what_the_value_writes() {
+        let text = r#"{"id":"p1","username":"u1"}"#;
+        let p: Profile = serde_json::from_str(text).unwrap();
+        let written = serde_json::to_string(&p).unwrap();
+        assert!(writes_exactly(&p, &written));
+        // Fewer fields than the value writes, a space, another key order,
+        // a field the value does not know, more text after it.
+        assert!(!writes_exactly(&p, text));
+        assert!(!writes_exactly(&p, &written.replacen(':', ": ", 1)));
+        let reordered = serde_json::to_value(&p).unwrap().to_string();
+        assert_ne!(reordered, written, "sorted keys are another order");
+        assert!(!writes_exactly(&p, &reordered));
+        let unknown = written.replacen('{', r#"{"emial":"x","#, 1);
+        assert!(!writes_exactly(&p, &unknown));
+        assert!(!writes_exactly(&p, &format!("{written} ")));
+        assert!(!writes_exactly(&p, &written[..written.len() - 1]));
     }
 
     #[test]

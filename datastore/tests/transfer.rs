@@ -142,6 +142,62 @@ async fn check_finds_repeats_and_clashes_within_the_file() {
     assert_eq!(transfer::count_items(&*dest).await.unwrap(), 0);
 }
 
+/// A line written exactly as the record writes itself (an export's line,
+/// which the check hashes as it reads it) and a line holding the same
+/// record written otherwise (keys sorted, spaces) are the same record: a
+/// repeat, not a conflict; and present, once the destination holds it.
+/// A change to either is still a conflict.
+#[tokio::test]
+async fn a_record_written_exactly_or_otherwise_is_one_record() {
+    let dest = datastore::open_url("memory://").await.unwrap();
+    let mut p = Profile::new("alice");
+    p.id = ProfileId::new("a");
+    p.name = "Zoë \"A\"".into();
+    let item = transfer::Item::Record(p.clone().into());
+    let exact = serde_json::to_string(&item).unwrap();
+    let sorted = serde_json::to_value(&item).unwrap().to_string();
+    let spaced = serde_json::to_string_pretty(&item)
+        .unwrap()
+        .replace('\n', "");
+    assert_ne!(exact, sorted);
+    assert_ne!(exact, spaced);
+    let lines = |lines: &[&str]| Cursor::new(lines.join("\n"));
+
+    for file in [
+        [exact.as_str(), sorted.as_str(), spaced.as_str()],
+        [sorted.as_str(), exact.as_str(), exact.as_str()],
+    ] {
+        let checked = transfer::check(&*dest, lines(&file), |_| {}).await.unwrap();
+        assert_eq!((checked.items, checked.repeated), (3, 2), "{file:?}");
+    }
+    let changed = exact.replace("alice", "alicia");
+    for file in [[sorted.as_str(), &changed], [&changed, sorted.as_str()]] {
+        let err = transfer::check(&*dest, lines(&file), |_| {})
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2") && err.contains("line 1"), "{err}");
+    }
+
+    dest.apply(Batch::new().put(p, Precondition::MustNotExist))
+        .await
+        .unwrap();
+    let stored = dest.profiles().get(&ProfileId::new("a")).await.unwrap();
+    let item = transfer::Item::Record(stored.value.into());
+    let exact = serde_json::to_string(&item).unwrap();
+    let sorted = serde_json::to_value(&item).unwrap().to_string();
+    for file in [[exact.as_str()], [sorted.as_str()]] {
+        let checked = transfer::check(&*dest, lines(&file), |_| {}).await.unwrap();
+        assert_eq!((checked.items, checked.present), (1, 1), "{file:?}");
+    }
+    let changed = exact.replace("alice", "alicia");
+    let err = transfer::check(&*dest, lines(&[&changed]), |_| {})
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("line 1"), "{err}");
+}
+
 /// A file large enough that the check keeps what it has seen in temporary
 /// files (over 4 MiB of it) finds the same first failure a line-by-line
 /// check does: the earliest failing line, whichever check it fails, and

@@ -3,7 +3,7 @@
 //! through is refused before anything of it is written.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{Hash, Hasher};
+use std::hash::BuildHasher;
 use std::io::BufRead;
 use std::sync::Arc;
 
@@ -32,23 +32,59 @@ pub struct Checked {
     pub(super) input: Arc<Fingerprints>,
 }
 
-fn hash_of(value: impl Hash) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    value.hash(&mut h);
-    h.finish()
+/// The hashes a check keeps of what it has seen, keyed once per check.
+///
+/// A keyed hash (foldhash's quality variant) instead of the standard
+/// library's SipHash: the check hashes every line's key, claims and JSON,
+/// and SipHash was a seventh of the check's own time.
+struct Hashes {
+    state: foldhash::quality::RandomState,
+    /// The keys content hashes share with the lines' parser, which hashes
+    /// a line that is exactly its item's JSON as it reads it.
+    fingerprints: Fingerprints,
+    /// The JSON of the item being hashed, reused line after line.
+    json: Vec<u8>,
 }
 
-/// Where the checker keeps a record it has seen: one hash of its kind and
-/// key (8 bytes a slot, not a kind, a key and padding).
-fn record_slot(kind: Kind, key: &str) -> u64 {
-    hash_of((kind, key))
+impl Hashes {
+    fn new(fingerprints: Fingerprints) -> Self {
+        Hashes {
+            state: foldhash::quality::RandomState::default(),
+            fingerprints,
+            json: Vec::with_capacity(1024),
+        }
+    }
+
+    /// Where the checker keeps a record it has seen: one hash of its kind
+    /// and key (8 bytes a slot, not a kind, a key and padding).
+    fn record_slot(&self, kind: Kind, key: &str) -> u64 {
+        self.state.hash_one((kind, key))
+    }
+
+    /// Where the checker keeps a unique claim it has seen: one hash of its
+    /// kind, index and values.
+    fn claim_slot(&self, kind: Kind, index: &str, values: &str) -> u64 {
+        self.state.hash_one((kind, index, values))
+    }
+
+    /// A hash of a record's key, to tell claimants apart.
+    fn key(&self, key: &str) -> u64 {
+        self.state.hash_one(key)
+    }
+
+    /// A hash of an item's JSON: two items hash alike when they serialize
+    /// alike.
+    fn content(&mut self, item: &Item) -> u64 {
+        self.json.clear();
+        // Writing to a Vec cannot fail, and an item always serializes.
+        let _ = serde_json::to_writer(&mut self.json, item);
+        self.fingerprints.json(&self.json)
+    }
 }
 
-/// Where the checker keeps a unique claim it has seen: one hash of its
-/// kind, index and values.
-fn claim_slot(kind: Kind, index: &str, values: &str) -> u64 {
-    hash_of((kind, index, values))
-}
+/// A line to check: its number, its item, and the item's content hash when
+/// the parser could take it from the line's text.
+type Line = (u64, Item, Option<u64>);
 
 /// What a line declares about itself, whatever its kind.
 struct Facts {
@@ -111,6 +147,7 @@ struct Checker<'a> {
     logs: HashMap<LogId, u64>,
     /// Run numbers the destination holds per workflow (loaded once each).
     run_numbers: HashMap<WorkflowId, HashMap<u64, String>>,
+    hashes: Hashes,
     checked: Checked,
 }
 
@@ -123,7 +160,7 @@ fn store_err(first: u64, last: u64) -> impl Fn(Error) -> TransferError {
 
 impl Checker<'_> {
     /// Looks up what the destination holds for a chunk of lines.
-    async fn held(&mut self, chunk: &[(u64, Item)]) -> Result<Held, TransferError> {
+    async fn held(&mut self, chunk: &[Line]) -> Result<Held, TransferError> {
         let mut held = Held::default();
         if self.dest_empty || chunk.is_empty() {
             return Ok(held);
@@ -132,7 +169,7 @@ impl Checker<'_> {
         // The records themselves, and the records they name.
         let mut wanted: HashMap<Kind, HashSet<String>> = HashMap::new();
         let mut referenced: HashMap<Kind, HashSet<String>> = HashMap::new();
-        for (_, item) in chunk {
+        for (_, item, _) in chunk {
             let f = facts(item);
             if f.kind != Kind::Log {
                 wanted.entry(f.kind).or_default().insert(f.key.clone());
@@ -156,8 +193,8 @@ impl Checker<'_> {
             {
                 if let Some(item) = found {
                     let hashes = (
-                        content_hash(&item),
-                        content_hash(&item.write_times_left_out()),
+                        self.hashes.content(&item),
+                        self.hashes.content(&item.write_times_left_out()),
                     );
                     held.records.insert((*kind, key.clone()), hashes);
                 }
@@ -175,7 +212,7 @@ impl Checker<'_> {
             }
         }
         // Unique claims: who holds them in the destination.
-        for (_, item) in chunk {
+        for (_, item, _) in chunk {
             match item {
                 Item::Record(AnyRecord::Profile(p)) => {
                     match self.dest.profiles().get_by_username(&p.username).await {
@@ -256,14 +293,11 @@ impl Checker<'_> {
 
     /// Checks a chunk of lines against the destination, in order, and
     /// empties it; the first line that fails.
-    async fn chunk(
-        &mut self,
-        chunk: &mut Vec<(u64, Item)>,
-    ) -> Result<Option<Failure>, TransferError> {
+    async fn chunk(&mut self, chunk: &mut Vec<Line>) -> Result<Option<Failure>, TransferError> {
         let held = self.held(chunk).await?;
-        for (line, item) in chunk.drain(..) {
+        for (line, item, json) in chunk.drain(..) {
             // Returning drops the drain, which empties the chunk.
-            if let Some(failure) = self.line(line, &item, &held)? {
+            if let Some(failure) = self.line(line, &item, json, &held)? {
                 return Ok(Some(failure));
             }
         }
@@ -276,6 +310,7 @@ impl Checker<'_> {
         &mut self,
         line: u64,
         item: &Item,
+        json: Option<u64>,
         held: &Held,
     ) -> Result<Option<Failure>, TransferError> {
         let what = item.describe();
@@ -308,7 +343,7 @@ impl Checker<'_> {
             source,
         };
         let f = facts(item);
-        let content = content_hash(item);
+        let content = json.unwrap_or_else(|| self.hashes.content(item));
         // A line that leaves the write times out matches a record the
         // store filled them in for.
         let same = |(full, created_left_out): &(u64, u64)| {
@@ -332,7 +367,7 @@ impl Checker<'_> {
         self.spill
             .push(&Entry::Record {
                 line,
-                slot: record_slot(f.kind, &f.key),
+                slot: self.hashes.record_slot(f.kind, &f.key),
                 content,
                 present,
                 what: what.clone(),
@@ -343,7 +378,7 @@ impl Checker<'_> {
                 self.spill
                     .push(&Entry::Reference {
                         line,
-                        slot: record_slot(*kind, key),
+                        slot: self.hashes.record_slot(*kind, key),
                         order: order as u32,
                         field,
                         target: format!("{} {key:?}", Kind::noun(*kind)),
@@ -352,13 +387,13 @@ impl Checker<'_> {
                     .map_err(spill_err)?;
             }
         }
-        let key_hash = hash_of(&f.key);
+        let key_hash = self.hashes.key(&f.key);
         for (order, (index, values)) in f.claims.iter().enumerate() {
             let claim = format!("{index} {values:?}");
             self.spill
                 .push(&Entry::Claim {
                     line,
-                    slot: claim_slot(f.kind, index, values),
+                    slot: self.hashes.claim_slot(f.kind, index, values),
                     key: key_hash,
                     order: order as u32,
                     claim: claim.clone(),
@@ -390,24 +425,6 @@ impl Checker<'_> {
     }
 }
 
-/// A hash of an item's JSON, written straight into the hasher (no buffer).
-fn content_hash(item: &Item) -> u64 {
-    struct Hashing(std::collections::hash_map::DefaultHasher);
-    impl std::io::Write for Hashing {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.write(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut hashing = Hashing(Default::default());
-    // Writing to a hasher cannot fail, and an item always serializes.
-    let _ = serde_json::to_writer(&mut hashing, item);
-    hashing.0.finish()
-}
-
 /// Checks every line of an import before anything is written: each line
 /// parses strictly and validates; a record appears at most once (or again
 /// with the same content); no two records claim one unique value (a
@@ -437,27 +454,30 @@ pub async fn check(
             context: "reading the destination's feed head".into(),
             source,
         })?;
+    let mut read = Fingerprints::default();
     let mut checker = Checker {
         dest,
         dest_empty: head.0 == 0,
         spill: Spill::new(),
         logs: HashMap::new(),
         run_numbers: HashMap::new(),
+        hashes: Hashes::new(read.clone()),
         checked: Checked::default(),
     };
-    let mut chunk: Vec<(u64, Item)> = Vec::with_capacity(PAGE_SIZE);
+    let mut chunk: Vec<Line> = Vec::with_capacity(PAGE_SIZE);
     let mut bytes = 0;
     let mut failure = None;
     // Lines are parsed on a helper thread while the ones before them are
     // checked here.
-    let mut read = Fingerprints::default();
     let mut lines = parsed_lines(input, read.clone());
     'read: while let Some(parsed) = lines.next_chunk().await {
         read.chunks.push(parsed.fingerprint);
+        let mut json = parsed.json.into_iter();
         for (line, len, parsed) in parsed.lines {
             bytes += len;
+            let json = json.next().flatten();
             if let Some(item) = parsed? {
-                chunk.push((line, item));
+                chunk.push((line, item, json));
             }
             if chunk.len() >= PAGE_SIZE {
                 failure = checker.chunk(&mut chunk).await?;

@@ -405,6 +405,21 @@ pub async fn export(
 /// record does not have is an error naming the line and the field. Blank
 /// lines are `None`.
 pub fn parse_line(line: u64, text: &str) -> Result<Option<Item>, TransferError> {
+    parse_line_trying(line, text, &mut false)
+}
+
+/// [`parse_line`], first trying, while `exact` holds, whether the line is
+/// exactly the JSON its item writes (as an export's lines are): such a
+/// line is read once, plainly, and checked byte for byte against its item
+/// written back ([`datastore_core::strict::writes_exactly`]), which proves
+/// what the strict read's walk would. The answer is the same either way. A
+/// line that is not turns `exact` false: the lines after it, likely from
+/// the same writer, are read strictly without trying.
+pub(crate) fn parse_line_trying(
+    line: u64,
+    text: &str,
+    exact: &mut bool,
+) -> Result<Option<Item>, TransferError> {
     if text.trim().is_empty() {
         return Ok(None);
     }
@@ -413,15 +428,26 @@ pub fn parse_line(line: u64, text: &str) -> Result<Option<Item>, TransferError> 
         backup::parse_header(text).map_err(|reason| TransferError::Malformed { line, reason })?;
         return Ok(None);
     }
-    let item: Item =
-        datastore_core::strict::from_str_strict(text).map_err(|e| TransferError::Malformed {
-            line,
-            reason: match e.path.as_str() {
-                "." => e.reason,
-                path if e.reason == "unknown field" => format!("unknown field {path:?}"),
-                path => format!("{path}: {}", e.reason),
-            },
-        })?;
+    let plain = match *exact {
+        true => serde_json::from_str::<Item>(text)
+            .ok()
+            .filter(|item| datastore_core::strict::writes_exactly(item, text)),
+        false => None,
+    };
+    *exact = plain.is_some();
+    let item = match plain {
+        Some(item) => item,
+        None => {
+            datastore_core::strict::from_str_strict(text).map_err(|e| TransferError::Malformed {
+                line,
+                reason: match e.path.as_str() {
+                    "." => e.reason,
+                    path if e.reason == "unknown field" => format!("unknown field {path:?}"),
+                    path => format!("{path}: {}", e.reason),
+                },
+            })?
+        }
+    };
     item.validate().map_err(|reason| TransferError::Malformed {
         line,
         reason: format!("{}: {reason}", item.describe()),

@@ -18,7 +18,9 @@ use std::hash::{BuildHasher, Hash, Hasher};
 use std::io::BufRead;
 use std::sync::Arc;
 
-use super::{BATCH_SIZE, Item, TransferError, backup, numbered_lines, parse_line};
+use super::{
+    BATCH_SIZE, Item, TransferError, backup, numbered_lines, parse_line, parse_line_trying,
+};
 
 /// Lines in one chunk handed to the parser.
 const CHUNK_LINES: usize = 1_000;
@@ -60,6 +62,13 @@ impl PartialEq for Fingerprints {
 impl Eq for Fingerprints {}
 
 impl Fingerprints {
+    /// A hash of an item's JSON, with these keys: an item hashes alike
+    /// whether its JSON was written here or read as a line that writes
+    /// exactly so.
+    pub(super) fn json(&self, json: &[u8]) -> u64 {
+        self.state.hash_one(json)
+    }
+
     /// The hash of one chunk of lines as read.
     fn of(&self, chunk: &[Read]) -> u64 {
         let mut h = self.state.build_hasher();
@@ -92,6 +101,10 @@ pub(super) struct Chunk {
     pub(super) lines: Vec<Parsed>,
     /// The hash of the lines' text ([`Mode::Strict`]; 0 otherwise).
     pub(super) fingerprint: u64,
+    /// In [`Mode::Strict`], one per line: for a line that is exactly its
+    /// item's JSON, [`Fingerprints::json`] of its text, which is the
+    /// item's content hash without writing the item out again.
+    pub(super) json: Vec<Option<u64>>,
 }
 
 /// The lines of an input, parsed on a helper thread, in order.
@@ -197,6 +210,7 @@ impl<I: Iterator<Item = Read>> ParsedLines<I> {
                     }),
                 )],
                 fingerprint: 0,
+                json: Vec::new(),
             });
         }
         None
@@ -238,19 +252,36 @@ fn parser_stopped() -> Chunk {
             }),
         )],
         fingerprint: 0,
+        json: Vec::new(),
     }
 }
 
 /// Parses the `index`th chunk of the input.
 fn parse_chunk(mode: &Mode, index: usize, chunk: Vec<Read>) -> Chunk {
     match mode {
-        Mode::Strict(keys) => Chunk {
-            fingerprint: keys.of(&chunk),
-            lines: chunk
+        Mode::Strict(keys) => {
+            // Each chunk tries its lines as an export writes them until
+            // one is not (see `parse_line_trying`).
+            let mut exact = true;
+            let fingerprint = keys.of(&chunk);
+            let mut json = Vec::with_capacity(chunk.len());
+            let lines = chunk
                 .into_iter()
-                .map(|r| parse_read(r, parse_line))
-                .collect(),
-        },
+                .map(|r| {
+                    parse_read(r, |line, text| {
+                        let parsed = parse_line_trying(line, text, &mut exact);
+                        let read_exactly = exact && matches!(parsed, Ok(Some(_)));
+                        json.push(read_exactly.then(|| keys.json(text.as_bytes())));
+                        parsed
+                    })
+                })
+                .collect();
+            Chunk {
+                lines,
+                fingerprint,
+                json,
+            }
+        }
         Mode::Checked(checked) => {
             // A read error ends the input: reported as it is.
             if let Some(Err(_)) = chunk.last() {
@@ -258,6 +289,7 @@ fn parse_chunk(mode: &Mode, index: usize, chunk: Vec<Read>) -> Chunk {
                 return Chunk {
                     lines: error.into_iter().map(|e| (0, 0, Err(e))).collect(),
                     fingerprint: 0,
+                    json: Vec::new(),
                 };
             }
             if checked.chunks.get(index) != Some(&checked.of(&chunk)) {
@@ -272,6 +304,7 @@ fn parse_chunk(mode: &Mode, index: usize, chunk: Vec<Read>) -> Chunk {
                         }),
                     )],
                     fingerprint: 0,
+                    json: Vec::new(),
                 };
             }
             Chunk {
@@ -280,6 +313,7 @@ fn parse_chunk(mode: &Mode, index: usize, chunk: Vec<Read>) -> Chunk {
                     .map(|r| parse_read(r, parse_checked_line))
                     .collect(),
                 fingerprint: 0,
+                json: Vec::new(),
             }
         }
     }
@@ -287,7 +321,7 @@ fn parse_chunk(mode: &Mode, index: usize, chunk: Vec<Read>) -> Chunk {
 
 fn parse_read(
     read: Read,
-    parse: impl Fn(u64, &str) -> Result<Option<Item>, TransferError>,
+    mut parse: impl FnMut(u64, &str) -> Result<Option<Item>, TransferError>,
 ) -> Parsed {
     match read {
         Ok((line, text)) => (line, text.len() as u64 + 1, parse(line, &text)),
@@ -541,6 +575,48 @@ mod tests {
             text.push('\n');
         }
         text
+    }
+
+    /// Lines written exactly as their items write themselves are read as
+    /// the strict read reads them, and hashed as their items' JSON; a line
+    /// written otherwise is read strictly, and so are the rest of its
+    /// chunk, and the next chunk tries again.
+    #[tokio::test]
+    async fn lines_read_exactly_are_what_the_strict_read_gives() {
+        let varied = varied_text(CHUNK_LINES);
+        let mut exact_lines: Vec<String> = varied
+            .lines()
+            .enumerate()
+            .filter_map(|(i, l)| parse_line(i as u64 + 1, l).unwrap())
+            .map(|item| serde_json::to_string(&item).unwrap())
+            .collect();
+        exact_lines.extend(exact_lines.clone());
+        assert!(exact_lines.len() > CHUNK_LINES + 500);
+        // Line 501 is written with its keys sorted; it and the rest of
+        // the first chunk are read strictly.
+        let item = parse_line(501, &exact_lines[500]).unwrap().unwrap();
+        exact_lines[500] = serde_json::to_value(&item).unwrap().to_string();
+        let text = exact_lines.join("\n");
+
+        let keys = Fingerprints::default();
+        let mut parsed = parsed_lines(text.as_bytes(), keys.clone());
+        let mut hashed = Vec::new();
+        while let Some(chunk) = parsed.next_chunk().await {
+            assert_eq!(chunk.json.len(), chunk.lines.len());
+            for ((line, _, read), json) in chunk.lines.iter().zip(&chunk.json) {
+                let strict = parse_line(*line, &exact_lines[*line as usize - 1]).unwrap();
+                assert_eq!(read.as_ref().unwrap(), &strict, "line {line}");
+                if let Some(json) = json {
+                    let written = serde_json::to_vec(&strict.unwrap()).unwrap();
+                    assert_eq!(*json, keys.json(&written), "line {line}");
+                    hashed.push(*line);
+                }
+            }
+        }
+        let expected: Vec<u64> = (1..=500)
+            .chain(CHUNK_LINES as u64 + 1..=exact_lines.len() as u64)
+            .collect();
+        assert_eq!(hashed, expected);
     }
 
     #[tokio::test]
