@@ -3,7 +3,6 @@
 //! through is refused before anything of it is written.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::BuildHasher;
 use std::io::BufRead;
 use std::sync::Arc;
 
@@ -36,21 +35,19 @@ pub struct Checked {
 ///
 /// A keyed hash (foldhash's quality variant) instead of the standard
 /// library's SipHash: the check hashes every line's key, claims and JSON,
-/// and SipHash was a seventh of the check's own time.
+/// and SipHash was a seventh of the check's own time. The keys are the
+/// lines' fingerprints': the parser hashes a line that is exactly its
+/// item's JSON as it reads it, and that hash is the item's content hash.
 struct Hashes {
-    state: foldhash::quality::RandomState,
-    /// The keys content hashes share with the lines' parser, which hashes
-    /// a line that is exactly its item's JSON as it reads it.
-    fingerprints: Fingerprints,
+    keys: Fingerprints,
     /// The JSON of the item being hashed, reused line after line.
     json: Vec<u8>,
 }
 
 impl Hashes {
-    fn new(fingerprints: Fingerprints) -> Self {
+    fn new(keys: Fingerprints) -> Self {
         Hashes {
-            state: foldhash::quality::RandomState::default(),
-            fingerprints,
+            keys,
             json: Vec::with_capacity(1024),
         }
     }
@@ -58,18 +55,18 @@ impl Hashes {
     /// Where the checker keeps a record it has seen: one hash of its kind
     /// and key (8 bytes a slot, not a kind, a key and padding).
     fn record_slot(&self, kind: Kind, key: &str) -> u64 {
-        self.state.hash_one((kind, key))
+        self.keys.hash((kind, key))
     }
 
     /// Where the checker keeps a unique claim it has seen: one hash of its
     /// kind, index and values.
     fn claim_slot(&self, kind: Kind, index: &str, values: &str) -> u64 {
-        self.state.hash_one((kind, index, values))
+        self.keys.hash((kind, index, values))
     }
 
     /// A hash of a record's key, to tell claimants apart.
     fn key(&self, key: &str) -> u64 {
-        self.state.hash_one(key)
+        self.keys.hash(key)
     }
 
     /// A hash of an item's JSON: two items hash alike when they serialize
@@ -78,7 +75,7 @@ impl Hashes {
         self.json.clear();
         // Writing to a Vec cannot fail, and an item always serializes.
         let _ = serde_json::to_writer(&mut self.json, item);
-        self.fingerprints.json(&self.json)
+        self.keys.json(&self.json)
     }
 }
 

@@ -69,6 +69,11 @@ impl Fingerprints {
         self.state.hash_one(json)
     }
 
+    /// A hash of anything, with these keys.
+    pub(super) fn hash(&self, value: impl Hash) -> u64 {
+        self.state.hash_one(value)
+    }
+
     /// The hash of one chunk of lines as read.
     fn of(&self, chunk: &[Read]) -> u64 {
         let mut h = self.state.build_hasher();
