@@ -428,12 +428,10 @@ pub(crate) fn parse_line_trying(
         backup::parse_header(text).map_err(|reason| TransferError::Malformed { line, reason })?;
         return Ok(None);
     }
-    let plain = match *exact {
-        true => serde_json::from_str::<Item>(text)
-            .ok()
-            .filter(|item| datastore_core::strict::writes_exactly(item, text)),
-        false => None,
-    };
+    let plain = (*exact)
+        .then(|| serde_json::from_str::<Item>(text).ok())
+        .flatten()
+        .filter(|item| datastore_core::strict::writes_exactly(item, text));
     *exact = plain.is_some();
     let item = match plain {
         Some(item) => item,

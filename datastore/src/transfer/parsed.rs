@@ -66,7 +66,7 @@ impl Fingerprints {
     /// whether its JSON was written here or read as a line that writes
     /// exactly so.
     pub(super) fn json(&self, json: &[u8]) -> u64 {
-        self.state.hash_one(json)
+        self.hash(json)
     }
 
     /// A hash of anything, with these keys.
