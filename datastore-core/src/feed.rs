@@ -72,6 +72,7 @@ pub struct Change {
     /// The record's revision after the write (the delete's own revision for a delete).
     pub revision: Revision,
     /// When it was committed (UTC).
+    #[serde(serialize_with = "crate::dates::write")]
     pub at: DateTime<Utc>,
     /// The record this one belongs to, for puts of kinds that have one (a
     /// run's workflow, a log entry's log, a collection entry's profile), so

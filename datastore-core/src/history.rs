@@ -29,6 +29,7 @@ pub struct Version<T> {
     /// The revision the write gave the record.
     pub revision: Revision,
     /// When it was committed (UTC).
+    #[serde(serialize_with = "crate::dates::write")]
     pub at: DateTime<Utc>,
     /// Who wrote it, when the write named someone.
     #[serde(default, skip_serializing_if = "Option::is_none")]

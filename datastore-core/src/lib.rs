@@ -21,6 +21,7 @@ mod kinds;
 mod actor;
 mod batch;
 mod capabilities;
+mod dates;
 mod engine;
 mod engine_store;
 mod error;

@@ -72,8 +72,10 @@ pub struct Versioned<T> {
     /// Its current revision.
     pub revision: Revision,
     /// When the key was first written (UTC).
+    #[serde(serialize_with = "crate::dates::write")]
     pub created: DateTime<Utc>,
     /// When the key was last written (UTC).
+    #[serde(serialize_with = "crate::dates::write")]
     pub updated: DateTime<Utc>,
     /// Who made the last write, when it named someone (see
     /// `Datastore::with_actor`).

@@ -72,8 +72,8 @@ pub fn writes_exactly<T: Serialize + ?Sized>(value: &T, text: &str) -> bool {
             let n = bytes.len();
             let same = self.0.len() >= n && {
                 let head = &self.0[..n];
-                // Most writes are a byte or a few (a date is written a
-                // character at a time): a loop, not a call to `memcmp`.
+                // Most writes are a byte or a few (a quote, a colon, a
+                // key): a loop, not a call to `memcmp`.
                 if n <= 16 {
                     head.iter().zip(bytes).all(|(a, b)| a == b)
                 } else {

@@ -39,6 +39,7 @@ pub struct CollectionEntry {
     /// The path of the version shown.
     pub path: String,
     /// When that version was committed.
+    #[serde(serialize_with = "crate::dates::write_option")]
     pub commit_time: Option<DateTime<Utc>>,
     /// Its commit title.
     pub commit_title: String,
@@ -59,6 +60,7 @@ pub struct CollectionEntry {
     /// The latest run's status.
     pub run_status: Option<RunStatus>,
     /// When the latest run started.
+    #[serde(serialize_with = "crate::dates::write_option")]
     pub run_start: Option<DateTime<Utc>>,
     /// How long the latest run took, in milliseconds.
     pub run_duration_ms: Option<u64>,

@@ -55,6 +55,7 @@ pub struct Key {
     /// The encoded private key, when this store holds it.
     pub private_key: Option<PrivateKey>,
     /// When the key was created (UTC).
+    #[serde(serialize_with = "crate::dates::write")]
     pub created: DateTime<Utc>,
 }
 

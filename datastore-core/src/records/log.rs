@@ -36,6 +36,7 @@ pub struct LogOp {
     /// Who did it.
     pub author_id: String,
     /// When (UTC).
+    #[serde(serialize_with = "crate::dates::write")]
     pub timestamp: DateTime<Utc>,
     /// Size of the referenced content in bytes.
     pub size: u64,

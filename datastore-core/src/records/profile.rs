@@ -37,8 +37,10 @@ pub struct Profile {
     /// A home page (`http://` or `https://`, may be empty).
     pub home_url: String,
     /// When the profile was created (UTC).
+    #[serde(serialize_with = "crate::dates::write")]
     pub created: DateTime<Utc>,
     /// When the profile was last changed (UTC).
+    #[serde(serialize_with = "crate::dates::write")]
     pub updated: DateTime<Utc>,
     /// User or organization.
     pub kind: ProfileKind,

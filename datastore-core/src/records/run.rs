@@ -61,6 +61,7 @@ pub struct RunEvent {
     /// The event type (`print`, `progress`, `error`, ...).
     pub kind: String,
     /// When it happened (UTC).
+    #[serde(serialize_with = "crate::dates::write")]
     pub at: DateTime<Utc>,
     /// Type-specific data.
     pub payload: serde_json::Value,
@@ -88,8 +89,10 @@ pub struct StepRun {
     /// Where it stands.
     pub status: RunStatus,
     /// When it started.
+    #[serde(serialize_with = "crate::dates::write_option")]
     pub start: Option<DateTime<Utc>>,
     /// When it stopped.
+    #[serde(serialize_with = "crate::dates::write_option")]
     pub stop: Option<DateTime<Utc>>,
     /// The events it emitted, in order.
     pub output: Vec<RunEvent>,
@@ -124,14 +127,17 @@ pub struct Run {
     /// A summary message.
     pub message: String,
     /// When it started.
+    #[serde(serialize_with = "crate::dates::write_option")]
     pub start: Option<DateTime<Utc>>,
     /// When it stopped.
+    #[serde(serialize_with = "crate::dates::write_option")]
     pub stop: Option<DateTime<Utc>>,
     /// How long it took, in milliseconds.
     pub duration_ms: Option<u64>,
     /// Its steps.
     pub steps: Vec<StepRun>,
     /// When it was created (UTC).
+    #[serde(serialize_with = "crate::dates::write")]
     pub created: DateTime<Utc>,
 }
 

@@ -78,8 +78,10 @@ pub struct AccessToken {
     /// A note for whoever lists tokens (`laptop`, `ci`).
     pub name: String,
     /// When it was issued (UTC).
+    #[serde(serialize_with = "crate::dates::write")]
     pub created: DateTime<Utc>,
     /// When it stops working, if ever.
+    #[serde(serialize_with = "crate::dates::write_option")]
     pub expires: Option<DateTime<Utc>>,
 }
 

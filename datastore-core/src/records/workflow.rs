@@ -61,6 +61,7 @@ pub struct Workflow {
     /// What runs after it.
     pub hooks: Vec<Hook>,
     /// When it was created (UTC).
+    #[serde(serialize_with = "crate::dates::write")]
     pub created: DateTime<Utc>,
 }
 
