@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
 use async_trait::async_trait;
-use datastore_core::group_commit::{CommitQueue, GroupStats, PendingCommit, commit_queue};
+use datastore_core::group_commit::{CommitQueue, GroupStats, commit_queue};
 use datastore_core::keycodec::{encode_values, prefix_end};
 use datastore_core::{
     Actor, Capabilities, Change, ChangeOp, Committed, Compaction, Direction, Engine, Error,
@@ -391,7 +391,7 @@ impl Inner {
     pub(crate) fn counter(&self, name: &str) -> Result<u64> {
         Ok(self
             .db
-            .get_cf(self.cf(layout::META), layout::counter_key(name))
+            .get_pinned_cf(self.cf(layout::META), layout::counter_key(name))
             .map_err(|e| db_error(StoreName::Kind(Kind::Run), name, e))?
             .and_then(|v| layout::read_u64(&v))
             .unwrap_or(0))
@@ -671,13 +671,7 @@ impl Engine for RocksEngine {
     async fn commit(&self, mutations: Vec<Mutation>) -> Result<Vec<Committed>> {
         self.inner.check_open()?;
         if let Some(writer) = self.inline_writer() {
-            let (commit, mut answer) = PendingCommit::new(mutations);
-            writer?.commit_group(vec![commit]);
-            return answer.try_recv().map_err(|_| Error::Backend {
-                store: StoreName::Datastore,
-                key: self.inner.config.path.display().to_string(),
-                source: "a commit was applied without an answer".into(),
-            })?;
+            return writer?.commit_one(mutations);
         }
         self.queue()?.commit(mutations).await
     }

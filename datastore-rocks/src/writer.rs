@@ -34,17 +34,22 @@ enum Op {
 }
 
 /// What writes so far have changed, so later mutations see earlier ones:
-/// record headers, unique claims and counters (`None`: deleted or freed).
+/// records (their header and the parent the put named, for a later delete's
+/// feed entry), unique claims and counters (`None`: deleted or freed).
 /// Hashed with foldhash (seeded per map): a group of thousands of records
 /// looks each key up several times, and SipHash was a tenth of the writer's
 /// time in a bulk load.
 #[derive(Default)]
 struct Overlay {
-    records: HashMap<Vec<u8>, Option<Header>>,
-    /// The parent each record put so far names, for a later delete's feed entry.
-    parents: HashMap<Vec<u8>, Option<String>>,
+    records: HashMap<Vec<u8>, Option<Written>>,
     claims: HashMap<Vec<u8>, Option<Vec<u8>>>,
     counters: HashMap<String, u64>,
+}
+
+/// A record as a put earlier in the group left it.
+struct Written {
+    header: Header,
+    parent: Option<String>,
 }
 
 impl Overlay {
@@ -56,16 +61,12 @@ impl Overlay {
             return;
         }
         self.records.extend(later.records);
-        self.parents.extend(later.parents);
         self.claims.extend(later.claims);
         self.counters.extend(later.counters);
     }
 
     fn is_empty(&self) -> bool {
-        self.records.is_empty()
-            && self.parents.is_empty()
-            && self.claims.is_empty()
-            && self.counters.is_empty()
+        self.records.is_empty() && self.claims.is_empty() && self.counters.is_empty()
     }
 }
 
@@ -115,6 +116,21 @@ impl Writer {
                 }
             }
         }
+    }
+
+    /// Applies and writes one commit on its own (the inline writer's
+    /// path): what [`Writer::commit_group`] does for a group of one, without
+    /// the group's lists and the answer's channel.
+    pub(crate) fn commit_one(&mut self, mutations: Vec<Mutation>) -> Result<Vec<Committed>> {
+        let now = datastore_core::commit_time();
+        let mut head = self.head;
+        let applied = self.apply(&Overlay::default(), &mut head, now, mutations)?;
+        self.write(applied.ops, head)
+            .map_err(|e| group_failure(&e))?;
+        self.inner
+            .live
+            .publish(applied.committed.iter().map(Committed::change));
+        Ok(applied.committed)
     }
 
     pub(crate) fn commit_group(&mut self, commits: Vec<PendingCommit>) {
@@ -200,8 +216,8 @@ impl Writer {
 
     fn header_at(&self, overlays: [&Overlay; 2], kind: Kind, raw: &[u8]) -> Result<Option<Header>> {
         for o in overlays {
-            if let Some(h) = o.records.get(raw) {
-                return Ok(h.clone());
+            if let Some(w) = o.records.get(raw) {
+                return Ok(w.as_ref().map(|w| w.header.clone()));
             }
         }
         let db = &self.inner.db;
@@ -216,12 +232,38 @@ impl Writer {
         }
     }
 
+    /// A record's revision as the group so far left it: what a `Require`
+    /// checks, read without copying the header's index keys.
+    fn revision_at(
+        &self,
+        overlays: [&Overlay; 2],
+        kind: Kind,
+        raw: &[u8],
+    ) -> Result<Option<Revision>> {
+        for o in overlays {
+            if let Some(w) = o.records.get(raw) {
+                return Ok(w.as_ref().map(|w| w.header.revision));
+            }
+        }
+        match self
+            .inner
+            .db
+            .get_pinned_cf(self.inner.cf(layout::RECORDS), raw)
+            .map_err(|e| db_error(kind.store(), String::from_utf8_lossy(&raw[1..]), e))?
+        {
+            Some(v) => Envelope::decode_read(&v)
+                .map(|(h, _)| Some(h.revision))
+                .map_err(|reason| corrupt(kind, raw, reason)),
+            None => Ok(None),
+        }
+    }
+
     /// The parent of an existing record: from a put earlier in the group,
     /// else from its stored body.
     fn parent_at(&self, overlays: [&Overlay; 2], kind: Kind, raw: &[u8]) -> Result<Option<String>> {
         for o in overlays {
-            if let Some(p) = o.parents.get(raw) {
-                return Ok(p.clone());
+            if let Some(w) = o.records.get(raw) {
+                return Ok(w.as_ref().and_then(|w| w.parent.clone()));
             }
         }
         let value = self
@@ -239,21 +281,26 @@ impl Writer {
         })
     }
 
-    fn claim_at(
+    /// Whether the unique claim `ukey` is held, as the group so far left
+    /// it, by a record other than `key`.
+    fn claimed_by_other(
         &self,
         overlays: [&Overlay; 2],
         kind: Kind,
         ukey: &[u8],
-    ) -> Result<Option<Vec<u8>>> {
+        key: &[u8],
+    ) -> Result<bool> {
         for o in overlays {
             if let Some(c) = o.claims.get(ukey) {
-                return Ok(c.clone());
+                return Ok(c.as_deref().is_some_and(|h| h != key));
             }
         }
-        self.inner
+        Ok(self
+            .inner
             .db
-            .get_cf(self.inner.cf(layout::INDEXES), ukey)
-            .map_err(|e| db_error(kind.store(), "", e))
+            .get_pinned_cf(self.inner.cf(layout::INDEXES), ukey)
+            .map_err(|e| db_error(kind.store(), "", e))?
+            .is_some_and(|h| h.as_ref() != key))
     }
 
     fn counter_at(&self, overlays: [&Overlay; 2], name: &str) -> Result<u64> {
@@ -285,8 +332,8 @@ impl Writer {
                 Mutation::Delete(delete) => self.delete(group, &mut out, head, now, delete)?,
                 Mutation::Require(require) => {
                     let raw = layout::record_key(require.kind, &require.key);
-                    let found = self.header_at([&out.overlay, group], require.kind, &raw)?;
-                    require.check(found.map(|h| h.revision))?;
+                    let found = self.revision_at([&out.overlay, group], require.kind, &raw)?;
+                    require.check(found)?;
                 }
                 Mutation::RaiseCounter(raise) => {
                     if self.counter_at([&out.overlay, group], &raise.name)? < raise.to {
@@ -330,8 +377,7 @@ impl Writer {
         }
         for e in put.index.iter().filter(|e| e.unique) {
             let ukey = layout::unique_key(kind, e.index, &e.values);
-            let holder = self.claim_at([&out.overlay, group], kind, &ukey)?;
-            if holder.is_some_and(|h| h != key.as_bytes()) {
+            if self.claimed_by_other([&out.overlay, group], kind, &ukey, key.as_bytes())? {
                 return Err(unique_violation(kind, e));
             }
             out.overlay
@@ -362,8 +408,13 @@ impl Writer {
         out.ops.push(Op::Put(layout::RECORDS, raw.clone(), record));
         out.committed
             .push(Committed::put(&put, header.revision, header.created, now));
-        out.overlay.parents.insert(raw.clone(), put.parent.clone());
-        out.overlay.records.insert(raw, Some(header));
+        out.overlay.records.insert(
+            raw,
+            Some(Written {
+                header,
+                parent: put.parent,
+            }),
+        );
         Ok(())
     }
 

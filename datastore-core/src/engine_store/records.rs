@@ -167,7 +167,15 @@ impl<E: Engine> EngineStore<E> {
         let committed = retry_on_contention!(R::KIND.store(), &key, "writing the record", {
             let pinned = self.pin_fixed(&record, &key, precondition).await?;
             set_precondition(&mut prepared.mutations[0], pinned.precondition);
-            match self.commit(prepared.mutations.clone(), &refs).await {
+            // Only a strengthened precondition can lose a race and try
+            // again; otherwise this is the one attempt and the mutations
+            // (the encoded body among them) are handed over, not copied.
+            let mutations = if pinned.strengthened {
+                prepared.mutations.clone()
+            } else {
+                std::mem::take(&mut prepared.mutations)
+            };
+            match self.commit(mutations, &refs).await {
                 Err(e) if pinned.strengthened && lost_race(&e, R::KIND, &key) => None,
                 result => Some(result?),
             }
