@@ -6,7 +6,9 @@
 //! module.
 //!
 //! `BENCH_ROUNDS` sets the number of rounds (default 7),
-//! `BENCH_ROUND_MS` the length of one side's round (default 300 ms), and
+//! `BENCH_ROUND_MS` the length of one side's round (default 300 ms),
+//! `BENCH_OPS` a fixed number of operations per round instead (so that
+//! two builds run the same work under a counting profiler), and
 //! `BENCH_ONLY` a text the names of the operations to run must contain
 //! (for a profiler, say).
 
@@ -44,8 +46,14 @@ pub struct Measured {
 }
 
 /// How many operations make a round of about `BENCH_ROUND_MS`: doubles a
-/// warm-up run until it lasts a tenth of that.
+/// warm-up run until it lasts a tenth of that. With `BENCH_OPS` set, that
+/// many, after one warm-up run of as many.
 fn calibrate(side: Side) -> u64 {
+    let fixed = env("BENCH_OPS", 0) as u64;
+    if fixed > 0 {
+        side(fixed);
+        return fixed;
+    }
     let round = Duration::from_millis(env("BENCH_ROUND_MS", 300) as u64);
     let mut n = 1;
     loop {

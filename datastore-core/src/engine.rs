@@ -157,6 +157,11 @@ pub struct Requirement {
     pub key: String,
     /// What must hold.
     pub precondition: Precondition,
+    /// The [`Engine::read_mark`] taken before the caller read the record
+    /// and saw the precondition hold: an engine whose mark has not moved
+    /// since (and which holds no write to the key earlier in the commit or
+    /// its group) may trust it instead of reading the record again.
+    pub seen_at: Option<ReadMark>,
 }
 
 /// Raise a counter (see [`Mutation::RaiseCounter`]).
@@ -166,7 +171,17 @@ pub struct CounterRaise {
     pub name: String,
     /// Its new minimum.
     pub to: u64,
+    /// The [`Engine::read_mark`] taken before the caller read the counter
+    /// below `to`: an engine whose mark has not moved since (and which holds
+    /// no raise of it earlier in the commit or its group) may write `to`
+    /// without reading the counter again.
+    pub seen_at: Option<ReadMark>,
 }
+
+/// A mark of an engine's writes (see [`Engine::read_mark`]): two equal
+/// marks mean nothing was written between them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ReadMark(pub u64);
 
 impl Requirement {
     /// Checks the requirement against the revision found at the key.
@@ -193,6 +208,7 @@ impl Mutation {
             kind,
             key: key.into(),
             precondition,
+            seen_at: None,
         })
     }
 
@@ -201,6 +217,7 @@ impl Mutation {
         Mutation::RaiseCounter(CounterRaise {
             name: name.into(),
             to,
+            seen_at: None,
         })
     }
 }
@@ -352,6 +369,14 @@ pub trait Engine: Send + Sync + 'static {
 
     /// A counter's value (0 when never raised).
     async fn counter(&self, name: &str) -> Result<u64>;
+
+    /// A mark of this engine's writes so far, taken before a read: a
+    /// [`Requirement`] or [`CounterRaise`] carrying it lets the commit skip
+    /// its re-read when the engine's mark has not moved since. `None` (the
+    /// default) where the engine keeps no such mark; commits then read.
+    fn read_mark(&self) -> Option<ReadMark> {
+        None
+    }
 
     /// Applies mutations atomically (see the module docs); one [`Committed`]
     /// per put and delete, in order.

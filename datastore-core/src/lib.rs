@@ -45,8 +45,9 @@ pub use actor::Actor;
 pub use batch::{AnyRecord, Batch, BatchOp};
 pub use capabilities::{Capabilities, DEFAULT_MAX_RECORD_BYTES, DEFAULT_SUBSCRIBER_BUFFER};
 pub use engine::{
-    Committed, CounterRaise, DeleteRecord, Engine, IndexEntry, Mutation, PutRecord, Requirement,
-    Scan, StoredRecord, StoredRef, VersionScan, check_precondition, commit_time, unique_violation,
+    Committed, CounterRaise, DeleteRecord, Engine, IndexEntry, Mutation, PutRecord, ReadMark,
+    Requirement, Scan, StoredRecord, StoredRef, VersionScan, check_precondition, commit_time,
+    unique_violation,
 };
 pub use engine_store::{EngineStore, MAX_APPEND_OPS, MAX_GET_MANY};
 pub use error::{BoxError, Error, FieldError, Result, StoreName};

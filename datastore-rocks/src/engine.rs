@@ -19,12 +19,12 @@ use datastore_core::group_commit::{CommitQueue, GroupStats, commit_queue};
 use datastore_core::keycodec::{encode_values, prefix_end};
 use datastore_core::{
     Actor, Capabilities, Change, ChangeOp, Committed, Compaction, Direction, Engine, Error,
-    FeedFilter, HistoryRetention, IndexValue, Kind, LiveChanges, LiveReceiver, Mutation, Result,
-    Retention, Scan, StoreName, StoredRecord, StoredRef, StoredVersion, VersionScan,
+    FeedFilter, HistoryRetention, IndexValue, Kind, LiveChanges, LiveReceiver, Mutation, ReadMark,
+    Result, Retention, Scan, StoreName, StoredRecord, StoredRef, StoredVersion, VersionScan,
 };
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBRawIteratorWithThreadMode, ErrorKind,
-    Options, ReadOptions, WriteOptions,
+    Options, ReadOptions, WriteBatch, WriteOptions,
 };
 
 use crate::config::RocksConfig;
@@ -52,6 +52,9 @@ pub(crate) struct Inner {
     pub(crate) live: LiveChanges,
     /// The newest durable sequence number, for `head` without a read.
     pub(crate) head: AtomicU64,
+    /// Batches written since open: the engine's read mark (see
+    /// [`Inner::write`]).
+    writes: AtomicU64,
     closed: AtomicBool,
 }
 
@@ -162,6 +165,7 @@ impl RocksEngine {
             db,
             live: LiveChanges::new(config.subscriber_buffer),
             head: AtomicU64::new(head),
+            writes: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             config,
         });
@@ -381,10 +385,27 @@ impl Inner {
         })
     }
 
-    pub(crate) fn write_opts(&self) -> WriteOptions {
+    fn write_opts(&self) -> WriteOptions {
         let mut wo = WriteOptions::default();
         wo.set_sync(self.config.sync_on_commit);
         wo
+    }
+
+    /// Writes a batch (synced when the config says so) and moves the read
+    /// mark past it. Every write after open goes through here, so a mark
+    /// that has not moved means the database holds what it held when the
+    /// mark was taken.
+    pub(crate) fn write(&self, batch: WriteBatch) -> std::result::Result<(), rocksdb::Error> {
+        let written = self.db.write_opt(batch, &self.write_opts());
+        // Moved after the write is visible, and after a failed one too (it
+        // may have reached the memtable before the WAL sync failed).
+        self.writes.fetch_add(1, Ordering::Release);
+        written
+    }
+
+    /// The read mark now (see [`Engine::read_mark`]).
+    pub(crate) fn read_mark(&self) -> ReadMark {
+        ReadMark(self.writes.load(Ordering::Acquire))
     }
 
     /// A counter's durable value (0 when never raised).
@@ -666,6 +687,10 @@ impl Engine for RocksEngine {
     async fn counter(&self, name: &str) -> Result<u64> {
         self.inner.check_open()?;
         self.inner.counter(name)
+    }
+
+    fn read_mark(&self) -> Option<ReadMark> {
+        Some(self.inner.read_mark())
     }
 
     async fn commit(&self, mutations: Vec<Mutation>) -> Result<Vec<Committed>> {

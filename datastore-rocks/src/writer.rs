@@ -15,8 +15,8 @@ use std::sync::atomic::Ordering;
 use chrono::{DateTime, Utc};
 use datastore_core::group_commit::{PendingCommit, WriteJob, WriteJobs, group_failure};
 use datastore_core::{
-    Change, Committed, Compaction, DeleteRecord, Kind, Mutation, Precondition, PutRecord, Result,
-    Retention, Revision, StoreName, check_precondition, unique_violation,
+    Change, Committed, Compaction, DeleteRecord, Kind, Mutation, Precondition, PutRecord, ReadMark,
+    Result, Retention, Revision, StoreName, check_precondition, unique_violation,
 };
 use foldhash::HashMap;
 use rocksdb::{ReadOptions, WriteBatch};
@@ -205,8 +205,7 @@ impl Writer {
             return Ok(());
         }
         self.inner
-            .db
-            .write_opt(batch, &self.inner.write_opts())
+            .write(batch)
             .map_err(|e| db_error(StoreName::Datastore, "", e))?;
         self.head = head;
         self.compacted_through = self.compacted_through.max(cut);
@@ -303,6 +302,12 @@ impl Writer {
             .is_some_and(|h| h.as_ref() != key))
     }
 
+    /// Whether nothing was written since `mark` was taken (see
+    /// [`datastore_core::Engine::read_mark`]).
+    fn unmoved_since(&self, mark: Option<ReadMark>) -> bool {
+        mark.is_some_and(|m| m == self.inner.read_mark())
+    }
+
     fn counter_at(&self, overlays: [&Overlay; 2], name: &str) -> Result<u64> {
         for o in overlays {
             if let Some(v) = o.counters.get(name) {
@@ -332,11 +337,25 @@ impl Writer {
                 Mutation::Delete(delete) => self.delete(group, &mut out, head, now, delete)?,
                 Mutation::Require(require) => {
                     let raw = layout::record_key(require.kind, &require.key);
-                    let found = self.revision_at([&out.overlay, group], require.kind, &raw)?;
-                    require.check(found)?;
+                    let overlays = [&out.overlay, group];
+                    // Seen to hold by the caller with nothing written since:
+                    // no second read.
+                    let as_seen = self.unmoved_since(require.seen_at)
+                        && !overlays.iter().any(|o| o.records.contains_key(&raw));
+                    if !as_seen {
+                        let found = self.revision_at(overlays, require.kind, &raw)?;
+                        require.check(found)?;
+                    }
                 }
                 Mutation::RaiseCounter(raise) => {
-                    if self.counter_at([&out.overlay, group], &raise.name)? < raise.to {
+                    let overlays = [&out.overlay, group];
+                    // Seen below `to` by the caller with nothing written
+                    // since: raised without a second read.
+                    let as_seen = self.unmoved_since(raise.seen_at)
+                        && !overlays
+                            .iter()
+                            .any(|o| o.counters.contains_key(&raise.name));
+                    if as_seen || self.counter_at(overlays, &raise.name)? < raise.to {
                         let value = raise.to.to_be_bytes().to_vec();
                         out.ops.push(Op::Put(
                             layout::META,
@@ -521,20 +540,14 @@ impl Writer {
                 batch.delete_cf(cf, raw);
                 removed += 1;
                 if batch.len() >= 10_000 {
-                    self.inner
-                        .db
-                        .write_opt(std::mem::take(&mut batch), &self.inner.write_opts())
-                        .map_err(err)?;
+                    self.inner.write(std::mem::take(&mut batch)).map_err(err)?;
                 }
             }
             it.prev();
         }
         it.status().map_err(err)?;
         if !batch.is_empty() {
-            self.inner
-                .db
-                .write_opt(batch, &self.inner.write_opts())
-                .map_err(err)?;
+            self.inner.write(batch).map_err(err)?;
         }
         Ok(removed)
     }
@@ -598,8 +611,7 @@ impl Writer {
         self.apply_cut(&mut batch, position);
         if !batch.is_empty() {
             self.inner
-                .db
-                .write_opt(batch, &self.inner.write_opts())
+                .write(batch)
                 .map_err(|e| db_error(StoreName::Changes, position.to_string(), e))?;
         }
         self.head = head;
@@ -615,8 +627,7 @@ impl Writer {
             let mut batch = WriteBatch::default();
             self.apply_cut(&mut batch, cut);
             self.inner
-                .db
-                .write_opt(batch, &self.inner.write_opts())
+                .write(batch)
                 .map_err(|e| db_error(StoreName::Changes, "", e))?;
             self.compacted_through = cut;
         }

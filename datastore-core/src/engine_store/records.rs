@@ -238,15 +238,19 @@ impl<E: Engine> EngineStore<E> {
     pub(super) async fn get_record<R: Record>(&self, id: &R::Id) -> Result<Versioned<R>> {
         let key = Self::check_id::<R>(id)?;
         // An embedded engine reads without waiting, and the record is
-        // decoded from the engine's own copy.
-        let mut found = None;
-        let mut decode = |stored: StoredRef<'_>| {
-            found = Some(Self::decode_ref::<R>(stored)?);
-            Ok(())
-        };
-        if let Some(read) = self.engine.get_now(R::KIND, &key, &mut decode) {
-            read?;
-            return found.ok_or_else(|| Error::not_found(R::KIND.store(), key));
+        // decoded from the engine's own copy. (In a block of its own, so
+        // the record read is not part of the future's state across the
+        // wait below: a smaller future for every caller.)
+        {
+            let mut found = None;
+            let mut decode = |stored: StoredRef<'_>| {
+                found = Some(Self::decode_ref::<R>(stored)?);
+                Ok(())
+            };
+            if let Some(read) = self.engine.get_now(R::KIND, &key, &mut decode) {
+                read?;
+                return found.ok_or_else(|| Error::not_found(R::KIND.store(), key));
+            }
         }
         match self
             .engine

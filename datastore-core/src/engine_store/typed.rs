@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 
-use crate::engine::{Engine, Scan};
+use crate::engine::{Engine, Mutation, Scan};
 use crate::error::{Error, FieldError, Result, StoreName};
 use crate::ids::{InitId, ProfileId, RecordId, RunId, WorkflowId};
 use crate::query::{
@@ -129,14 +129,21 @@ impl<E: Engine> RunStore for EngineStore<E> {
             .check("workflow_id")
             .map_err(|e| e.into_error(StoreName::Kind(Kind::Run), run.id.as_str()))?;
         // The workflow (for its owner) and its run count are read together:
-        // on a server that is one round trip's wait instead of two.
-        let counter = Run::counter_name(&run.workflow_id);
-        let (workflow, count) = futures::join!(
-            self.get_record::<Workflow>(&run.workflow_id),
-            self.engine.counter(&counter)
-        );
-        let workflow = match workflow {
-            Ok(w) => w,
+        // on a server that is one round trip's wait instead of two. The
+        // mark taken before them lets an engine that has written nothing
+        // since skip reading them again to check the commit.
+        let mark = self.engine.read_mark();
+        let (workflow, count) = {
+            let counter = Run::counter_name(&run.workflow_id);
+            futures::join!(
+                self.get_record::<Workflow>(&run.workflow_id),
+                self.engine.counter(&counter)
+            )
+        };
+        // Only the owner is kept: the rest of the workflow is dropped here,
+        // not carried in the future's state across the commit.
+        run.owner_id = match workflow {
+            Ok(w) => w.value.owner_id,
             Err(Error::NotFound { .. }) => {
                 return Err(Error::invalid(
                     StoreName::Kind(Kind::Run),
@@ -147,26 +154,45 @@ impl<E: Engine> RunStore for EngineStore<E> {
             }
             Err(e) => return Err(e),
         };
-        run.owner_id = workflow.value.owner_id;
         if run.id.is_empty() {
             run.id = RunId::generate();
         }
-        let workflow_id = run.workflow_id.to_string();
+        let workflow_id = run.workflow_id.as_str().to_owned();
         let mut read = Some(count?);
-        Ok(retry_on_contention!(
+        let committed = retry_on_contention!(
             StoreName::Kind(Kind::Run),
             &workflow_id,
             "assigning a run number",
             {
                 // A retry reads the count again.
-                run.number = match read.take() {
-                    Some(count) => count,
-                    None => self.engine.counter(&counter).await?,
-                } + 1;
-                match self
-                    .write_derived(run.clone(), Precondition::MustNotExist)
-                    .await
-                {
+                let (count, counted_at) = match read.take() {
+                    Some(count) => (count, mark),
+                    None => {
+                        let at = self.engine.read_mark();
+                        let counter = Run::counter_name(&run.workflow_id);
+                        (self.engine.counter(&counter).await?, at)
+                    }
+                };
+                run.number = count + 1;
+                let mut prepared = self.prepare_put(&mut run, Precondition::MustNotExist)?;
+                for m in &mut prepared.mutations {
+                    match m {
+                        Mutation::Require(r)
+                            if r.kind == Kind::Workflow && r.key == workflow_id =>
+                        {
+                            r.seen_at = mark;
+                        }
+                        // The run's one counter: its workflow's run count.
+                        Mutation::RaiseCounter(c) => c.seen_at = counted_at,
+                        _ => {}
+                    }
+                }
+                let refs: Vec<_> = prepared
+                    .references
+                    .into_iter()
+                    .map(|r| (StoreName::Kind(Kind::Run), prepared.key.clone(), r))
+                    .collect();
+                match self.commit(prepared.mutations, &refs).await {
                     // Another create took this number first: take the next one.
                     Err(Error::AlreadyExists {
                         store: StoreName::Kind(Kind::Run),
@@ -175,7 +201,9 @@ impl<E: Engine> RunStore for EngineStore<E> {
                     other => Some(other?),
                 }
             }
-        ))
+        );
+        let key = run.id.as_str().to_owned();
+        Self::versioned(run, key, committed)
     }
 
     async fn latest(&self, workflow: &WorkflowId) -> Result<Versioned<Run>> {
