@@ -213,35 +213,20 @@ impl Writer {
         Ok(())
     }
 
-    fn header_at(&self, overlays: [&Overlay; 2], kind: Kind, raw: &[u8]) -> Result<Option<Header>> {
-        for o in overlays {
-            if let Some(w) = o.records.get(raw) {
-                return Ok(w.as_ref().map(|w| w.header.clone()));
-            }
-        }
-        let db = &self.inner.db;
-        match db
-            .get_pinned_cf(self.inner.cf(layout::RECORDS), raw)
-            .map_err(|e| db_error(kind.store(), String::from_utf8_lossy(&raw[1..]), e))?
-        {
-            Some(v) => Envelope::decode(&v)
-                .map(|(h, _)| Some(h))
-                .map_err(|reason| corrupt(kind, raw, reason)),
-            None => Ok(None),
-        }
-    }
-
-    /// A record's revision as the group so far left it: what a `Require`
-    /// checks, read without copying the header's index keys.
-    fn revision_at(
+    /// A record as the group so far left it, `None` when absent: taken by
+    /// `written` from a put earlier in the group, else by `stored` from its
+    /// stored bytes, read pinned (nothing copied out of RocksDB).
+    fn record_at<T>(
         &self,
         overlays: [&Overlay; 2],
         kind: Kind,
         raw: &[u8],
-    ) -> Result<Option<Revision>> {
+        written: impl FnOnce(&Written) -> T,
+        stored: impl FnOnce(&[u8]) -> std::result::Result<T, String>,
+    ) -> Result<Option<T>> {
         for o in overlays {
             if let Some(w) = o.records.get(raw) {
-                return Ok(w.as_ref().map(|w| w.header.revision));
+                return Ok(w.as_ref().map(written));
             }
         }
         match self
@@ -250,34 +235,52 @@ impl Writer {
             .get_pinned_cf(self.inner.cf(layout::RECORDS), raw)
             .map_err(|e| db_error(kind.store(), String::from_utf8_lossy(&raw[1..]), e))?
         {
-            Some(v) => Envelope::decode_read(&v)
-                .map(|(h, _)| Some(h.revision))
+            Some(v) => stored(&v)
+                .map(Some)
                 .map_err(|reason| corrupt(kind, raw, reason)),
             None => Ok(None),
         }
     }
 
-    /// The parent of an existing record: from a put earlier in the group,
-    /// else from its stored body.
+    /// A record's header (with its index keys), what a put or delete needs.
+    fn header_at(&self, overlays: [&Overlay; 2], kind: Kind, raw: &[u8]) -> Result<Option<Header>> {
+        self.record_at(
+            overlays,
+            kind,
+            raw,
+            |w| w.header.clone(),
+            |v| Envelope::decode(v).map(|(h, _)| h),
+        )
+    }
+
+    /// A record's revision: what a `Require` checks, read without copying
+    /// the header's index keys.
+    fn revision_at(
+        &self,
+        overlays: [&Overlay; 2],
+        kind: Kind,
+        raw: &[u8],
+    ) -> Result<Option<Revision>> {
+        self.record_at(
+            overlays,
+            kind,
+            raw,
+            |w| w.header.revision,
+            |v| Envelope::decode_read(v).map(|(h, _)| h.revision),
+        )
+    }
+
+    /// The parent of an existing record: the one a put earlier in the group
+    /// named, else the one its stored body names.
     fn parent_at(&self, overlays: [&Overlay; 2], kind: Kind, raw: &[u8]) -> Result<Option<String>> {
-        for o in overlays {
-            if let Some(w) = o.records.get(raw) {
-                return Ok(w.as_ref().and_then(|w| w.parent.clone()));
-            }
-        }
-        let value = self
-            .inner
-            .db
-            .get_pinned_cf(self.inner.cf(layout::RECORDS), raw)
-            .map_err(|e| db_error(kind.store(), String::from_utf8_lossy(&raw[1..]), e))?;
-        Ok(match value {
-            Some(v) => {
-                let (_, body) =
-                    Envelope::decode_read(&v).map_err(|reason| corrupt(kind, raw, reason))?;
-                kind.parent_of(body)
-            }
-            None => None,
-        })
+        let parent = self.record_at(
+            overlays,
+            kind,
+            raw,
+            |w| w.parent.clone(),
+            |v| Envelope::decode_read(v).map(|(_, body)| kind.parent_of(body)),
+        )?;
+        Ok(parent.flatten())
     }
 
     /// Whether the unique claim `ukey` is held, as the group so far left
