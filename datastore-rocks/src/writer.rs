@@ -305,10 +305,16 @@ impl Writer {
             .is_some_and(|h| h.as_ref() != key))
     }
 
-    /// Whether nothing was written since `mark` was taken (see
-    /// [`datastore_core::Engine::read_mark`]).
-    fn unmoved_since(&self, mark: Option<ReadMark>) -> bool {
-        mark.is_some_and(|m| m == self.inner.read_mark())
+    /// Whether what a caller read at `mark` still holds: nothing was
+    /// written since (see [`datastore_core::Engine::read_mark`]), and no
+    /// overlay (this commit or its group so far) has `touched` it.
+    fn still_as_seen(
+        &self,
+        mark: Option<ReadMark>,
+        overlays: [&Overlay; 2],
+        touched: impl Fn(&Overlay) -> bool,
+    ) -> bool {
+        mark.is_some_and(|m| m == self.inner.read_mark()) && !overlays.into_iter().any(touched)
     }
 
     fn counter_at(&self, overlays: [&Overlay; 2], name: &str) -> Result<u64> {
@@ -343,8 +349,8 @@ impl Writer {
                     let overlays = [&out.overlay, group];
                     // Seen to hold by the caller with nothing written since:
                     // no second read.
-                    let as_seen = self.unmoved_since(require.seen_at)
-                        && !overlays.iter().any(|o| o.records.contains_key(&raw));
+                    let as_seen = self
+                        .still_as_seen(require.seen_at, overlays, |o| o.records.contains_key(&raw));
                     if !as_seen {
                         let found = self.revision_at(overlays, require.kind, &raw)?;
                         require.check(found)?;
@@ -354,10 +360,9 @@ impl Writer {
                     let overlays = [&out.overlay, group];
                     // Seen below `to` by the caller with nothing written
                     // since: raised without a second read.
-                    let as_seen = self.unmoved_since(raise.seen_at)
-                        && !overlays
-                            .iter()
-                            .any(|o| o.counters.contains_key(&raise.name));
+                    let as_seen = self.still_as_seen(raise.seen_at, overlays, |o| {
+                        o.counters.contains_key(&raise.name)
+                    });
                     if as_seen || self.counter_at(overlays, &raise.name)? < raise.to {
                         let value = raise.to.to_be_bytes().to_vec();
                         out.ops.push(Op::Put(
