@@ -5,7 +5,8 @@
 //! 1. **Read** what the checks need: the revision and first-write time of
 //!    every key the commit touches, one `SELECT ... WHERE key IN (...)` per
 //!    kind. (A create reads nothing: the primary key refuses an existing
-//!    key when the row is written.)
+//!    key when the row is written. Nor does a requirement its caller saw
+//!    hold at the head the commit starts from.)
 //! 2. **Check and plan**, step by step in order, each seeing the ones
 //!    before it: preconditions, references, revisions. Nothing is written
 //!    yet, so a failed check leaves the transaction as it was.
@@ -19,8 +20,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use datastore_core::{
-    Committed, DeleteRecord, Error, IndexEntry, Kind, Mutation, Precondition, PutRecord, Result,
-    Revision, StoreName, check_precondition, unique_violation,
+    Committed, DeleteRecord, Error, IndexEntry, Kind, Mutation, Precondition, PutRecord, ReadMark,
+    Result, Revision, StoreName, check_precondition, unique_violation,
 };
 
 use crate::driver::{Dialect, Tx, Value, db_error};
@@ -50,6 +51,11 @@ impl Known {
             .and_then(|m| m.get(key))
             .copied()
             .flatten()
+    }
+
+    /// Whether the key was read or written in this commit.
+    fn has(&self, kind: Kind, key: &str) -> bool {
+        self.0.get(&kind).is_some_and(|m| m.contains_key(key))
     }
 
     fn set(&mut self, kind: Kind, key: String, state: State) {
@@ -135,7 +141,11 @@ impl Writer {
         mutations: Vec<Mutation>,
         wrote: &mut bool,
     ) -> Result<Vec<Committed>> {
-        let mut known = self.read_known(tx, &mutations).await?;
+        // A requirement its caller saw hold at this very head (nothing
+        // written since, by any process or earlier in this group) is not
+        // read again; see `Engine::read_mark`.
+        let at = ReadMark(*head);
+        let mut known = self.read_known(tx, &mutations, at).await?;
         let mut writes = Vec::new();
         let mut counters: BTreeMap<String, u64> = BTreeMap::new();
         let mut committed = Vec::new();
@@ -163,8 +173,12 @@ impl Writer {
                     )?)
                 }
                 Mutation::Require(require) => {
-                    let found = known.get(require.kind, &require.key).map(|s| s.0);
-                    require.check(found)?
+                    let as_seen =
+                        require.seen_at == Some(at) && !known.has(require.kind, &require.key);
+                    if !as_seen {
+                        let found = known.get(require.kind, &require.key).map(|s| s.0);
+                        require.check(found)?
+                    }
                 }
                 Mutation::RaiseCounter(raise) => {
                     let to = counters.entry(raise.name).or_default();
@@ -179,8 +193,9 @@ impl Writer {
     }
 
     /// Reads the state of every key whose first step in the commit needs
-    /// it, one statement per kind (and per thousand keys).
-    async fn read_known(&self, tx: &mut Tx, mutations: &[Mutation]) -> Result<Known> {
+    /// it, one statement per kind (and per thousand keys). A requirement
+    /// seen at `at` needs no read of its own.
+    async fn read_known(&self, tx: &mut Tx, mutations: &[Mutation], at: ReadMark) -> Result<Known> {
         let mut wanted: BTreeMap<Kind, Vec<&str>> = BTreeMap::new();
         let mut seen: HashSet<(Kind, &str)> = HashSet::new();
         for m in mutations {
@@ -191,6 +206,7 @@ impl Writer {
                     p.precondition == Precondition::MustNotExist,
                 ),
                 Mutation::Delete(d) => (d.kind, d.key.as_str(), false),
+                Mutation::Require(r) if r.seen_at == Some(at) => continue,
                 Mutation::Require(r) => (r.kind, r.key.as_str(), false),
                 Mutation::RaiseCounter(_) => continue,
             };

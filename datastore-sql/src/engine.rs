@@ -21,8 +21,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 use datastore_core::{
     Actor, Capabilities, Change, ChangeOp, Committed, Compaction, Engine, Error, FeedFilter,
-    HistoryRetention, IndexValue, Kind, LiveChanges, LiveReceiver, Mutation, Result, Retention,
-    Revision, Scan, StoreName, StoredRecord, StoredVersion, VersionScan,
+    HistoryRetention, IndexValue, Kind, LiveChanges, LiveReceiver, Mutation, ReadMark, Result,
+    Retention, Revision, Scan, StoreName, StoredRecord, StoredVersion, VersionScan,
 };
 use tokio::sync::Notify;
 
@@ -422,6 +422,14 @@ impl Engine for SqlEngine {
             .transpose()
             .map_err(|e| db_error(StoreName::Kind(Kind::Run), name, e))?
             .unwrap_or(0) as u64)
+    }
+
+    /// The head this process has published (`None` when read-only): a
+    /// commit whose lock finds the head unmoved since skips the reads its
+    /// caller's marked requirements would take.
+    fn read_mark(&self) -> Option<ReadMark> {
+        self.queue.as_ref()?;
+        Some(ReadMark(self.published.visible()))
     }
 
     async fn commit(&self, mutations: Vec<Mutation>) -> Result<Vec<Committed>> {

@@ -40,6 +40,9 @@ pub(crate) struct Published {
     /// the writer publishes it (and what other processes committed before
     /// it), so a notification at or below it reads nothing.
     committing: AtomicU64,
+    /// `through`, readable without its lock: every write at or below it
+    /// is committed (see [`Published::visible`]).
+    visible: AtomicU64,
 }
 
 impl Published {
@@ -50,7 +53,23 @@ impl Published {
             pools,
             listening: AtomicBool::new(true),
             committing: AtomicU64::new(0),
+            visible: AtomicU64::new(through),
         })
+    }
+
+    /// The head published so far. Every write at or below it is committed
+    /// and seen by any read that starts later, so it serves as the engine's
+    /// read mark: a writer that finds the head still here when it takes the
+    /// lock knows nothing was written since (see
+    /// [`datastore_core::Engine::read_mark`]).
+    pub(crate) fn visible(&self) -> u64 {
+        self.visible.load(Ordering::Acquire)
+    }
+
+    /// Moves `through` (and its lock-free copy) to `seq`.
+    fn advance(&self, through: &mut u64, seq: u64) {
+        *through = seq;
+        self.visible.store(seq, Ordering::Release);
     }
 
     /// Publishes every change in the table after the last published.
@@ -91,7 +110,8 @@ impl Published {
         }
         let fresh: Vec<Change> = changes.into_iter().filter(|c| c.seq > *through).collect();
         self.live.publish(fresh);
-        *through = (*through).max(last);
+        let last = (*through).max(last);
+        self.advance(&mut through, last);
     }
 
     /// Reads and publishes the rows after `through` (up to `until`, if
@@ -118,7 +138,7 @@ impl Published {
                 let Ok(change) = SqlEngine::change(&row, 0) else {
                     return false;
                 };
-                *through = change.seq;
+                self.advance(through, change.seq);
                 self.live.publish([change]);
             }
             if n < ROWS_PER_READ {
