@@ -350,6 +350,23 @@ pub trait Engine: Send + Sync + 'static {
     /// The records of a range of an index (or the key order).
     async fn scan(&self, kind: Kind, scan: &Scan) -> Result<Vec<StoredRecord>>;
 
+    /// The records of [`Engine::scan`], in order, each handed to `read`
+    /// borrowed from the engine's own buffers instead of copied out into a
+    /// [`StoredRecord`] (a page's bodies are decoded straight from the
+    /// rows a server sent). The default runs `scan` and lends each record.
+    /// An error from `read` stops the scan and is returned as is.
+    async fn scan_each(
+        &self,
+        kind: Kind,
+        scan: &Scan,
+        read: &mut (dyn for<'r> FnMut(StoredRef<'r>) -> Result<()> + Send),
+    ) -> Result<()> {
+        for record in self.scan(kind, scan).await? {
+            read(record.as_ref())?;
+        }
+        Ok(())
+    }
+
     /// How many entries of an index start with `prefix`.
     async fn count(&self, kind: Kind, index: &'static str, prefix: &[IndexValue]) -> Result<u64>;
 

@@ -50,11 +50,11 @@ use rounds::{compare, env, print_table, time_n};
 
 /// Decodes a stored value as the facade does: what a read needs of the
 /// envelope's header (index keys skipped) and the JSON body into a
-/// `Versioned` run.
+/// `Versioned` run (checked as UTF-8 once, then parsed as text).
 fn decode(bytes: &[u8]) -> Versioned<Run> {
     let (header, body) = Envelope::decode_read(bytes).unwrap();
     Versioned {
-        value: serde_json::from_slice(body).unwrap(),
+        value: serde_json::from_str(std::str::from_utf8(body).unwrap()).unwrap(),
         revision: header.revision,
         created: header.created,
         updated: header.updated,
@@ -101,7 +101,7 @@ fn raw_run_create(db: &DB, seq: u64, mut run: Run) {
         .unwrap()
         .unwrap();
     let (_, body) = Envelope::decode_read(&stored).unwrap();
-    let workflow: Workflow = serde_json::from_slice(body).unwrap();
+    let workflow: Workflow = serde_json::from_str(std::str::from_utf8(body).unwrap()).unwrap();
     let meta = db.cf_handle(layout::META).unwrap();
     let counter = layout::counter_key(&Run::counter_name(&run.workflow_id));
     let count = db

@@ -116,6 +116,22 @@ impl Row {
         }
     }
 
+    /// A text column borrowed from the row.
+    pub(crate) fn str(&self, i: usize) -> Result<&str, sqlx::Error> {
+        match self {
+            Row::Sqlite(r) => r.try_get(i),
+            Row::Postgres(r) => r.try_get(i),
+        }
+    }
+
+    /// A nullable text column borrowed from the row.
+    pub(crate) fn opt_str(&self, i: usize) -> Result<Option<&str>, sqlx::Error> {
+        match self {
+            Row::Sqlite(r) => r.try_get(i),
+            Row::Postgres(r) => r.try_get(i),
+        }
+    }
+
     pub(crate) fn opt_text(&self, i: usize) -> Result<Option<String>, sqlx::Error> {
         match self {
             Row::Sqlite(r) => r.try_get(i),

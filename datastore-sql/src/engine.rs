@@ -22,7 +22,7 @@ use async_trait::async_trait;
 use datastore_core::{
     Actor, Capabilities, Change, ChangeOp, Committed, Compaction, Engine, Error, FeedFilter,
     HistoryRetention, IndexValue, Kind, LiveChanges, LiveReceiver, Mutation, ReadMark, Result,
-    Retention, Revision, Scan, StoreName, StoredRecord, StoredVersion, VersionScan,
+    Retention, Revision, Scan, StoreName, StoredRecord, StoredRef, StoredVersion, VersionScan,
 };
 use tokio::sync::Notify;
 
@@ -258,6 +258,16 @@ impl SqlEngine {
         Ok(())
     }
 
+    /// The rows of a scan.
+    async fn scan_rows(&self, kind: Kind, scan: &Scan) -> Result<Vec<Row>> {
+        self.check_open()?;
+        let (sql, args) = scan_sql(self.dialect, kind, scan);
+        self.pools
+            .fetch_all(&sql, &args)
+            .await
+            .map_err(|e| db_error(kind.store(), "", e))
+    }
+
     fn record(kind: Kind, row: &Row) -> Result<StoredRecord> {
         let store = kind.store();
         let key = row.text(0).map_err(|e| db_error(store, "", e))?;
@@ -359,14 +369,34 @@ impl Engine for SqlEngine {
     }
 
     async fn scan(&self, kind: Kind, scan: &Scan) -> Result<Vec<StoredRecord>> {
-        self.check_open()?;
-        let (sql, args) = scan_sql(self.dialect, kind, scan);
-        let rows = self
-            .pools
-            .fetch_all(&sql, &args)
-            .await
-            .map_err(|e| db_error(kind.store(), "", e))?;
+        let rows = self.scan_rows(kind, scan).await?;
         rows.iter().map(|r| Self::record(kind, r)).collect()
+    }
+
+    async fn scan_each(
+        &self,
+        kind: Kind,
+        scan: &Scan,
+        read: &mut (dyn for<'r> FnMut(StoredRef<'r>) -> Result<()> + Send),
+    ) -> Result<()> {
+        let rows = self.scan_rows(kind, scan).await?;
+        // Key, body and actor are read in place from each row.
+        let store = kind.store();
+        for row in &rows {
+            let key = row.str(0).map_err(|e| db_error(store, "", e))?;
+            let decode = |e| db_error(store, key, e);
+            let actor = row.opt_str(5).map_err(decode)?;
+            let actor = actor_of(store, key, actor.map(str::to_owned))?;
+            read(StoredRef {
+                key,
+                body: row.str(4).map_err(decode)?.as_bytes(),
+                revision: Revision::new(row.int(1).map_err(decode)? as u64),
+                created: time(store, key, row.int(2).map_err(decode)?)?,
+                updated: time(store, key, row.int(3).map_err(decode)?)?,
+                actor: actor.as_ref(),
+            })?;
+        }
+        Ok(())
     }
 
     async fn count(&self, kind: Kind, index: &'static str, prefix: &[IndexValue]) -> Result<u64> {

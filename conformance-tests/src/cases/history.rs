@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use datastore_core::{
     Actor, Batch, ChangeOp, Datastore, Error, HistoryPolicy, HistoryRetention, Kind, PageRequest,
-    Precondition, Profile, ProfileId, Revision, StoreName, Version, Workflow,
+    Precondition, Profile, ProfileFilter, ProfileId, Query, Revision, StoreName, Version, Workflow,
 };
 
 use crate::support::*;
@@ -77,6 +77,12 @@ pub async fn actor_is_kept_on_record_version_and_feed(ds: Arc<dyn Datastore>) {
         Some(scheduler.clone()),
         "get reads the last writer"
     );
+    let page = ds
+        .profiles()
+        .list(Query::new(ProfileFilter::All))
+        .await
+        .unwrap();
+    assert_eq!(page.items, vec![got], "a page reads what a get reads");
     let third = ds
         .profiles()
         .put(named("p1", "three"), second.expect())

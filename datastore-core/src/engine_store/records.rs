@@ -30,7 +30,13 @@ impl<E: Engine> EngineStore<E> {
 
     /// A record borrowed from the engine, decoded.
     fn decode_ref<R: Record>(stored: StoredRef<'_>) -> Result<Versioned<R>> {
-        let value: R = serde_json::from_slice(stored.body).map_err(|e| Error::Corrupt {
+        // Checked as UTF-8 once, whole, then parsed as text: parsed from
+        // bytes, serde_json checks each string of the record on its own.
+        let parsed = match std::str::from_utf8(stored.body) {
+            Ok(text) => serde_json::from_str(text),
+            Err(_) => serde_json::from_slice(stored.body),
+        };
+        let value: R = parsed.map_err(|e| Error::Corrupt {
             store: R::KIND.store(),
             key: stored.key.to_string(),
             reason: e.to_string(),
@@ -341,13 +347,20 @@ impl<E: Engine> EngineStore<E> {
             direction: query.direction,
             limit: limit + 1,
         };
-        let mut stored = self.engine.scan(R::KIND, &scan).await?;
-        let more = stored.len() > limit;
-        stored.truncate(limit);
-        let items = stored
-            .into_iter()
-            .map(Self::decode)
-            .collect::<Result<Vec<Versioned<R>>>>()?;
+        // Decoded as the engine lends them; the one past the limit only
+        // tells that there is a next page.
+        let mut items: Vec<Versioned<R>> = Vec::with_capacity(limit);
+        let mut more = false;
+        self.engine
+            .scan_each(R::KIND, &scan, &mut |stored| {
+                if items.len() == limit {
+                    more = true;
+                } else {
+                    items.push(Self::decode_ref(stored)?);
+                }
+                Ok(())
+            })
+            .await?;
         let next = match (more, items.last()) {
             (true, Some(last)) => {
                 let values = match plan.index {
