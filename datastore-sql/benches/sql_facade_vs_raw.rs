@@ -20,7 +20,8 @@
 //! and is skipped if none answers. Each operation runs in rounds that
 //! alternate facade and raw (`BENCH_ROUNDS`, default 7; `BENCH_ROUND_MS`,
 //! default 300); the table gives each side's median round and the facade's
-//! throughput as a fraction of raw.
+//! throughput as a fraction of raw. `BENCH_PG_POOL` sets the facade's
+//! PostgreSQL `pool_size` (default 8, `SqlConfig`'s).
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -624,6 +625,7 @@ fn main() {
     if reachable.is_some() {
         let mut config = SqlConfig::new(&pg_url);
         config.schema = Some(schema.clone());
+        config.pool_size = env("BENCH_PG_POOL", config.pool_size as usize) as u32;
         let ds = rt.block_on(datastore_sql::open(config)).unwrap();
         let raw = rt
             .block_on(

@@ -14,7 +14,11 @@ pub struct SqlConfig {
     /// PostgreSQL: the schema holding the tables (default: the connection's
     /// `search_path`, usually `public`).
     pub schema: Option<String>,
-    /// Connections in the pool (the reader pool on SQLite; SQLite has one writer).
+    /// Connections in the pool (the reader pool on SQLite; SQLite has one
+    /// writer). On PostgreSQL the feed's LISTEN connection is one of them
+    /// for as long as the store is open, and the writer takes another while
+    /// it commits: below 4, reads wait for each other (docs/PERFORMANCE.md
+    /// measured 2 against the default 8).
     pub pool_size: u32,
     /// How long a statement may run before the server cancels it (PostgreSQL).
     pub statement_timeout: Option<Duration>,
