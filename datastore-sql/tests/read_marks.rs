@@ -107,55 +107,34 @@ async fn a_read_only_engine_has_no_mark() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_requirement_seen_before_a_delete_is_read_again_and_refused() {
-    on_both_databases(|a, _| async move {
-        a.commit(vec![put(Kind::Workflow, "wf")]).await.unwrap();
-        let seen = a.read_mark();
-        assert!(exists(&a, Kind::Workflow, "wf").await);
-        a.commit(vec![Mutation::delete(
-            Kind::Workflow,
-            "wf",
-            Precondition::Any,
-        )])
-        .await
-        .unwrap();
-        let refused = a
-            .commit(vec![put(Kind::Run, "r"), require("wf", seen)])
-            .await;
-        assert!(
-            matches!(&refused, Err(Error::NotFound { key, .. }) if key == "wf"),
-            "{refused:?}"
-        );
-        assert!(!exists(&a, Kind::Run, "r").await, "nothing written");
-        a.close().await.unwrap();
-    })
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_delete_by_another_process_is_seen_by_the_commit() {
+async fn a_requirement_seen_before_a_delete_here_or_elsewhere_is_read_again() {
     // The mark is this process's published head, but the writer compares
     // it with the head under the database's lock, which every process's
-    // commit moves: another process's delete makes the commit read.
+    // commit moves: a delete by this engine or by another process (the
+    // second engine) makes the commit read, and refuse.
     on_both_databases(|a, b| async move {
-        a.commit(vec![put(Kind::Workflow, "wf")]).await.unwrap();
-        let seen = a.read_mark();
-        assert!(exists(&a, Kind::Workflow, "wf").await);
-        b.commit(vec![Mutation::delete(
-            Kind::Workflow,
-            "wf",
-            Precondition::Any,
-        )])
-        .await
-        .unwrap();
-        let refused = a
-            .commit(vec![put(Kind::Run, "r"), require("wf", seen)])
-            .await;
-        assert!(
-            matches!(&refused, Err(Error::NotFound { key, .. }) if key == "wf"),
-            "{refused:?}"
-        );
-        assert!(!exists(&a, Kind::Run, "r").await, "nothing written");
+        for (wf, deleter) in [("wf-here", &a), ("wf-elsewhere", &b)] {
+            a.commit(vec![put(Kind::Workflow, wf)]).await.unwrap();
+            let seen = a.read_mark();
+            assert!(exists(&a, Kind::Workflow, wf).await);
+            deleter
+                .commit(vec![Mutation::delete(
+                    Kind::Workflow,
+                    wf,
+                    Precondition::Any,
+                )])
+                .await
+                .unwrap();
+            let run = format!("run-of-{wf}");
+            let refused = a
+                .commit(vec![put(Kind::Run, &run), require(wf, seen)])
+                .await;
+            assert!(
+                matches!(&refused, Err(Error::NotFound { key, .. }) if key == wf),
+                "{wf}: {refused:?}"
+            );
+            assert!(!exists(&a, Kind::Run, &run).await, "{wf}: nothing written");
+        }
         a.close().await.unwrap();
         b.close().await.unwrap();
     })
