@@ -85,6 +85,20 @@ pub struct StoredRef<'a> {
     pub actor: Option<&'a Actor>,
 }
 
+impl StoredRef<'_> {
+    /// The record copied out of the engine.
+    pub fn to_record(&self) -> StoredRecord {
+        StoredRecord {
+            key: self.key.to_owned(),
+            body: self.body.to_vec(),
+            revision: self.revision,
+            created: self.created,
+            updated: self.updated,
+            actor: self.actor.cloned(),
+        }
+    }
+}
+
 /// One index entry a record declares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexEntry {

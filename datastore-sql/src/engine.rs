@@ -268,18 +268,26 @@ impl SqlEngine {
             .map_err(|e| db_error(kind.store(), "", e))
     }
 
-    fn record(kind: Kind, row: &Row) -> Result<StoredRecord> {
+    /// A record row lent to `read` as it stands in the row: key, body and
+    /// actor borrowed, nothing copied out.
+    fn lend<T>(kind: Kind, row: &Row, read: impl FnOnce(StoredRef<'_>) -> Result<T>) -> Result<T> {
         let store = kind.store();
-        let key = row.text(0).map_err(|e| db_error(store, "", e))?;
-        let decode = |e| db_error(store, key.clone(), e);
-        Ok(StoredRecord {
-            revision: Revision::new(row.int(1).map_err(decode)? as u64),
-            created: time(store, &key, row.int(2).map_err(decode)?)?,
-            updated: time(store, &key, row.int(3).map_err(decode)?)?,
-            body: row.text(4).map_err(decode)?.into_bytes(),
-            actor: actor_of(store, &key, row.opt_text(5).map_err(decode)?)?,
+        let key = row.str(0).map_err(|e| db_error(store, "", e))?;
+        let decode = |e| db_error(store, key, e);
+        let actor = row.opt_str(5).map_err(decode)?;
+        let actor = actor_of(store, key, actor.map(str::to_owned))?;
+        read(StoredRef {
             key,
+            body: row.str(4).map_err(decode)?.as_bytes(),
+            revision: Revision::new(row.int(1).map_err(decode)? as u64),
+            created: time(store, key, row.int(2).map_err(decode)?)?,
+            updated: time(store, key, row.int(3).map_err(decode)?)?,
+            actor: actor.as_ref(),
         })
+    }
+
+    fn record(kind: Kind, row: &Row) -> Result<StoredRecord> {
+        Self::lend(kind, row, |r| Ok(r.to_record()))
     }
 
     pub(crate) fn change(row: &Row, offset: usize) -> Result<Change> {
@@ -379,22 +387,8 @@ impl Engine for SqlEngine {
         scan: &Scan,
         read: &mut (dyn for<'r> FnMut(StoredRef<'r>) -> Result<()> + Send),
     ) -> Result<()> {
-        let rows = self.scan_rows(kind, scan).await?;
-        // Key, body and actor are read in place from each row.
-        let store = kind.store();
-        for row in &rows {
-            let key = row.str(0).map_err(|e| db_error(store, "", e))?;
-            let decode = |e| db_error(store, key, e);
-            let actor = row.opt_str(5).map_err(decode)?;
-            let actor = actor_of(store, key, actor.map(str::to_owned))?;
-            read(StoredRef {
-                key,
-                body: row.str(4).map_err(decode)?.as_bytes(),
-                revision: Revision::new(row.int(1).map_err(decode)? as u64),
-                created: time(store, key, row.int(2).map_err(decode)?)?,
-                updated: time(store, key, row.int(3).map_err(decode)?)?,
-                actor: actor.as_ref(),
-            })?;
+        for row in &self.scan_rows(kind, scan).await? {
+            Self::lend(kind, row, &mut *read)?;
         }
         Ok(())
     }
