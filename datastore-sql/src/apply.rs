@@ -11,8 +11,10 @@
 //!    before it: preconditions, references, revisions. Nothing is written
 //!    yet, so a failed check leaves the transaction as it was.
 //! 3. **Write**, in the commit's order, with consecutive inserts of a kind
-//!    in one multi-row `INSERT`, consecutive deletes of a kind in one
-//!    `DELETE`, and the counters in one upsert. Unique indexes are the
+//!    in one statement (SQLite: a multi-row `INSERT`; PostgreSQL: an
+//!    `INSERT ... SELECT FROM UNNEST` of one array a column, whose text is
+//!    the same for any number of rows), consecutive deletes of a kind in
+//!    one `DELETE`, and the counters in one upsert. Unique indexes are the
 //!    database's: a row they refuse fails the commit with the same error a
 //!    single insert gives (see [`write_error`]).
 
@@ -24,7 +26,7 @@ use datastore_core::{
     Result, Revision, StoreName, check_precondition, unique_violation,
 };
 
-use crate::driver::{Dialect, Tx, Value, db_error};
+use crate::driver::{Columns, Dialect, Tx, Value, db_error};
 use crate::engine::{micros, time};
 use crate::schema::{self, column_values, table};
 use crate::writer::Writer;
@@ -34,6 +36,13 @@ const ROWS_PER_STATEMENT: usize = 1_000;
 /// The most parameters in one statement (SQLite allows 32,766, PostgreSQL
 /// 65,535).
 const PARAMS_PER_STATEMENT: usize = 30_000;
+/// The most rows in one PostgreSQL `UNNEST` statement (a parameter a
+/// column, so only memory bounds it).
+pub(crate) const ROWS_PER_UNNEST: usize = 10_000;
+/// The fewest rows PostgreSQL writes as `UNNEST` arrays; fewer go in one
+/// multi-row `INSERT` as before (a group commit's feed rows, at most
+/// [`crate::writer::MAX_GROUP_POSTGRES`], stay on that measured path).
+pub(crate) const UNNEST_FROM: usize = 64;
 
 /// A key's state during a commit: its revision and first-write time in
 /// microseconds, or `None` when it does not exist.
@@ -94,14 +103,36 @@ impl Versions {
         ]);
     }
 
-    /// Writes them, a thousand rows per statement.
-    async fn insert(self, tx: &mut Tx, wrote: &mut bool) -> Result<()> {
+    /// Writes them, a thousand rows per statement (on PostgreSQL, many
+    /// rows as arrays: [`ROWS_PER_UNNEST`] per statement).
+    async fn insert(self, tx: &mut Tx, dialect: Dialect, wrote: &mut bool) -> Result<()> {
         let key = self.first_key.unwrap_or_default();
+        let bad = |e| db_error(StoreName::Datastore, format!("history of {key}"), e);
+        if dialect == Dialect::Postgres && self.args.len() >= 7 * UNNEST_FROM {
+            let mut values = self.args.into_iter().peekable();
+            while values.peek().is_some() {
+                *wrote = true;
+                let mut columns = Columns::default();
+                for _ in 0..ROWS_PER_UNNEST {
+                    let row: Vec<Value> = values.by_ref().take(7).collect();
+                    if row.is_empty() {
+                        break;
+                    }
+                    if columns.is_empty() {
+                        columns = Columns::shaped_like(&row, ROWS_PER_UNNEST);
+                    }
+                    columns.push(row);
+                }
+                let sql = schema::insert_versions_unnest_sql(&columns.unnest());
+                tx.fetch_columns(&sql, &columns, &[]).await.map_err(bad)?;
+            }
+            return Ok(());
+        }
         for chunk in self.args.chunks(7 * ROWS_PER_STATEMENT) {
             *wrote = true;
             tx.execute(&schema::insert_versions_sql(chunk.len() / 7), chunk)
                 .await
-                .map_err(|e| db_error(StoreName::Datastore, format!("history of {key}"), e))?;
+                .map_err(bad)?;
         }
         Ok(())
     }
@@ -118,6 +149,24 @@ pub(crate) fn op_name(op: datastore_core::ChangeOp) -> &'static str {
 /// An actor as a column value (its text form, or NULL).
 pub(crate) fn actor_value(actor: Option<&datastore_core::Actor>) -> Value {
     actor.map_or(Value::NullText, |a| Value::Text(a.to_string()))
+}
+
+/// The rows of a multi-row insert, as they were bound.
+enum Held {
+    /// Row after row, `.1` values each.
+    Flat(Vec<Value>, usize),
+    /// Column by column (PostgreSQL's arrays).
+    Columns(Columns),
+}
+
+impl Held {
+    /// Row `i`'s values.
+    fn row(&self, i: usize) -> Vec<Value> {
+        match self {
+            Held::Flat(args, width) => args[i * width..(i + 1) * width].to_vec(),
+            Held::Columns(columns) => columns.row(i),
+        }
+    }
 }
 
 /// One planned write.
@@ -187,7 +236,7 @@ impl Writer {
             }
         }
         self.write(tx, writes, &mut committed, wrote).await?;
-        versions.insert(tx, wrote).await?;
+        versions.insert(tx, self.dialect, wrote).await?;
         raise_counters(tx, counters, wrote).await?;
         Ok(committed)
     }
@@ -258,8 +307,12 @@ impl Writer {
                         .map_err(|e| write_error(kind, &row.key, &row.index, e))?;
                 }
                 Write::Insert(kind, row) => {
-                    let most =
-                        (PARAMS_PER_STATEMENT / schema::insert_width(kind)).min(ROWS_PER_STATEMENT);
+                    // PostgreSQL takes a long run as arrays (`insert`).
+                    let most = match self.dialect {
+                        Dialect::Postgres => ROWS_PER_UNNEST,
+                        Dialect::Sqlite => (PARAMS_PER_STATEMENT / schema::insert_width(kind))
+                            .min(ROWS_PER_STATEMENT),
+                    };
                     let mut rows = vec![row];
                     while rows.len() < most
                         && matches!(writes.peek(), Some(Write::Insert(k, _)) if *k == kind)
@@ -308,40 +361,47 @@ impl Writer {
     /// inserted alone, and the database's refusal becomes the commit's
     /// error, exactly as for a single insert.
     async fn insert(&self, tx: &mut Tx, kind: Kind, rows: Vec<Row>) -> Result<()> {
-        let sql = schema::insert_sql(self.dialect, kind, rows.len());
+        let one = schema::insert_sql(self.dialect, kind, 1);
         if let [row] = rows.as_slice() {
             return self
-                .insert_one(tx, kind, &sql, &row.key, &row.index, &row.args)
+                .insert_one(tx, kind, &one, &row.key, &row.index, &row.args)
                 .await;
         }
         let width = schema::insert_width(kind);
-        let mut args = Vec::with_capacity(rows.len() * width);
         let mut named = Vec::with_capacity(rows.len());
-        for row in rows {
-            args.extend(row.args);
-            named.push((row.key, row.index));
-        }
-        let sql = format!("{sql} ON CONFLICT DO NOTHING RETURNING key");
-        let inserted = tx
-            .fetch_all(&sql, &args)
-            .await
-            .map_err(|e| db_error(kind.store(), &named[0].0, e))?;
+        let (inserted, held) = if self.dialect == Dialect::Postgres && rows.len() >= UNNEST_FROM {
+            let mut columns = Columns::shaped_like(&rows[0].args, rows.len());
+            for row in rows {
+                columns.push(row.args);
+                named.push((row.key, row.index));
+            }
+            let sql = format!(
+                "{} ON CONFLICT DO NOTHING RETURNING key",
+                schema::insert_unnest_sql(kind, &columns.unnest())
+            );
+            let inserted = tx.fetch_columns(&sql, &columns, &[]).await;
+            (inserted, Held::Columns(columns))
+        } else {
+            let mut args = Vec::with_capacity(rows.len() * width);
+            for row in rows {
+                args.extend(row.args);
+                named.push((row.key, row.index));
+            }
+            let sql = format!(
+                "{} ON CONFLICT DO NOTHING RETURNING key",
+                schema::insert_sql(self.dialect, kind, named.len())
+            );
+            (tx.fetch_all(&sql, &args).await, Held::Flat(args, width))
+        };
+        let inserted = inserted.map_err(|e| db_error(kind.store(), &named[0].0, e))?;
         if inserted.len() == named.len() {
             return Ok(());
         }
         let inserted: HashSet<String> = inserted.iter().filter_map(|r| r.text(0).ok()).collect();
-        let one = schema::insert_sql(self.dialect, kind, 1);
         for (i, (key, index)) in named.iter().enumerate() {
             if !inserted.contains(key) {
-                self.insert_one(
-                    tx,
-                    kind,
-                    &one,
-                    key,
-                    index,
-                    &args[i * width..(i + 1) * width],
-                )
-                .await?;
+                self.insert_one(tx, kind, &one, key, index, &held.row(i))
+                    .await?;
             }
         }
         Err(Error::Backend {

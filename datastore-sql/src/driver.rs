@@ -16,6 +16,88 @@ pub(crate) enum Value {
     NullText,
 }
 
+/// Many rows' values of one column, bound on PostgreSQL as one array
+/// (`UNNEST`): a batch's rows in one statement with a parameter a column,
+/// however many rows it has.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Column {
+    Ints(Vec<Option<i64>>),
+    Texts(Vec<Option<String>>),
+}
+
+impl Column {
+    /// The array type PostgreSQL binds it as.
+    pub(crate) fn pg_type(&self) -> &'static str {
+        match self {
+            Column::Ints(_) => "int8[]",
+            Column::Texts(_) => "text[]",
+        }
+    }
+
+    /// The value of row `i`.
+    fn value(&self, i: usize) -> Value {
+        match self {
+            Column::Ints(v) => v[i].map_or(Value::NullInt, Value::Int),
+            Column::Texts(v) => v[i].clone().map_or(Value::NullText, Value::Text),
+        }
+    }
+}
+
+/// Rows of equal width, held column by column (see [`Column`]).
+#[derive(Debug, Default)]
+pub(crate) struct Columns(Vec<Column>);
+
+impl Columns {
+    /// Columns for rows shaped like `first` (each value's type decides its
+    /// column's), with room for `rows`.
+    pub(crate) fn shaped_like(first: &[Value], rows: usize) -> Self {
+        Columns(
+            first
+                .iter()
+                .map(|v| match v {
+                    Value::Int(_) | Value::NullInt => Column::Ints(Vec::with_capacity(rows)),
+                    Value::Text(_) | Value::NullText => Column::Texts(Vec::with_capacity(rows)),
+                })
+                .collect(),
+        )
+    }
+
+    /// Appends a row; its values must have the first row's types.
+    pub(crate) fn push(&mut self, row: impl IntoIterator<Item = Value>) {
+        for (column, value) in self.0.iter_mut().zip(row) {
+            match (column, value) {
+                (Column::Ints(c), Value::Int(v)) => c.push(Some(v)),
+                (Column::Ints(c), Value::NullInt) => c.push(None),
+                (Column::Texts(c), Value::Text(v)) => c.push(Some(v)),
+                (Column::Texts(c), Value::NullText) => c.push(None),
+                (column, value) => {
+                    unreachable!("a {} column given {value:?}", column.pg_type())
+                }
+            }
+        }
+    }
+
+    /// Whether it has no columns yet.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The values of row `i`.
+    pub(crate) fn row(&self, i: usize) -> Vec<Value> {
+        self.0.iter().map(|c| c.value(i)).collect()
+    }
+
+    /// `UNNEST(?::type[], ...)` over these columns.
+    pub(crate) fn unnest(&self) -> String {
+        let arrays: Vec<String> = self
+            .0
+            .iter()
+            .map(|c| format!("CAST(? AS {})", c.pg_type()))
+            .collect();
+        format!("UNNEST({})", arrays.join(", "))
+    }
+}
+
 /// Which database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Dialect {
@@ -318,6 +400,41 @@ impl Tx {
         args: &[Value],
     ) -> Result<Option<Row>, sqlx::Error> {
         Ok(self.fetch_all(sql, args).await?.into_iter().next())
+    }
+
+    /// Runs a PostgreSQL statement whose first parameters are `columns`,
+    /// each one array, then `tail`'s values.
+    pub(crate) async fn fetch_columns(
+        &mut self,
+        sql: &str,
+        columns: &Columns,
+        tail: &[Value],
+    ) -> Result<Vec<Row>, sqlx::Error> {
+        let Tx::Postgres(tx) = self else {
+            return Err(sqlx::Error::InvalidArgument(
+                "array parameters are PostgreSQL's".into(),
+            ));
+        };
+        let mut q = sqlx::query(AssertSqlSafe(Dialect::Postgres.sql(sql)));
+        for c in &columns.0 {
+            q = match c {
+                Column::Ints(v) => q.bind(v.as_slice()),
+                Column::Texts(v) => q.bind(v.as_slice()),
+            };
+        }
+        for a in tail {
+            q = match a {
+                Value::Int(v) => q.bind(*v),
+                Value::Text(s) => q.bind(s.as_str()),
+                Value::NullInt => q.bind(None::<i64>),
+                Value::NullText => q.bind(None::<String>),
+            };
+        }
+        Ok(q.fetch_all(&mut **tx)
+            .await?
+            .into_iter()
+            .map(Row::Postgres)
+            .collect())
     }
 
     pub(crate) async fn execute(&mut self, sql: &str, args: &[Value]) -> Result<u64, sqlx::Error> {

@@ -42,6 +42,23 @@ pub(crate) fn insert_sql(dialect: Dialect, kind: Kind, rows: usize) -> String {
     )
 }
 
+/// Inserts the rows of `unnest` (PostgreSQL's `UNNEST` over one array a
+/// column, see [`crate::driver::Columns`]) as records of `kind`: one
+/// statement, the same text, whatever the number of rows. Columns as
+/// [`insert_sql`]'s parameters.
+pub(crate) fn insert_unnest_sql(kind: Kind, unnest: &str) -> String {
+    let names: String = columns(kind)
+        .iter()
+        .map(|(c, _)| format!(", {c}"))
+        .collect();
+    format!(
+        "INSERT INTO {} (key, revision, stored_created, stored_updated, body, actor{names}) \
+         SELECT key, revision, stored_created, stored_updated, CAST(body AS JSONB), actor{names} \
+         FROM {unnest} AS u(key, revision, stored_created, stored_updated, body, actor{names})",
+        table(kind)
+    )
+}
+
 /// Parameters of one inserted row of `kind` (see [`insert_sql`]).
 pub(crate) fn insert_width(kind: Kind) -> usize {
     6 + columns(kind).len()
@@ -74,6 +91,14 @@ pub(crate) fn insert_versions_sql(rows: usize) -> String {
     format!(
         "INSERT INTO ds_history (kind, key, revision, op, at, actor, body) VALUES {}",
         vec!["(?, ?, ?, ?, ?, ?, ?)"; rows].join(", ")
+    )
+}
+
+/// Inserts the rows of `unnest` (see [`insert_unnest_sql`]) as versions;
+/// columns as [`insert_versions_sql`]'s parameters.
+pub(crate) fn insert_versions_unnest_sql(unnest: &str) -> String {
+    format!(
+        "INSERT INTO ds_history (kind, key, revision, op, at, actor, body) SELECT * FROM {unnest}"
     )
 }
 

@@ -23,8 +23,8 @@ use datastore_core::{
     Change, Committed, Compaction, Error, Mutation, Result, Retention, StoreName, commit_time,
 };
 
-use crate::apply::{actor_value, op_name};
-use crate::driver::{Dialect, Pools, Tx, Value, db_error};
+use crate::apply::{ROWS_PER_UNNEST, UNNEST_FROM, actor_value, op_name};
+use crate::driver::{Columns, Dialect, Pools, Tx, Value, db_error};
 use crate::engine::micros;
 use crate::follow::Published;
 
@@ -247,6 +247,10 @@ impl Writer {
         changes: &[Change],
         then: Option<(&str, [Value; 3])>,
     ) -> Result<()> {
+        // PostgreSQL (`then` is its): many rows as one array a column.
+        if then.is_some() && changes.len() >= UNNEST_FROM {
+            return Self::insert_changes_unnest(tx, changes, then).await;
+        }
         let chunks: Vec<&[Change]> = changes.chunks(FEED_ROWS_PER_INSERT).collect();
         let last = chunks.len().saturating_sub(1);
         if let (true, Some((finish, finish_args))) = (chunks.is_empty(), &then) {
@@ -266,21 +270,44 @@ impl Writer {
             };
             let mut args = Vec::with_capacity(chunk.len() * 8);
             for c in chunk {
-                args.extend([
-                    Value::Int(c.seq as i64),
-                    Value::Text(c.kind.as_str().into()),
-                    Value::Text(c.id.clone()),
-                    Value::Text(op_name(c.op).into()),
-                    Value::Int(c.revision.get() as i64),
-                    Value::Int(micros(c.at)),
-                    c.parent.clone().map_or(Value::NullText, Value::Text),
-                    actor_value(c.actor.as_ref()),
-                ]);
+                args.extend(feed_row(c));
             }
             if let (Some((_, finish_args)), true) = (&then, i == last) {
                 args.extend(finish_args.iter().cloned());
             }
             tx.execute(&sql, &args)
+                .await
+                .map_err(|e| db_error(StoreName::Changes, &chunk[0].id, e))?;
+        }
+        Ok(())
+    }
+
+    /// The group's feed rows on PostgreSQL, [`ROWS_PER_UNNEST`] a statement
+    /// as arrays, the last joined with `then` as [`Self::insert_changes`]
+    /// does.
+    async fn insert_changes_unnest(
+        tx: &mut Tx,
+        changes: &[Change],
+        then: Option<(&str, [Value; 3])>,
+    ) -> Result<()> {
+        let chunks: Vec<&[Change]> = changes.chunks(ROWS_PER_UNNEST).collect();
+        let last = chunks.len() - 1;
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            let mut columns = Columns::shaped_like(&feed_row(&chunk[0]), chunk.len());
+            for c in chunk {
+                columns.push(feed_row(c));
+            }
+            let insert = format!(
+                "INSERT INTO ds_changes (seq, kind, key, op, revision, at, parent, actor) SELECT * FROM {}",
+                columns.unnest()
+            );
+            let (sql, tail) = match &then {
+                Some((finish, args)) if i == last => {
+                    (format!("WITH feed AS ({insert}), {finish}"), &args[..])
+                }
+                _ => (insert, &[][..]),
+            };
+            tx.fetch_columns(&sql, &columns, tail)
                 .await
                 .map_err(|e| db_error(StoreName::Changes, &chunk[0].id, e))?;
         }
@@ -442,4 +469,18 @@ impl Writer {
             .await
             .map_err(|e| db_error(StoreName::Datastore, &self.shown_url, e))
     }
+}
+
+/// A feed row's values: seq, kind, key, op, revision, at, parent, actor.
+fn feed_row(c: &Change) -> [Value; 8] {
+    [
+        Value::Int(c.seq as i64),
+        Value::Text(c.kind.as_str().into()),
+        Value::Text(c.id.clone()),
+        Value::Text(op_name(c.op).into()),
+        Value::Int(c.revision.get() as i64),
+        Value::Int(micros(c.at)),
+        c.parent.clone().map_or(Value::NullText, Value::Text),
+        actor_value(c.actor.as_ref()),
+    ]
 }

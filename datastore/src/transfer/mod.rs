@@ -29,8 +29,9 @@ pub use check::{Checked, check};
 pub const PAGE_SIZE: usize = datastore_core::MAX_PAGE_LIMIT as usize;
 
 /// How many records one atomic batch write holds: large enough that a
-/// backend's bulk path (multi-row statements, one `WriteBatch`) and one
-/// sync carry thousands of records, small enough to keep memory flat.
+/// backend's bulk path (multi-row statements, `UNNEST` arrays, one
+/// `WriteBatch`) and one sync carry thousands of records, small enough to
+/// keep memory flat.
 pub const BATCH_SIZE: usize = 5_000;
 
 /// One exported record: a record of an editable kind, or a log entry.
