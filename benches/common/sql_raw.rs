@@ -1,8 +1,11 @@
 //! The raw SQL bulk load the SQL bulk benches measure the facade against:
 //! per batch one transaction that takes the store's lock and head, encodes
 //! each profile, inserts the rows with their index columns, one history
-//! version and one feed row per record in multi-row `INSERT`s, and stores
-//! the new head. Included by path (`#[path]`) from the bulk benches.
+//! version and one feed row per record (SQLite: multi-row `INSERT`s of
+//! 1,000 rows; PostgreSQL: one `INSERT ... SELECT FROM UNNEST` of one array
+//! a column per table, or multi-row `INSERT`s with `BULK_PG_VALUES` set),
+//! and stores the new head. Included by path (`#[path]`) from the bulk
+//! benches.
 
 #![allow(dead_code)]
 
@@ -157,6 +160,7 @@ pub async fn timed_load(
     let record_cols = "key, revision, stored_created, stored_updated, body, username, created";
     let feed_cols = "seq, kind, key, op, revision, at, parent";
     let history_cols = "kind, key, revision, op, at, actor, body";
+    let unnest = std::env::var("BULK_PG_VALUES").is_err();
     let start = Instant::now();
     let mut head: i64 = 0;
     loop {
@@ -200,11 +204,16 @@ pub async fn timed_load(
             ]);
         }
         let mut statements: Vec<(String, Vec<Val>)> = Vec::new();
+        let mut arrays: Vec<(String, Vec<Column>)> = Vec::new();
         for (table, cols, rows) in [
             ("ds_profiles", record_cols, rows),
             ("ds_history", history_cols, history),
             ("ds_changes", feed_cols, feed),
         ] {
+            if postgres && unnest {
+                arrays.push((unnest_insert(table, cols), columns_of(rows)));
+                continue;
+            }
             for chunk in drain_chunks(rows, ROWS_PER_INSERT) {
                 let sql = multi_insert(postgres, table, cols, 7, chunk.len() / 7);
                 statements.push((sql, chunk));
@@ -241,6 +250,16 @@ pub async fn timed_load(
                 .execute(&mut *tx)
                 .await
                 .unwrap();
+            for (sql, columns) in arrays {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for c in columns {
+                    q = match c {
+                        Column::Ints(v) => q.bind(v),
+                        Column::Texts(v) => q.bind(v),
+                    };
+                }
+                q.execute(&mut *tx).await.unwrap();
+            }
             write_batch!(tx);
         }
     }
@@ -261,4 +280,70 @@ fn drain_chunks(rows: Vec<[Val; 7]>, per: usize) -> Vec<Vec<Val>> {
         out.push(cur);
     }
     out
+}
+
+/// One column of a batch, bound as one PostgreSQL array.
+enum Column {
+    Ints(Vec<Option<i64>>),
+    Texts(Vec<Option<String>>),
+}
+
+/// Rows of 7 values as 7 columns.
+fn columns_of(rows: Vec<[Val; 7]>) -> Vec<Column> {
+    let mut columns: Vec<Column> = match rows.first() {
+        Some(first) => first
+            .iter()
+            .map(|v| match v {
+                Val::Int(_) => Column::Ints(Vec::with_capacity(rows.len())),
+                _ => Column::Texts(Vec::with_capacity(rows.len())),
+            })
+            .collect(),
+        None => return Vec::new(),
+    };
+    for row in rows {
+        for (column, v) in columns.iter_mut().zip(row) {
+            match (column, v) {
+                (Column::Ints(c), Val::Int(i)) => c.push(Some(i)),
+                (Column::Texts(c), Val::Text(s)) => c.push(Some(s)),
+                (Column::Texts(c), Val::Null) => c.push(None),
+                _ => unreachable!("a column holds one type"),
+            }
+        }
+    }
+    columns
+}
+
+/// `INSERT INTO table (cols) SELECT ... FROM UNNEST($1::type[], ...)`: a
+/// whole batch in one statement of one array a column, PostgreSQL's bulk
+/// insert short of `COPY`.
+fn unnest_insert(table: &str, cols: &str) -> String {
+    let names: Vec<&str> = cols.split(", ").collect();
+    let types: Vec<String> = names
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let ty = match *c {
+                "revision" | "stored_created" | "stored_updated" | "created" | "seq" | "at" => {
+                    "int8"
+                }
+                _ => "text",
+            };
+            format!("${}::{ty}[]", i + 1)
+        })
+        .collect();
+    let select: Vec<String> = names
+        .iter()
+        .map(|c| {
+            if *c == "body" && table == "ds_profiles" {
+                "body::jsonb".to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect();
+    format!(
+        "INSERT INTO {table} ({cols}) SELECT {} FROM UNNEST({}) AS u({cols})",
+        select.join(", "),
+        types.join(", ")
+    )
 }

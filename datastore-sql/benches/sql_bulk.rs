@@ -7,6 +7,8 @@
 //! BULK_RECORDS=1000000 BULK_BATCH=5000 BULK_ROUNDS=3 cargo bench -p datastore-sql --bench sql_bulk
 //! # one backend:
 //! BULK_BACKENDS=sqlite cargo bench -p datastore-sql --bench sql_bulk
+//! # the PostgreSQL raw side with multi-row INSERTs instead of UNNEST:
+//! BULK_PG_VALUES=1 cargo bench -p datastore-sql --bench sql_bulk
 //! ```
 //!
 //! Each round loads `BULK_RECORDS` new profiles of about 300 bytes of JSON
@@ -14,10 +16,11 @@
 //! (`Datastore::apply` of a batch of `MustNotExist` puts: what `import` and
 //! `copy` write) and once by hand (the raw side): per batch one
 //! transaction that takes the store's lock and head, validates and encodes
-//! each profile, inserts the rows with their index columns in multi-row
-//! `INSERT`s, inserts one history version (the record's body again: every
-//! editable kind keeps history by default) and one feed row per record the
-//! same way, and stores the new head. Rounds alternate facade and raw so a busy machine slows both
+//! each profile, inserts the rows with their index columns, one history
+//! version (the record's body again: every editable kind keeps history by
+//! default) and one feed row per record (multi-row `INSERT`s on SQLite,
+//! `UNNEST` arrays on PostgreSQL, see `benches/common/sql_raw.rs`), and
+//! stores the new head. Rounds alternate facade and raw so a busy machine slows both
 //! alike; the table gives the median of each and their ratio.
 
 use std::time::Duration;
