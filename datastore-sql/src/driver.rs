@@ -43,9 +43,11 @@ impl Column {
     }
 }
 
-/// Rows of equal width, held column by column (see [`Column`]).
+/// Rows of equal width, held column by column (see [`Column`]). A value
+/// of another type than its column's is not bound: the statement is
+/// refused instead (see [`Tx::fetch_columns`]).
 #[derive(Debug, Default)]
-pub(crate) struct Columns(Vec<Column>);
+pub(crate) struct Columns(Vec<Column>, Option<String>);
 
 impl Columns {
     /// Columns for rows shaped like `first` (each value's type decides its
@@ -59,19 +61,28 @@ impl Columns {
                     Value::Text(_) | Value::NullText => Column::Texts(Vec::with_capacity(rows)),
                 })
                 .collect(),
+            None,
         )
     }
 
-    /// Appends a row; its values must have the first row's types.
+    /// Appends a row; a value not of its column's type is remembered as
+    /// the columns' error.
     pub(crate) fn push(&mut self, row: impl IntoIterator<Item = Value>) {
-        for (column, value) in self.0.iter_mut().zip(row) {
+        for (i, (column, value)) in self.0.iter_mut().zip(row).enumerate() {
             match (column, value) {
                 (Column::Ints(c), Value::Int(v)) => c.push(Some(v)),
                 (Column::Ints(c), Value::NullInt) => c.push(None),
                 (Column::Texts(c), Value::Text(v)) => c.push(Some(v)),
                 (Column::Texts(c), Value::NullText) => c.push(None),
-                (column, value) => {
-                    unreachable!("a {} column given {value:?}", column.pg_type())
+                // Named by position and type only: a value may be a body.
+                (column, _) => {
+                    self.1.get_or_insert_with(|| {
+                        format!(
+                            "column {} is {} but a row gave another type",
+                            i + 1,
+                            column.pg_type()
+                        )
+                    });
                 }
             }
         }
@@ -415,6 +426,9 @@ impl Tx {
                 "array parameters are PostgreSQL's".into(),
             ));
         };
+        if let Some(mismatch) = &columns.1 {
+            return Err(sqlx::Error::InvalidArgument(mismatch.clone()));
+        }
         let mut q = sqlx::query(AssertSqlSafe(Dialect::Postgres.sql(sql)));
         for c in &columns.0 {
             q = match c {
@@ -501,5 +515,46 @@ pub(crate) fn db_error(store: StoreName, key: impl Into<String>, e: sqlx::Error)
             key,
             source: Box::new(e) as BoxError,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_hold_rows_and_refuse_a_value_of_another_type_without_showing_it() {
+        let first = [Value::Int(1), Value::Text("a".into()), Value::NullText];
+        let mut columns = Columns::shaped_like(&first, 2);
+        columns.push(first.clone());
+        columns.push([
+            Value::NullInt,
+            Value::Text("b".into()),
+            Value::Text("c".into()),
+        ]);
+        assert_eq!(
+            columns.row(1),
+            vec![
+                Value::NullInt,
+                Value::Text("b".into()),
+                Value::Text("c".into())
+            ]
+        );
+        assert_eq!(
+            columns.unnest(),
+            "UNNEST(CAST(? AS int8[]), CAST(? AS text[]), CAST(? AS text[]))"
+        );
+        assert!(columns.1.is_none());
+        columns.push([
+            Value::Text("secret body".into()),
+            Value::Text("d".into()),
+            Value::NullText,
+        ]);
+        let refused = columns
+            .1
+            .as_deref()
+            .expect("a text in an int8 column is refused");
+        assert!(refused.contains("column 1 is int8[]"), "{refused}");
+        assert!(!refused.contains("secret"), "{refused}");
     }
 }
