@@ -361,6 +361,25 @@ pub trait Engine: Send + Sync + 'static {
         None
     }
 
+    /// The records of [`Engine::get`], each handed to `read` with its
+    /// key's position in `keys`, borrowed from the engine instead of
+    /// copied out into a [`StoredRecord`]; a missing key is not handed.
+    /// The default runs `get` and lends each record. An error from `read`
+    /// stops the reads and is returned as is.
+    async fn get_each(
+        &self,
+        kind: Kind,
+        keys: &[String],
+        read: &mut (dyn for<'r> FnMut(usize, StoredRef<'r>) -> Result<()> + Send),
+    ) -> Result<()> {
+        for (at, record) in self.get(kind, keys).await?.into_iter().enumerate() {
+            if let Some(record) = record {
+                read(at, record.as_ref())?;
+            }
+        }
+        Ok(())
+    }
+
     /// The records of a range of an index (or the key order).
     async fn scan(&self, kind: Kind, scan: &Scan) -> Result<Vec<StoredRecord>>;
 

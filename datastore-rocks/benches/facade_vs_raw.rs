@@ -72,15 +72,15 @@ fn raw_get(db: &DB, id: &str) -> Versioned<Run> {
     decode(&bytes)
 }
 
-/// Raw get-many: one `multi_get` of the records and their decodes, in
-/// the ids' order.
+/// Raw get-many: one batched `multi_get` of the records (pinned, as the
+/// engine reads them) and their decodes, in the ids' order.
 fn raw_get_many(db: &DB, ids: &[RunId]) -> Vec<Option<Versioned<Run>>> {
     let cf = db.cf_handle(layout::RECORDS).unwrap();
     let keys: Vec<Vec<u8>> = ids
         .iter()
         .map(|id| layout::record_key(Kind::Run, id.as_str()))
         .collect();
-    db.multi_get_cf(keys.iter().map(|k| (cf, k.as_slice())))
+    db.batched_multi_get_cf(&cf, &keys, false)
         .into_iter()
         .map(|v| v.unwrap().map(|bytes| decode(&bytes)))
         .collect()
@@ -147,7 +147,8 @@ fn raw_log_append(db: &DB, seq: u64, log: &LogId, len: u64, op: LogOp) {
     write(db, batch, seq, false);
 }
 
-/// Raw page: scan the (workflow, number) index backwards, multi-get, decode.
+/// Raw page: scan the (workflow, number) index backwards, one batched
+/// multi-get (pinned), decode.
 fn raw_page(db: &DB, workflow: &str, limit: usize) -> Vec<Versioned<Run>> {
     let mut base = layout::index_base(Kind::Run, "workflow_number", false);
     base.extend_from_slice(&encode_values(&[IndexValue::str(workflow)]));
@@ -165,7 +166,7 @@ fn raw_page(db: &DB, workflow: &str, limit: usize) -> Vec<Versioned<Run>> {
         it.prev();
     }
     let records = db.cf_handle(layout::RECORDS).unwrap();
-    db.multi_get_cf(keys.iter().map(|k| (records, k.as_slice())))
+    db.batched_multi_get_cf(&records, &keys, false)
         .into_iter()
         .map(|v| decode(&v.unwrap().unwrap()))
         .collect()

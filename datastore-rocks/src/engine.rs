@@ -326,6 +326,87 @@ impl RocksEngine {
         })
     }
 
+    /// The records of a scan, in order, each handed to `f` as its raw key
+    /// and its value where RocksDB holds them (the iterator's block, or a
+    /// pinned value of the index scan's one batched read), read from one
+    /// snapshot. An error from `f` stops the scan and is returned.
+    fn scan_raw(&self, kind: Kind, scan: &Scan, f: &mut RawRead<'_>) -> Result<()> {
+        self.inner.check_open()?;
+        let snapshot = self.inner.db.snapshot();
+        let records = self.inner.cf(layout::RECORDS);
+        let store = kind.store();
+        let mut failure = None;
+        match scan.index {
+            None => {
+                let after = scan.after.as_ref().map(|p| layout::record_key(kind, &p.id));
+                let (lo, hi) = scan_bounds(
+                    layout::records_start(kind),
+                    layout::records_end(kind),
+                    after,
+                    scan.direction,
+                );
+                let mut ro = Inner::read_opts(&snapshot);
+                ro.set_iterate_lower_bound(lo);
+                ro.set_iterate_upper_bound(hi);
+                collect(
+                    self.inner.db.raw_iterator_cf_opt(records, ro),
+                    scan.direction,
+                    scan.limit,
+                    |k, v| {
+                        if failure.is_none() {
+                            failure = f(k, v).err();
+                        }
+                        failure.is_none()
+                    },
+                )
+                .map_err(|e| db_error(store, "", e))?;
+            }
+            Some(index) => {
+                let mut base = layout::index_base(kind, index, false);
+                base.extend_from_slice(&encode_values(&scan.prefix));
+                let end = prefix_end(&base);
+                let after = scan
+                    .after
+                    .as_ref()
+                    .map(|p| layout::index_key(kind, index, &p.values, &p.id));
+                let (lo, hi) = scan_bounds(base, end, after, scan.direction);
+                let mut ro = Inner::read_opts(&snapshot);
+                ro.set_iterate_lower_bound(lo);
+                ro.set_iterate_upper_bound(hi);
+                let mut keys = Vec::new();
+                collect(
+                    self.inner
+                        .db
+                        .raw_iterator_cf_opt(self.inner.cf(layout::INDEXES), ro),
+                    scan.direction,
+                    scan.limit,
+                    |_, v| {
+                        keys.push(layout::record_key(kind, &String::from_utf8_lossy(v)));
+                        true
+                    },
+                )
+                .map_err(|e| db_error(store, "", e))?;
+                let values = self.inner.db.batched_multi_get_cf_opt(
+                    records,
+                    &keys,
+                    false,
+                    &Inner::read_opts(&snapshot),
+                );
+                for (k, v) in keys.iter().zip(values) {
+                    let v = v.map_err(|e| db_error(store, String::from_utf8_lossy(&k[1..]), e))?;
+                    let v = v.ok_or_else(|| {
+                        corrupt(kind, k, format!("index {index} names a missing record"))
+                    })?;
+                    f(k, &v)?;
+                }
+            }
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
     /// The writer's queue; `Unsupported` on a database opened read-only.
     fn queue(&self) -> Result<&CommitQueue> {
         self.queue.as_ref().ok_or_else(|| Error::Unsupported {
@@ -370,6 +451,28 @@ impl Inner {
         let mut ro = ReadOptions::default();
         ro.set_snapshot(snapshot);
         ro
+    }
+
+    /// Hands a stored record to `read`, borrowed from `value` (RocksDB's
+    /// pinned block or iterator), nothing copied out.
+    fn lend(
+        kind: Kind,
+        key: &str,
+        raw_key: &[u8],
+        value: &[u8],
+        read: impl FnOnce(StoredRef<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let (header, body) =
+            Envelope::decode_read(value).map_err(|reason| corrupt(kind, raw_key, reason))?;
+        let actor = parse_actor(kind, raw_key, header.actor)?;
+        read(StoredRef {
+            key,
+            body,
+            revision: header.revision,
+            created: header.created,
+            updated: header.updated,
+            actor: actor.as_ref(),
+        })
     }
 
     fn decode_record(kind: Kind, raw_key: &[u8], value: &[u8]) -> Result<StoredRecord> {
@@ -502,7 +605,7 @@ fn collect<'a>(
     mut it: DBRawIteratorWithThreadMode<'a, DB>,
     direction: Direction,
     limit: usize,
-    mut f: impl FnMut(&[u8], &[u8]),
+    mut f: impl FnMut(&[u8], &[u8]) -> bool,
 ) -> std::result::Result<(), rocksdb::Error> {
     match direction {
         Direction::Asc => it.seek_to_first(),
@@ -510,7 +613,9 @@ fn collect<'a>(
     }
     let mut n = 0;
     while it.valid() && n < limit {
-        f(it.key().unwrap_or_default(), it.value().unwrap_or_default());
+        if !f(it.key().unwrap_or_default(), it.value().unwrap_or_default()) {
+            break;
+        }
         n += 1;
         match direction {
             Direction::Asc => it.next(),
@@ -520,38 +625,21 @@ fn collect<'a>(
     it.status()
 }
 
+/// What [`RocksEngine::scan_raw`] hands each record to: its raw key and
+/// its value.
+type RawRead<'a> = dyn FnMut(&[u8], &[u8]) -> Result<()> + 'a;
+
 #[async_trait]
 impl Engine for RocksEngine {
     async fn get(&self, kind: Kind, keys: &[String]) -> Result<Vec<Option<StoredRecord>>> {
-        self.inner.check_open()?;
-        let cf = self.inner.cf(layout::RECORDS);
-        if let [key] = keys {
-            let raw = layout::record_key(kind, key);
-            let value = self
-                .inner
-                .db
-                .get_pinned_cf(cf, &raw)
-                .map_err(|e| db_error(kind.store(), key.clone(), e))?;
-            return Ok(vec![
-                value
-                    .map(|v| Inner::decode_record(kind, &raw, &v))
-                    .transpose()?,
-            ]);
-        }
-        let raw: Vec<Vec<u8>> = keys.iter().map(|k| layout::record_key(kind, k)).collect();
-        let values = self
-            .inner
-            .db
-            .multi_get_cf(raw.iter().map(|k| (cf, k.as_slice())));
-        raw.iter()
-            .zip(values)
-            .map(|(k, v)| {
-                match v.map_err(|e| db_error(kind.store(), String::from_utf8_lossy(&k[1..]), e))? {
-                    Some(bytes) => Inner::decode_record(kind, k, &bytes).map(Some),
-                    None => Ok(None),
-                }
-            })
-            .collect()
+        let mut found: Vec<Option<StoredRecord>> =
+            std::iter::repeat_with(|| None).take(keys.len()).collect();
+        self.get_each(kind, keys, &mut |at, stored| {
+            found[at] = Some(stored.to_record());
+            Ok(())
+        })
+        .await?;
+        Ok(found)
     }
 
     fn get_now(
@@ -572,95 +660,60 @@ impl Engine for RocksEngine {
             else {
                 return Ok(false);
             };
-            let (header, body) =
-                Envelope::decode_read(&value).map_err(|reason| corrupt(kind, &raw, reason))?;
-            let actor = parse_actor(kind, &raw, header.actor)?;
-            read(StoredRef {
-                key,
-                body,
-                revision: header.revision,
-                created: header.created,
-                updated: header.updated,
-                actor: actor.as_ref(),
-            })?;
+            Inner::lend(kind, key, &raw, &value, &mut *read)?;
             Ok(true)
         };
         Some(get())
     }
 
-    async fn scan(&self, kind: Kind, scan: &Scan) -> Result<Vec<StoredRecord>> {
+    async fn get_each(
+        &self,
+        kind: Kind,
+        keys: &[String],
+        read: &mut (dyn for<'r> FnMut(usize, StoredRef<'r>) -> Result<()> + Send),
+    ) -> Result<()> {
         self.inner.check_open()?;
-        let snapshot = self.inner.db.snapshot();
-        let records = self.inner.cf(layout::RECORDS);
-        let store = kind.store();
-        match scan.index {
-            None => {
-                let after = scan.after.as_ref().map(|p| layout::record_key(kind, &p.id));
-                let (lo, hi) = scan_bounds(
-                    layout::records_start(kind),
-                    layout::records_end(kind),
-                    after,
-                    scan.direction,
-                );
-                let mut ro = Inner::read_opts(&snapshot);
-                ro.set_iterate_lower_bound(lo);
-                ro.set_iterate_upper_bound(hi);
-                let mut out = Vec::new();
-                let mut failure = None;
-                collect(
-                    self.inner.db.raw_iterator_cf_opt(records, ro),
-                    scan.direction,
-                    scan.limit,
-                    |k, v| match Inner::decode_record(kind, k, v) {
-                        Ok(r) => out.push(r),
-                        Err(e) => failure = failure.take().or(Some(e)),
-                    },
-                )
-                .map_err(|e| db_error(store, "", e))?;
-                match failure {
-                    Some(e) => Err(e),
-                    None => Ok(out),
-                }
-            }
-            Some(index) => {
-                let mut base = layout::index_base(kind, index, false);
-                base.extend_from_slice(&encode_values(&scan.prefix));
-                let end = prefix_end(&base);
-                let after = scan
-                    .after
-                    .as_ref()
-                    .map(|p| layout::index_key(kind, index, &p.values, &p.id));
-                let (lo, hi) = scan_bounds(base, end, after, scan.direction);
-                let mut ro = Inner::read_opts(&snapshot);
-                ro.set_iterate_lower_bound(lo);
-                ro.set_iterate_upper_bound(hi);
-                let mut keys = Vec::new();
-                collect(
-                    self.inner
-                        .db
-                        .raw_iterator_cf_opt(self.inner.cf(layout::INDEXES), ro),
-                    scan.direction,
-                    scan.limit,
-                    |_, v| {
-                        keys.push(layout::record_key(kind, &String::from_utf8_lossy(v)));
-                    },
-                )
-                .map_err(|e| db_error(store, "", e))?;
-                let values = self.inner.db.multi_get_cf_opt(
-                    keys.iter().map(|k| (records, k.as_slice())),
-                    &Inner::read_opts(&snapshot),
-                );
-                let mut out = Vec::with_capacity(keys.len());
-                for (k, v) in keys.iter().zip(values) {
-                    let v = v.map_err(|e| db_error(store, String::from_utf8_lossy(&k[1..]), e))?;
-                    let v = v.ok_or_else(|| {
-                        corrupt(kind, k, format!("index {index} names a missing record"))
-                    })?;
-                    out.push(Inner::decode_record(kind, k, &v)?);
-                }
-                Ok(out)
+        if let [key] = keys {
+            self.get_now(kind, key, &mut |stored| read(0, stored))
+                .unwrap_or(Ok(false))?;
+            return Ok(());
+        }
+        // One batched read of pinned values, each decoded where RocksDB
+        // holds it.
+        let raw: Vec<Vec<u8>> = keys.iter().map(|k| layout::record_key(kind, k)).collect();
+        let values =
+            self.inner
+                .db
+                .batched_multi_get_cf(self.inner.cf(layout::RECORDS), &raw, false);
+        for (at, value) in values.into_iter().enumerate() {
+            let value = value.map_err(|e| db_error(kind.store(), keys[at].as_str(), e))?;
+            if let Some(value) = value {
+                Inner::lend(kind, &keys[at], &raw[at], &value, |stored| read(at, stored))?;
             }
         }
+        Ok(())
+    }
+
+    async fn scan(&self, kind: Kind, scan: &Scan) -> Result<Vec<StoredRecord>> {
+        let mut out = Vec::new();
+        self.scan_raw(kind, scan, &mut |raw_key, value| {
+            out.push(Inner::decode_record(kind, raw_key, value)?);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    async fn scan_each(
+        &self,
+        kind: Kind,
+        scan: &Scan,
+        read: &mut (dyn for<'r> FnMut(StoredRef<'r>) -> Result<()> + Send),
+    ) -> Result<()> {
+        self.scan_raw(kind, scan, &mut |raw_key, value| {
+            let key = std::str::from_utf8(&raw_key[1..])
+                .map_err(|_| corrupt(kind, raw_key, "a key that is not UTF-8"))?;
+            Inner::lend(kind, key, raw_key, value, &mut *read)
+        })
     }
 
     async fn count(&self, kind: Kind, index: &'static str, prefix: &[IndexValue]) -> Result<u64> {

@@ -352,9 +352,25 @@ async fn head_of(pools: &Pools, shown: &str) -> Result<u64> {
 #[async_trait]
 impl Engine for SqlEngine {
     async fn get(&self, kind: Kind, keys: &[String]) -> Result<Vec<Option<StoredRecord>>> {
+        let mut found: Vec<Option<StoredRecord>> =
+            std::iter::repeat_with(|| None).take(keys.len()).collect();
+        self.get_each(kind, keys, &mut |at, stored| {
+            found[at] = Some(stored.to_record());
+            Ok(())
+        })
+        .await?;
+        Ok(found)
+    }
+
+    async fn get_each(
+        &self,
+        kind: Kind,
+        keys: &[String],
+        read: &mut (dyn for<'r> FnMut(usize, StoredRef<'r>) -> Result<()> + Send),
+    ) -> Result<()> {
         self.check_open()?;
         if keys.is_empty() {
-            return Ok(Vec::new());
+            return Ok(());
         }
         let marks = vec!["?"; keys.len()].join(", ");
         let sql = format!(
@@ -368,12 +384,24 @@ impl Engine for SqlEngine {
             .fetch_all(&sql, &args)
             .await
             .map_err(|e| db_error(kind.store(), keys[0].clone(), e))?;
-        let mut found = std::collections::HashMap::with_capacity(rows.len());
-        for row in &rows {
-            let r = Self::record(kind, row)?;
-            found.insert(r.key.clone(), r);
+        // Lent from the driver's rows, in the keys' order (a key asked
+        // twice is handed twice).
+        if let [_] = keys {
+            for row in &rows {
+                Self::lend(kind, row, |stored| read(0, stored))?;
+            }
+            return Ok(());
         }
-        Ok(keys.iter().map(|k| found.remove(k)).collect())
+        let mut by_key = std::collections::HashMap::with_capacity(rows.len());
+        for row in &rows {
+            by_key.insert(row.str(0).map_err(|e| db_error(kind.store(), "", e))?, row);
+        }
+        for (at, key) in keys.iter().enumerate() {
+            if let Some(row) = by_key.get(key.as_str()) {
+                Self::lend(kind, row, |stored| read(at, stored))?;
+            }
+        }
+        Ok(())
     }
 
     async fn scan(&self, kind: Kind, scan: &Scan) -> Result<Vec<StoredRecord>> {

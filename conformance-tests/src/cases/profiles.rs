@@ -227,7 +227,8 @@ pub async fn update_advances_revision_keeps_created(ds: Arc<dyn Datastore>) {
     assert_eq!(got.created, v1.created);
 }
 
-/// get_many answers in the order asked, None for missing ids.
+/// get_many answers in the order asked, None for missing ids, an id asked
+/// twice in both places.
 pub async fn get_many_keeps_order(ds: Arc<dyn Datastore>) {
     let a = profile(&ds, "a").await;
     let b = profile(&ds, "b").await;
@@ -237,13 +238,17 @@ pub async fn get_many_keeps_order(ds: Arc<dyn Datastore>) {
             b.value.id.clone(),
             ProfileId::new("missing"),
             a.value.id.clone(),
+            b.value.id.clone(),
         ])
         .await
         .unwrap();
-    assert_eq!(got.len(), 3);
+    assert_eq!(got.len(), 4);
     assert_eq!(got[0].as_ref().unwrap().value, b.value);
     assert!(got[1].is_none());
     assert_eq!(got[2].as_ref().unwrap().value, a.value);
+    // An id asked twice is answered twice.
+    assert_eq!(got[3].as_ref().unwrap().value, b.value);
+    assert_eq!(got[3].as_ref().unwrap().revision, b.revision);
     assert!(ds.profiles().get_many(&[]).await.unwrap().is_empty());
 }
 

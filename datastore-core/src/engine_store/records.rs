@@ -258,16 +258,15 @@ impl<E: Engine> EngineStore<E> {
                 return found.ok_or_else(|| Error::not_found(R::KIND.store(), key));
             }
         }
-        match self
-            .engine
-            .get(R::KIND, std::slice::from_ref(&key))
-            .await?
-            .pop()
-            .flatten()
-        {
-            Some(stored) => Self::decode(stored),
-            None => Err(Error::not_found(R::KIND.store(), key)),
-        }
+        // A server's row is decoded where the driver holds it.
+        let mut found = None;
+        self.engine
+            .get_each(R::KIND, std::slice::from_ref(&key), &mut |_, stored| {
+                found = Some(Self::decode_ref::<R>(stored)?);
+                Ok(())
+            })
+            .await?;
+        found.ok_or_else(|| Error::not_found(R::KIND.store(), key))
     }
 
     pub(super) async fn get_many_records<R: Record>(
@@ -286,12 +285,16 @@ impl<E: Engine> EngineStore<E> {
             .iter()
             .map(Self::check_id::<R>)
             .collect::<Result<Vec<_>>>()?;
+        // Decoded as the engine lends them, each into its id's place.
+        let mut found: Vec<Option<Versioned<R>>> =
+            std::iter::repeat_with(|| None).take(keys.len()).collect();
         self.engine
-            .get(R::KIND, &keys)
-            .await?
-            .into_iter()
-            .map(|s| s.map(Self::decode).transpose())
-            .collect()
+            .get_each(R::KIND, &keys, &mut |at, stored| {
+                found[at] = Some(Self::decode_ref(stored)?);
+                Ok(())
+            })
+            .await?;
+        Ok(found)
     }
 
     pub(super) async fn delete_record<R: Record>(
