@@ -364,7 +364,8 @@ pub trait Engine: Send + Sync + 'static {
     /// The records of [`Engine::get`], each handed to `read` with its
     /// key's position in `keys`, borrowed from the engine instead of
     /// copied out into a [`StoredRecord`]; a missing key is not handed.
-    /// The default runs `get` and lends each record. An error from `read`
+    /// The default reads a lone key with [`Engine::get_now`] where the
+    /// engine has it, else runs `get` and lends each record. An error from `read`
     /// stops the reads and is returned as is.
     async fn get_each(
         &self,
@@ -372,12 +373,42 @@ pub trait Engine: Send + Sync + 'static {
         keys: &[String],
         read: &mut (dyn for<'r> FnMut(usize, StoredRef<'r>) -> Result<()> + Send),
     ) -> Result<()> {
+        if let [key] = keys
+            && let Some(found) = self.get_now(kind, key, &mut |stored| read(0, stored))
+        {
+            return found.map(|_| ());
+        }
         for (at, record) in self.get(kind, keys).await?.into_iter().enumerate() {
             if let Some(record) = record {
                 read(at, record.as_ref())?;
             }
         }
         Ok(())
+    }
+
+    /// A record, lent to `read` if it is there, and a counter's value,
+    /// read together (a run create reads its workflow and the workflow's
+    /// run count): one statement where a server engine can, one round
+    /// trip's wait instead of two. The default reads the record with
+    /// [`Engine::get_now`] where the engine has it, else side by side
+    /// with the counter.
+    async fn get_with_counter(
+        &self,
+        kind: Kind,
+        key: &str,
+        counter: &str,
+        read: &mut (dyn for<'r> FnMut(StoredRef<'r>) -> Result<()> + Send),
+    ) -> Result<u64> {
+        if let Some(found) = self.get_now(kind, key, &mut |stored| read(stored)) {
+            found?;
+            return self.counter(counter).await;
+        }
+        let keys = [key.to_owned()];
+        let mut lend = |_, stored: StoredRef<'_>| read(stored);
+        let (found, count) =
+            futures::join!(self.get_each(kind, &keys, &mut lend), self.counter(counter));
+        found?;
+        count
     }
 
     /// The records of a range of an index (or the key order).

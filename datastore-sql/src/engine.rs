@@ -404,6 +404,40 @@ impl Engine for SqlEngine {
         Ok(())
     }
 
+    async fn get_with_counter(
+        &self,
+        kind: Kind,
+        key: &str,
+        counter: &str,
+        read: &mut (dyn for<'r> FnMut(StoredRef<'r>) -> Result<()> + Send),
+    ) -> Result<u64> {
+        self.check_open()?;
+        // One row whether the record is there or not: its columns (NULL
+        // when it is not) and the counter's value.
+        let sql = format!(
+            "SELECT {}, (SELECT value FROM ds_counters WHERE name = ?) \
+             FROM (SELECT 1 AS one) AS one LEFT JOIN {} ON key = ?",
+            record_columns(self.dialect),
+            table(kind)
+        );
+        let args = [Value::Text(counter.into()), Value::Text(key.into())];
+        let row = self
+            .pools
+            .fetch_optional(&sql, &args)
+            .await
+            .map_err(|e| db_error(kind.store(), key, e))?
+            .ok_or_else(|| Error::Backend {
+                store: kind.store(),
+                key: key.to_string(),
+                source: "a read of a record and a counter returned no row".into(),
+            })?;
+        let bad = |e| db_error(kind.store(), key, e);
+        if row.opt_str(0).map_err(bad)?.is_some() {
+            Self::lend(kind, &row, read)?;
+        }
+        Ok(row.opt_int(6).map_err(bad)?.unwrap_or(0) as u64)
+    }
+
     async fn scan(&self, kind: Kind, scan: &Scan) -> Result<Vec<StoredRecord>> {
         let rows = self.scan_rows(kind, scan).await?;
         rows.iter().map(|r| Self::record(kind, r)).collect()

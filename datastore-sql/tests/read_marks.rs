@@ -3,8 +3,9 @@
 //! taken at its word only when the writer's lock finds the head unmoved.
 //! A write since, by this engine or by another process on the same
 //! database (a second engine here), or earlier in the same commit, makes
-//! the commit read the record again. Each case runs on a real SQLite file
-//! and a real PostgreSQL schema.
+//! the commit read the record again. The reads a run create makes before
+//! its mark is checked (a record and a counter in one statement) are here
+//! too. Each case runs on a real SQLite file and a real PostgreSQL schema.
 
 mod common;
 
@@ -201,6 +202,48 @@ async fn a_counter_seen_before_a_raise_is_not_lowered() {
         assert_eq!(a.counter("runs:wf").await.unwrap(), 7);
         a.close().await.unwrap();
         b.close().await.unwrap();
+    })
+    .await;
+}
+
+/// A run create's two reads, the workflow and its run count, made as one
+/// statement: the record is lent when it is there, and the counter is
+/// read either way (a counter with no record, a record with no counter).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_and_a_counter_are_read_together() {
+    async fn read(engine: &SqlEngine) -> (Option<(String, Vec<u8>, u64)>, u64) {
+        let mut lent = None;
+        let count = engine
+            .get_with_counter(Kind::Workflow, "wf", "runs:wf", &mut |stored| {
+                lent = Some((
+                    stored.key.to_string(),
+                    stored.body.to_vec(),
+                    stored.revision.get(),
+                ));
+                Ok(())
+            })
+            .await
+            .unwrap();
+        (lent, count)
+    }
+    on_both_databases(|a, _| async move {
+        assert_eq!(read(&a).await, (None, 0));
+        a.commit(vec![raise(3, None)]).await.unwrap();
+        assert_eq!(read(&a).await, (None, 3), "a counter with no record");
+        a.commit(vec![put(Kind::Workflow, "other")]).await.unwrap();
+        assert_eq!(read(&a).await, (None, 3), "another key is not lent");
+        let committed = a.commit(vec![put(Kind::Workflow, "wf")]).await.unwrap();
+        let (lent, count) = read(&a).await;
+        let (key, body, revision) = lent.expect("the record is lent");
+        assert_eq!(key, "wf");
+        // As a plain get reads it (PostgreSQL's JSONB spaces it its way).
+        let stored = a.get(Kind::Workflow, &["wf".to_string()]).await.unwrap();
+        assert_eq!(body, stored[0].as_ref().unwrap().body);
+        assert_eq!(revision, committed[0].revision.get());
+        assert_eq!(count, 3);
+        a.commit(vec![raise(4, None)]).await.unwrap();
+        assert_eq!(read(&a).await.1, 4);
+        a.close().await.unwrap();
     })
     .await;
 }

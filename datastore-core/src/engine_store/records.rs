@@ -29,7 +29,7 @@ impl<E: Engine> EngineStore<E> {
     }
 
     /// A record borrowed from the engine, decoded.
-    fn decode_ref<R: Record>(stored: StoredRef<'_>) -> Result<Versioned<R>> {
+    pub(super) fn decode_ref<R: Record>(stored: StoredRef<'_>) -> Result<Versioned<R>> {
         // Checked as UTF-8 once, whole, then parsed as text: parsed from
         // bytes, serde_json checks each string of the record on its own.
         let parsed = match std::str::from_utf8(stored.body) {

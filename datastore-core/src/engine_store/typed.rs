@@ -129,22 +129,30 @@ impl<E: Engine> RunStore for EngineStore<E> {
             .check("workflow_id")
             .map_err(|e| e.into_error(StoreName::Kind(Kind::Run), run.id.as_str()))?;
         // The workflow (for its owner) and its run count are read together:
-        // on a server that is one round trip's wait instead of two. The
+        // one statement on SQL (one round trip, one hop to SQLite's
+        // connection thread), side by side elsewhere. The
         // mark taken before them lets an engine that has written nothing
         // since skip reading them again to check the commit.
         let mark = self.engine.read_mark();
-        let (workflow, count) = {
-            let counter = Run::counter_name(&run.workflow_id);
-            futures::join!(
-                self.get_record::<Workflow>(&run.workflow_id),
-                self.engine.counter(&counter)
+        // Only the owner is kept: the rest of the workflow is dropped as it
+        // is decoded, not carried in the future's state across the commit.
+        let mut owner = None;
+        let count = self
+            .engine
+            .get_with_counter(
+                Kind::Workflow,
+                &run.workflow_id.key(),
+                &Run::counter_name(&run.workflow_id),
+                &mut |stored| {
+                    owner = Some(Self::decode_ref::<Workflow>(stored)?.value.owner_id);
+                    Ok(())
+                },
             )
-        };
-        // Only the owner is kept: the rest of the workflow is dropped here,
-        // not carried in the future's state across the commit.
-        run.owner_id = match workflow {
-            Ok(w) => w.value.owner_id,
-            Err(Error::NotFound { .. }) => {
+            .await;
+        run.owner_id = match owner {
+            Some(owner) => owner,
+            None => {
+                count?;
                 return Err(Error::invalid(
                     StoreName::Kind(Kind::Run),
                     run.id.as_str(),
@@ -152,7 +160,6 @@ impl<E: Engine> RunStore for EngineStore<E> {
                     format!("no workflow record with id {:?}", run.workflow_id.as_str()),
                 ));
             }
-            Err(e) => return Err(e),
         };
         if run.id.is_empty() {
             run.id = RunId::generate();
