@@ -340,6 +340,24 @@ pub struct VersionScan {
     pub limit: usize,
 }
 
+/// [`Engine::get`] answered through [`Engine::get_each`], each lent record
+/// copied out: for an engine whose `get_each` is its own read.
+pub async fn get_through_each<E: Engine + ?Sized>(
+    engine: &E,
+    kind: Kind,
+    keys: &[String],
+) -> Result<Vec<Option<StoredRecord>>> {
+    let mut found: Vec<Option<StoredRecord>> =
+        std::iter::repeat_with(|| None).take(keys.len()).collect();
+    engine
+        .get_each(kind, keys, &mut |at, stored| {
+            found[at] = Some(stored.to_record());
+            Ok(())
+        })
+        .await?;
+    Ok(found)
+}
+
 /// Storage for records, index entries, counters and the feed.
 #[async_trait]
 pub trait Engine: Send + Sync + 'static {

@@ -47,7 +47,7 @@ pub use capabilities::{Capabilities, DEFAULT_MAX_RECORD_BYTES, DEFAULT_SUBSCRIBE
 pub use engine::{
     Committed, CounterRaise, DeleteRecord, Engine, IndexEntry, Mutation, PutRecord, ReadMark,
     Requirement, Scan, StoredRecord, StoredRef, VersionScan, check_precondition, commit_time,
-    unique_violation,
+    get_through_each, unique_violation,
 };
 pub use engine_store::{EngineStore, MAX_APPEND_OPS, MAX_GET_MANY};
 pub use error::{BoxError, Error, FieldError, Result, StoreName};

@@ -632,14 +632,7 @@ type RawRead<'a> = dyn FnMut(&[u8], &[u8]) -> Result<()> + 'a;
 #[async_trait]
 impl Engine for RocksEngine {
     async fn get(&self, kind: Kind, keys: &[String]) -> Result<Vec<Option<StoredRecord>>> {
-        let mut found: Vec<Option<StoredRecord>> =
-            std::iter::repeat_with(|| None).take(keys.len()).collect();
-        self.get_each(kind, keys, &mut |at, stored| {
-            found[at] = Some(stored.to_record());
-            Ok(())
-        })
-        .await?;
-        Ok(found)
+        datastore_core::get_through_each(self, kind, keys).await
     }
 
     fn get_now(

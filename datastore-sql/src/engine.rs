@@ -352,14 +352,7 @@ async fn head_of(pools: &Pools, shown: &str) -> Result<u64> {
 #[async_trait]
 impl Engine for SqlEngine {
     async fn get(&self, kind: Kind, keys: &[String]) -> Result<Vec<Option<StoredRecord>>> {
-        let mut found: Vec<Option<StoredRecord>> =
-            std::iter::repeat_with(|| None).take(keys.len()).collect();
-        self.get_each(kind, keys, &mut |at, stored| {
-            found[at] = Some(stored.to_record());
-            Ok(())
-        })
-        .await?;
-        Ok(found)
+        datastore_core::get_through_each(self, kind, keys).await
     }
 
     async fn get_each(
