@@ -382,8 +382,7 @@ pub trait Engine: Send + Sync + 'static {
     /// The records of [`Engine::get`], each handed to `read` with its
     /// key's position in `keys`, borrowed from the engine instead of
     /// copied out into a [`StoredRecord`]; a missing key is not handed.
-    /// The default reads a lone key with [`Engine::get_now`] where the
-    /// engine has it, else runs `get` and lends each record. An error from `read`
+    /// The default runs `get` and lends each record. An error from `read`
     /// stops the reads and is returned as is.
     async fn get_each(
         &self,
@@ -391,11 +390,6 @@ pub trait Engine: Send + Sync + 'static {
         keys: &[String],
         read: &mut (dyn for<'r> FnMut(usize, StoredRef<'r>) -> Result<()> + Send),
     ) -> Result<()> {
-        if let [key] = keys
-            && let Some(found) = self.get_now(kind, key, &mut |stored| read(0, stored))
-        {
-            return found.map(|_| ());
-        }
         for (at, record) in self.get(kind, keys).await?.into_iter().enumerate() {
             if let Some(record) = record {
                 read(at, record.as_ref())?;

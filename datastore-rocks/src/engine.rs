@@ -475,19 +475,6 @@ impl Inner {
         })
     }
 
-    fn decode_record(kind: Kind, raw_key: &[u8], value: &[u8]) -> Result<StoredRecord> {
-        let (header, body) =
-            Envelope::decode_read(value).map_err(|reason| corrupt(kind, raw_key, reason))?;
-        Ok(StoredRecord {
-            actor: parse_actor(kind, raw_key, header.actor)?,
-            key: String::from_utf8_lossy(&raw_key[1..]).into_owned(),
-            body: body.to_vec(),
-            revision: header.revision,
-            created: header.created,
-            updated: header.updated,
-        })
-    }
-
     fn write_opts(&self) -> WriteOptions {
         let mut wo = WriteOptions::default();
         wo.set_sync(self.config.sync_on_commit);
@@ -689,10 +676,11 @@ impl Engine for RocksEngine {
 
     async fn scan(&self, kind: Kind, scan: &Scan) -> Result<Vec<StoredRecord>> {
         let mut out = Vec::new();
-        self.scan_raw(kind, scan, &mut |raw_key, value| {
-            out.push(Inner::decode_record(kind, raw_key, value)?);
+        self.scan_each(kind, scan, &mut |stored| {
+            out.push(stored.to_record());
             Ok(())
-        })?;
+        })
+        .await?;
         Ok(out)
     }
 

@@ -384,6 +384,14 @@ pub(crate) enum Tx {
 }
 
 impl Tx {
+    /// The database this transaction is on.
+    pub(crate) fn dialect(&self) -> Dialect {
+        match self {
+            Tx::Sqlite(_) => Dialect::Sqlite,
+            Tx::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
     pub(crate) async fn fetch_all(
         &mut self,
         sql: &str,

@@ -247,8 +247,8 @@ impl Writer {
         changes: &[Change],
         then: Option<(&str, [Value; 3])>,
     ) -> Result<()> {
-        // PostgreSQL (`then` is its): many rows as one array a column.
-        if then.is_some() && changes.len() >= UNNEST_FROM {
+        // PostgreSQL: many rows as one array a column.
+        if tx.dialect() == Dialect::Postgres && changes.len() >= UNNEST_FROM {
             return Self::insert_changes_unnest(tx, changes, then).await;
         }
         let chunks: Vec<&[Change]> = changes.chunks(FEED_ROWS_PER_INSERT).collect();
