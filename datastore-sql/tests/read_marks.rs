@@ -48,36 +48,9 @@ async fn exists(engine: &SqlEngine, kind: Kind, key: &str) -> bool {
     engine.get(kind, &[key.to_string()]).await.unwrap()[0].is_some()
 }
 
-/// Runs `case` with two engines on one fresh database (as two processes
-/// would have), first a SQLite file, then a PostgreSQL schema (skipped
-/// with a notice when no server answers and none is required).
-async fn on_both_databases<F, Fut>(case: F)
-where
-    F: Fn(SqlEngine, SqlEngine) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("data.db").display());
-    let (a, b) = (
-        SqlEngine::open(SqlConfig::new(&url)).await.unwrap(),
-        SqlEngine::open(SqlConfig::new(&url)).await.unwrap(),
-    );
-    case(a, b).await;
-    let Some(server) = common::postgres().await else {
-        return;
-    };
-    let schema = common::PgSchema::create(&server).await;
-    let (a, b) = (
-        SqlEngine::open(schema.config()).await.unwrap(),
-        SqlEngine::open(schema.config()).await.unwrap(),
-    );
-    case(a, b).await;
-    schema.drop_schema().await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_write_moves_the_mark_and_a_refused_commit_does_not() {
-    on_both_databases(|a, _| async move {
+    common::on_both_databases(|a, _| async move {
         let before = a.read_mark().expect("a writable SQL engine keeps a mark");
         a.commit(vec![put(Kind::Workflow, "wf")]).await.unwrap();
         let after = a.read_mark().unwrap();
@@ -113,7 +86,7 @@ async fn a_requirement_seen_before_a_delete_here_or_elsewhere_is_read_again() {
     // it with the head under the database's lock, which every process's
     // commit moves: a delete by this engine or by another process (the
     // second engine) makes the commit read, and refuse.
-    on_both_databases(|a, b| async move {
+    common::on_both_databases(|a, b| async move {
         for (wf, deleter) in [("wf-here", &a), ("wf-elsewhere", &b)] {
             a.commit(vec![put(Kind::Workflow, wf)]).await.unwrap();
             let seen = a.read_mark();
@@ -144,7 +117,7 @@ async fn a_requirement_seen_before_a_delete_here_or_elsewhere_is_read_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_requirement_after_a_delete_in_its_own_commit_is_read_again() {
-    on_both_databases(|a, _| async move {
+    common::on_both_databases(|a, _| async move {
         a.commit(vec![put(Kind::Workflow, "wf")]).await.unwrap();
         let seen = a.read_mark();
         let refused = a
@@ -169,7 +142,7 @@ async fn an_unmoved_mark_is_taken_at_its_word() {
     // the commit does not look again. (A caller only sends a mark with a
     // requirement it saw hold; here the word is false on purpose, to show
     // it is the word and not a read that lets the commit through.)
-    on_both_databases(|a, _| async move {
+    common::on_both_databases(|a, _| async move {
         let seen = a.read_mark();
         a.commit(vec![put(Kind::Run, "r"), require("never-written", seen)])
             .await
@@ -190,7 +163,7 @@ async fn an_unmoved_mark_is_taken_at_its_word() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_counter_seen_before_a_raise_is_not_lowered() {
-    on_both_databases(|a, b| async move {
+    common::on_both_databases(|a, b| async move {
         let seen = a.read_mark();
         assert_eq!(a.counter("runs:wf").await.unwrap(), 0);
         b.commit(vec![raise(5, None)]).await.unwrap();
@@ -226,7 +199,7 @@ async fn a_record_and_a_counter_are_read_together() {
             .unwrap();
         (lent, count)
     }
-    on_both_databases(|a, _| async move {
+    common::on_both_databases(|a, _| async move {
         assert_eq!(read(&a).await, (None, 0));
         a.commit(vec![raise(3, None)]).await.unwrap();
         assert_eq!(read(&a).await, (None, 3), "a counter with no record");

@@ -169,3 +169,30 @@ impl Fixture for PgFixture {
         }
     }
 }
+
+/// Runs `case` with two engines on one fresh database (as two processes
+/// would have), first a SQLite file, then a PostgreSQL schema (skipped
+/// with a notice when no server answers and none is required).
+pub async fn on_both_databases<F, Fut>(case: F)
+where
+    F: Fn(datastore_sql::SqlEngine, datastore_sql::SqlEngine) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("data.db").display());
+    let (a, b) = (
+        datastore_sql::SqlEngine::open(SqlConfig::new(&url)).await.unwrap(),
+        datastore_sql::SqlEngine::open(SqlConfig::new(&url)).await.unwrap(),
+    );
+    case(a, b).await;
+    let Some(server) = postgres().await else {
+        return;
+    };
+    let schema = PgSchema::create(&server).await;
+    let (a, b) = (
+        datastore_sql::SqlEngine::open(schema.config()).await.unwrap(),
+        datastore_sql::SqlEngine::open(schema.config()).await.unwrap(),
+    );
+    case(a, b).await;
+    schema.drop_schema().await;
+}
