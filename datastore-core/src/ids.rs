@@ -30,6 +30,12 @@ pub trait RecordId:
         self.to_string()
     }
 
+    /// [`RecordId::key`] borrowed where the id holds it as it is (a
+    /// single-string id), so a read need not copy it.
+    fn key_ref(&self) -> std::borrow::Cow<'_, str> {
+        std::borrow::Cow::Owned(self.key())
+    }
+
     /// Checks the id against the id rules; `field` names it in the error.
     fn check(&self, field: &str) -> Result<(), FieldError>;
 
@@ -68,10 +74,11 @@ pub fn check_id(field: &str, id: &str) -> Result<(), FieldError> {
             format!("is {} bytes, over the {MAX_ID_LEN}-byte limit", id.len()),
         ));
     }
-    if let Some(c) = id
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || "-_.:@+".contains(*c)))
-    {
+    // Byte by byte through a table (every id of every operation passes
+    // here); any byte of a non-ASCII character is refused, and the
+    // character it starts is named.
+    if let Some(at) = id.bytes().position(|b| !ID_BYTES[usize::from(b)]) {
+        let c = id[at..].chars().next().unwrap_or_default();
         return Err(FieldError::new(
             field,
             format!("contains {c:?}; ids take ASCII letters, digits and - _ . : @ +"),
@@ -79,6 +86,19 @@ pub fn check_id(field: &str, id: &str) -> Result<(), FieldError> {
     }
     Ok(())
 }
+
+/// Which bytes an id may hold: ASCII letters, digits and `- _ . : @ +`.
+const ID_BYTES: [bool; 256] = {
+    let mut allowed = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        allowed[b] =
+            c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':' | b'@' | b'+');
+        b += 1;
+    }
+    allowed
+};
 
 /// A new time-sortable id (UUIDv7, lower-case hex with dashes).
 pub fn generate_id() -> String {
@@ -135,6 +155,10 @@ macro_rules! string_id {
         impl RecordId for $name {
             fn key(&self) -> String {
                 self.0.clone()
+            }
+
+            fn key_ref(&self) -> std::borrow::Cow<'_, str> {
+                std::borrow::Cow::Borrowed(&self.0)
             }
 
             fn check(&self, field: &str) -> Result<(), FieldError> {
@@ -296,6 +320,28 @@ mod tests {
         assert!(check_id("id", "a/b").is_err());
         assert!(check_id("id", &"x".repeat(MAX_ID_LEN + 1)).is_err());
         assert!(check_id("id", &generate_id()).is_ok());
+        assert!(
+            check_id("id", "caf\u{e9}")
+                .unwrap_err()
+                .reason
+                .contains("'\u{e9}'")
+        );
+    }
+
+    #[test]
+    fn every_character_is_judged_by_the_id_rule() {
+        let allowed = |c: char| c.is_ascii_alphanumeric() || "-_.:@+".contains(c);
+        for c in (0..=0x2ffu32)
+            .filter_map(char::from_u32)
+            .chain(['\u{1f600}', '\u{ffff}'])
+        {
+            let id = format!("a{c}b");
+            let judged = check_id("id", &id);
+            assert_eq!(judged.is_ok(), allowed(c), "{c:?}");
+            if let Err(e) = judged {
+                assert!(e.reason.contains(&format!("{c:?}")), "{c:?}: {}", e.reason);
+            }
+        }
     }
 
     #[test]

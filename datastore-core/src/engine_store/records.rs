@@ -242,7 +242,9 @@ impl<E: Engine> EngineStore<E> {
     }
 
     pub(super) async fn get_record<R: Record>(&self, id: &R::Id) -> Result<Versioned<R>> {
-        let key = Self::check_id::<R>(id)?;
+        let key = id.key_ref();
+        id.check("id")
+            .map_err(|e| e.into_error(R::KIND.store(), key.to_string()))?;
         // An embedded engine reads without waiting, and the record is
         // decoded from the engine's own copy. (In a block of its own, so
         // the record read is not part of the future's state across the
@@ -255,10 +257,11 @@ impl<E: Engine> EngineStore<E> {
             };
             if let Some(read) = self.engine.get_now(R::KIND, &key, &mut decode) {
                 read?;
-                return found.ok_or_else(|| Error::not_found(R::KIND.store(), key));
+                return found.ok_or_else(|| Error::not_found(R::KIND.store(), key.into_owned()));
             }
         }
         // A server's row is decoded where the driver holds it.
+        let key = key.into_owned();
         let mut found = None;
         self.engine
             .get_each(R::KIND, std::slice::from_ref(&key), &mut |_, stored| {

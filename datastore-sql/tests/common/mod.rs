@@ -181,8 +181,12 @@ where
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("data.db").display());
     let (a, b) = (
-        datastore_sql::SqlEngine::open(SqlConfig::new(&url)).await.unwrap(),
-        datastore_sql::SqlEngine::open(SqlConfig::new(&url)).await.unwrap(),
+        datastore_sql::SqlEngine::open(SqlConfig::new(&url))
+            .await
+            .unwrap(),
+        datastore_sql::SqlEngine::open(SqlConfig::new(&url))
+            .await
+            .unwrap(),
     );
     case(a, b).await;
     let Some(server) = postgres().await else {
@@ -190,8 +194,12 @@ where
     };
     let schema = PgSchema::create(&server).await;
     let (a, b) = (
-        datastore_sql::SqlEngine::open(schema.config()).await.unwrap(),
-        datastore_sql::SqlEngine::open(schema.config()).await.unwrap(),
+        datastore_sql::SqlEngine::open(schema.config())
+            .await
+            .unwrap(),
+        datastore_sql::SqlEngine::open(schema.config())
+            .await
+            .unwrap(),
     );
     case(a, b).await;
     schema.drop_schema().await;
