@@ -51,9 +51,14 @@ impl<E: Engine> EngineStore<E> {
     }
 
     pub(super) fn check_id<R: Record>(id: &R::Id) -> Result<String> {
-        let key = id.key();
+        Ok(Self::check_key::<R>(id)?.into_owned())
+    }
+
+    /// [`Self::check_id`] with the key lent where the id holds it.
+    fn check_key<R: Record>(id: &R::Id) -> Result<std::borrow::Cow<'_, str>> {
+        let key = id.key_ref();
         id.check("id")
-            .map_err(|e| e.into_error(R::KIND.store(), key.clone()))?;
+            .map_err(|e| e.into_error(R::KIND.store(), key.to_string()))?;
         Ok(key)
     }
 
@@ -242,9 +247,7 @@ impl<E: Engine> EngineStore<E> {
     }
 
     pub(super) async fn get_record<R: Record>(&self, id: &R::Id) -> Result<Versioned<R>> {
-        let key = id.key_ref();
-        id.check("id")
-            .map_err(|e| e.into_error(R::KIND.store(), key.to_string()))?;
+        let key = Self::check_key::<R>(id)?;
         // An embedded engine reads without waiting, and the record is
         // decoded from the engine's own copy. (In a block of its own, so
         // the record read is not part of the future's state across the
